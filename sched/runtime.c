@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime lifecycle: configuration, worker start, spawning from anywhere,
+ * and the stop sequence. Stop sets rt_stopping (spawns after that create
+ * tasks already cancelled), cancels every live task of the runtime found in
+ * the task pool, waits until none is left, then stops the workers.
+ */
+#include "sched/runtime.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sched/alloc.h"
+#include "sched/task.h"
+#include "sched/testing.h"
+
+static _Atomic uint64_t ext_next_id = 1;
+
+static void rt_free(struct rook_rt *rt)
+{
+	if (rt->rt_workers) {
+		for (unsigned i = 0; i < rt->rt_nworkers; i++)
+			rook__worker_fini(&rt->rt_workers[i]);
+		free(rt->rt_workers);
+	}
+	rook__stack_pool_fini(&rt->rt_stacks);
+	rook__free(rt->rt_idle);
+	free(rt);
+}
+
+static int rt_alloc(struct rook_rt **out, const struct rook_config *cfg)
+{
+	struct rook_rt *rt = NULL;
+	if (rook__alloc_fail_now() || posix_memalign((void **)&rt, 64, sizeof(*rt)) != 0)
+		return -ENOMEM;
+	memset(rt, 0, sizeof(*rt));
+	rt->rt_nworkers = cfg->workers;
+	rt->rt_stack_size = cfg->stack_size;
+	rt->rt_flags = cfg->flags;
+	rook__stack_pool_init(&rt->rt_stacks, cfg->stack_size);
+	void *ws = NULL;
+	if (posix_memalign(&ws, 64, sizeof(struct rook__worker) * cfg->workers) != 0)
+		goto fail;
+	rt->rt_workers = ws;
+	memset(ws, 0, sizeof(struct rook__worker) * cfg->workers);
+	rt->rt_idle = rook__calloc(cfg->workers, sizeof(unsigned));
+	if (!rt->rt_idle)
+		goto fail;
+	for (unsigned i = 0; i < cfg->workers; i++)
+		if (rook__worker_init(&rt->rt_workers[i], rt, i) < 0)
+			goto fail;
+	*out = rt;
+	return 0;
+fail:
+	rt_free(rt);
+	return -ENOMEM;
+}
+
+int rook_rt_start(struct rook_rt **out, const struct rook_config *cfg)
+{
+	if (!out)
+		return -EINVAL;
+	struct rook_config c;
+	int r = rook__config_resolve(cfg, &c);
+	if (r < 0)
+		return r;
+	struct rook_rt *rt;
+	r = rt_alloc(&rt, &c);
+	if (r < 0)
+		return r;
+	r = rook__topo_plan(rt, !(c.flags & ROOK_NO_PIN));
+	if (r < 0)
+		goto fail;
+	rook__stack_install_handler();
+	unsigned started = 0;
+	for (; started < rt->rt_nworkers; started++) {
+		struct rook__worker *w = &rt->rt_workers[started];
+		if (pthread_create(&w->w_thread, NULL, rook__worker_main, w) != 0)
+			break;
+		rook__topo_pin(rt, w);
+	}
+	if (started < rt->rt_nworkers) {
+		atomic_store_explicit(&rt->rt_exit, true, memory_order_seq_cst);
+		rook__wake_all(rt);
+		for (unsigned i = 0; i < started; i++)
+			pthread_join(rt->rt_workers[i].w_thread, NULL);
+		r = -EAGAIN;
+		goto fail;
+	}
+	*out = rt;
+	return 0;
+fail:
+	rt_free(rt);
+	return r;
+}
+
+int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **out,
+		rook_fn fn, void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	struct rook_task *t = rook__task_alloc();
+	if (!t)
+		return -ENOMEM;
+	atomic_store_explicit(&t->t_state, ROOK__T_NEW, memory_order_relaxed);
+	atomic_store_explicit(&t->t_cancel, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
+	t->t_status = 0;
+	t->t_shield = 0;
+	t->t_detached_spawn = out == NULL;
+	t->t_fn = fn;
+	t->t_arg = arg;
+	t->t_rt = rt;
+	t->t_sp = NULL;
+	t->t_stack = NULL;
+	t->t_next = NULL;
+	atomic_store_explicit(&t->t_lock.s_held, 0, memory_order_relaxed);
+	t->t_joiners = NULL;
+	t->t_san_fiber = NULL;
+	t->t_asan_fake = NULL;
+	rook__waiter_init(&t->t_waiter, t);
+	if (w) {
+		t->t_id = (w->w_next_id++ << 10) | w->w_index;
+		atomic_store_explicit(&w->w_nspawned,
+				      atomic_load_explicit(&w->w_nspawned, memory_order_relaxed) + 1,
+				      memory_order_release);
+	} else {
+		t->t_id = atomic_fetch_add_explicit(&ext_next_id, 1, memory_order_relaxed) << 10 |
+			  1023u;
+		atomic_fetch_add_explicit(&rt->rt_ext_spawned, 1, memory_order_release);
+	}
+	atomic_store_explicit(&t->t_magic, ROOK__TASK_MAGIC, memory_order_relaxed);
+	/* Publishes the fields to rook__task_tryget (the stop sweep). */
+	atomic_store_explicit(&t->t_refs, out ? 2 : 1, memory_order_release);
+	/* Pairs with the seq_cst store of rt_stopping in rook_rt_stop: either
+	 * the sweep finds this task or we see the stop and cancel it. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
+		atomic_store_explicit(&t->t_cancel, 1, memory_order_relaxed);
+	if (out)
+		*out = t;
+	rook__schedule(t, false);
+	return 0;
+}
+
+int rook_rt_spawn(struct rook_rt *rt, struct rook_task **t, rook_fn fn, void *arg)
+{
+	if (!rt || !fn)
+		return -EINVAL;
+	if (atomic_load_explicit(&rt->rt_stopping, memory_order_acquire) &&
+	    (!rook_self() || rook_self()->t_rt != rt))
+		return -EPIPE;
+	struct rook__worker *w = rook__worker_self();
+	if (w && (w->w_rt != rt || !w->w_current))
+		w = NULL;
+	return rook__spawn(rt, w, t, fn, arg);
+}
+
+void rook__rt_task_ended(struct rook_rt *rt)
+{
+	struct rook__worker *w = rook__worker_self();
+	/* Tasks always finish on a worker of their runtime. */
+	atomic_store_explicit(&w->w_nfinished,
+			      atomic_load_explicit(&w->w_nfinished, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+static uint64_t live_tasks(struct rook_rt *rt)
+{
+	uint64_t fin = 0, spawned = 0;
+	/* Finished counts first: a task counted there was spawned before, so
+	 * the difference never undercounts. */
+	for (unsigned i = 0; i < rt->rt_nworkers; i++)
+		fin += atomic_load_explicit(&rt->rt_workers[i].w_nfinished, memory_order_acquire);
+	spawned = atomic_load_explicit(&rt->rt_ext_spawned, memory_order_acquire);
+	for (unsigned i = 0; i < rt->rt_nworkers; i++)
+		spawned += atomic_load_explicit(&rt->rt_workers[i].w_nspawned, memory_order_acquire);
+	return spawned - fin;
+}
+
+static void cancel_if_ours(struct rook_task *t, void *ctx)
+{
+	if (!rook__task_tryget(t))
+		return;
+	if (t->t_rt == ctx)
+		rook_cancel(t);
+	rook__task_put(t);
+}
+
+int rook_rt_stop(struct rook_rt *rt)
+{
+	if (!rt)
+		return -EINVAL;
+	struct rook__worker *self = rook__worker_self();
+	if (self && self->w_rt == rt)
+		return -EBUSY;
+	atomic_store_explicit(&rt->rt_stopping, true, memory_order_seq_cst);
+	rook__task_foreach(cancel_if_ours, rt);
+	struct timespec nap = { 0, 100 * 1000 };
+	while (live_tasks(rt) > 0)
+		nanosleep(&nap, NULL);
+	atomic_store_explicit(&rt->rt_exit, true, memory_order_seq_cst);
+	rook__wake_all(rt);
+	for (unsigned i = 0; i < rt->rt_nworkers; i++)
+		pthread_join(rt->rt_workers[i].w_thread, NULL);
+	rt_free(rt);
+	return 0;
+}
+
+int rook_run(const struct rook_config *cfg, rook_fn main, void *arg)
+{
+	if (!main)
+		return -EINVAL;
+	if (rook_self())
+		return -EBUSY;
+	struct rook_rt *rt;
+	int r = rook_rt_start(&rt, cfg);
+	if (r < 0)
+		return r;
+	struct rook_task *t;
+	int status = 0;
+	r = rook_rt_spawn(rt, &t, main, arg);
+	if (r == 0)
+		r = rook_join(t, &status);
+	rook_rt_stop(rt);
+	return r < 0 ? r : status;
+}

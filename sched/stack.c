@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stack regions, guard budget, per-worker caches and the overflow handler.
+ * Invariants: a stack is in exactly one of {a worker cache, the pool's free
+ * list, a task}; regions are only unmapped by rook__stack_pool_fini once no
+ * task of the runtime is alive.
+ */
+#include "sched/stack.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sched/alloc.h"
+#include "sched/stats.h"
+#include "sched/task.h"
+#include "sched/testing.h"
+#include "sched/worker.h"
+
+#define CACHE_MAX 64u
+#define CACHE_BATCH 16u
+#define REGION_FIRST 16u
+#define REGION_MAX 256u
+
+static _Atomic long guard_budget = -1; /* guard pages left; -1 unread */
+static _Atomic unsigned stack_fail_next;
+_Atomic uint64_t rook__stat_guarded, rook__stat_unguarded;
+
+void rook__stack_fail_next(unsigned n)
+{
+	atomic_store_explicit(&stack_fail_next, n, memory_order_relaxed);
+}
+
+static size_t page_size(void)
+{
+	static size_t ps;
+	if (!ps)
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+/* A quarter of vm.max_map_count: each guard page splits a mapping in two,
+ * and the application needs the rest. */
+static long budget_init(void)
+{
+	long max = 65530;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 65530;
+		fclose(f);
+	}
+	return max / 4;
+}
+
+static bool take_guard(void)
+{
+	long b = atomic_load_explicit(&guard_budget, memory_order_relaxed);
+	if (b < 0) {
+		long init = budget_init();
+		/* First reader publishes the budget; losers reread it. */
+		atomic_compare_exchange_strong_explicit(&guard_budget, &b, init,
+							memory_order_relaxed, memory_order_relaxed);
+		b = atomic_load_explicit(&guard_budget, memory_order_relaxed);
+	}
+	while (b > 0) {
+		if (atomic_compare_exchange_weak_explicit(&guard_budget, &b, b - 1,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
+
+int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size)
+{
+	size_t ps = page_size();
+	memset(p, 0, sizeof(*p));
+	p->p_usable = (stack_size + ps - 1) & ~(ps - 1);
+	p->p_slot = p->p_usable + ps;
+	p->p_next_count = REGION_FIRST;
+	return 0;
+}
+
+void rook__stack_pool_fini(struct rook__stack_pool *p)
+{
+	struct rook__stack_region *r = p->p_regions;
+	while (r) {
+		struct rook__stack_region *next = r->r_next;
+		munmap(r->r_base, r->r_len);
+		rook__free(r);
+		r = next;
+	}
+	p->p_regions = NULL;
+	p->p_free = NULL;
+	p->p_nfree = 0;
+}
+
+/* Pool lock held: map a new region and put its stacks on the free list. */
+static int region_grow(struct rook__stack_pool *p)
+{
+	size_t ps = page_size();
+	unsigned n = p->p_next_count;
+	struct rook__stack_region *r = rook__alloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	size_t len = (size_t)n * p->p_slot;
+	void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (base == MAP_FAILED) {
+		rook__free(r);
+		return -ENOMEM;
+	}
+	r->r_base = base;
+	r->r_len = len;
+	r->r_next = p->p_regions;
+	p->p_regions = r;
+	for (unsigned i = 0; i < n; i++) {
+		char *slot = (char *)base + (size_t)i * p->p_slot;
+		bool guarded = take_guard() && mprotect(slot, ps, PROT_NONE) == 0;
+		char *lo = slot + ps;
+		struct rook__stack *s =
+			(struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack));
+		s->s_lo = guarded ? lo : lo + 256; /* unguarded: keep a margin */
+		s->s_top = (char *)s;
+		s->s_guarded = guarded;
+		s->s_next = p->p_free;
+		p->p_free = s;
+		p->p_nfree++;
+		atomic_fetch_add_explicit(guarded ? &rook__stat_guarded : &rook__stat_unguarded, 1,
+					  memory_order_relaxed);
+	}
+	if (p->p_next_count < REGION_MAX)
+		p->p_next_count *= 2;
+	return 0;
+}
+
+struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__stack_cache *c)
+{
+	unsigned fail = atomic_load_explicit(&stack_fail_next, memory_order_relaxed);
+	while (fail && !atomic_compare_exchange_weak_explicit(&stack_fail_next, &fail, fail - 1,
+							       memory_order_relaxed,
+							       memory_order_relaxed))
+		;
+	if (fail)
+		return NULL;
+	if (!c->c_head) {
+		rook__spin_lock(&p->p_lock);
+		if (!p->p_free && region_grow(p) < 0) {
+			rook__spin_unlock(&p->p_lock);
+			return NULL;
+		}
+		for (unsigned i = 0; i < CACHE_BATCH && p->p_free; i++) {
+			struct rook__stack *s = p->p_free;
+			p->p_free = s->s_next;
+			p->p_nfree--;
+			s->s_next = c->c_head;
+			c->c_head = s;
+			c->c_len++;
+		}
+		rook__spin_unlock(&p->p_lock);
+	}
+	struct rook__stack *s = c->c_head;
+	c->c_head = s->s_next;
+	c->c_len--;
+	return s;
+}
+
+void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c,
+		     struct rook__stack *s)
+{
+	s->s_next = c->c_head;
+	c->c_head = s;
+	if (++c->c_len <= CACHE_MAX)
+		return;
+	/* Hand the coldest half back to the pool. */
+	struct rook__stack *keep = c->c_head;
+	for (unsigned i = 1; i < CACHE_MAX / 2; i++)
+		keep = keep->s_next;
+	struct rook__stack *give = keep->s_next;
+	keep->s_next = NULL;
+	unsigned given = c->c_len - CACHE_MAX / 2;
+	c->c_len = CACHE_MAX / 2;
+	struct rook__stack *last = give;
+	while (last->s_next)
+		last = last->s_next;
+	rook__spin_lock(&p->p_lock);
+	last->s_next = p->p_free;
+	p->p_free = give;
+	p->p_nfree += given;
+	rook__spin_unlock(&p->p_lock);
+}
+
+void rook__stack_cache_drain(struct rook__stack_pool *p, struct rook__stack_cache *c)
+{
+	rook__spin_lock(&p->p_lock);
+	while (c->c_head) {
+		struct rook__stack *s = c->c_head;
+		c->c_head = s->s_next;
+		s->s_next = p->p_free;
+		p->p_free = s;
+		p->p_nfree++;
+	}
+	c->c_len = 0;
+	rook__spin_unlock(&p->p_lock);
+}
+
+/* ---- overflow reporting -------------------------------------------- */
+
+#define ALTSTACK_SIZE (64 * 1024)
+
+static struct sigaction prev_segv;
+static _Atomic int handler_installed;
+
+int rook__stack_sigaltstack_setup(void **mem)
+{
+	void *m = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	stack_t ss = { .ss_sp = m, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
+	if (sigaltstack(&ss, NULL) != 0) {
+		munmap(m, ALTSTACK_SIZE);
+		return -errno;
+	}
+	*mem = m;
+	return 0;
+}
+
+void rook__stack_sigaltstack_teardown(void *mem)
+{
+	if (!mem)
+		return;
+	stack_t ss = { .ss_flags = SS_DISABLE };
+	sigaltstack(&ss, NULL);
+	munmap(mem, ALTSTACK_SIZE);
+}
+
+static size_t fmt_u64(char *buf, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t put_str(char *buf, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(buf, s, n);
+	return n;
+}
+
+void rook__stack_overflow_abort(uint64_t task_id, size_t stack_size)
+{
+	char msg[256];
+	size_t n = 0;
+	n += put_str(msg + n, "rook: stack overflow in task ");
+	n += fmt_u64(msg + n, task_id);
+	n += put_str(msg + n, " (stack size ");
+	n += fmt_u64(msg + n, stack_size);
+	n += put_str(msg + n, " bytes); raise rook_config.stack_size or ROOK_STACK_SIZE\n");
+	ssize_t w = write(STDERR_FILENO, msg, n);
+	(void)w;
+	abort();
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uctx)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *t = w ? w->w_current : NULL;
+	if (t && t->t_stack && t->t_stack->s_guarded) {
+		char *addr = si->si_addr;
+		char *lo = t->t_stack->s_lo;
+		if (addr < lo && addr >= lo - page_size())
+			rook__stack_overflow_abort(t->t_id,
+						   (size_t)(t->t_stack->s_top - lo) +
+							   sizeof(struct rook__stack));
+	}
+	/* Not ours: behave as if we were never installed. */
+	if (prev_segv.sa_flags & SA_SIGINFO) {
+		prev_segv.sa_sigaction(sig, si, uctx);
+		return;
+	}
+	if (prev_segv.sa_handler == SIG_IGN)
+		return;
+	if (prev_segv.sa_handler != SIG_DFL) {
+		prev_segv.sa_handler(sig);
+		return;
+	}
+	/* Default action: restore it; the faulting instruction re-runs. */
+	signal(SIGSEGV, SIG_DFL);
+}
+
+void rook__stack_install_handler(void)
+{
+	int expect = 0;
+	if (!atomic_compare_exchange_strong_explicit(&handler_installed, &expect, 1,
+						     memory_order_acq_rel, memory_order_acquire))
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = segv_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &prev_segv);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Task stacks, carved from large reserved regions (mmap NORESERVE: memory
+ * is committed only where a task touches it). While a process-wide budget
+ * of kernel mappings lasts (a quarter of vm.max_map_count), every stack gets
+ * a PROT_NONE guard page below it, and an overflow into it is reported as a
+ * stack overflow by a SIGSEGV handler. Beyond the budget a stack has no
+ * guard page; the saved stack pointer is checked against the stack's limit
+ * on every switch instead (it catches overflows still in progress when the
+ * task suspends, not all overflows). Stacks are cached per worker and
+ * pooled per runtime; regions are unmapped when the runtime stops.
+ */
+#ifndef ROOK_SCHED_STACK_H
+#define ROOK_SCHED_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sched/lock.h"
+
+/* Lives at the top of its own stack memory. */
+struct rook__stack {
+	char *s_lo;        /* lowest usable byte */
+	char *s_top;       /* one past the highest usable byte (this struct) */
+	bool s_guarded;
+	struct rook__stack *s_next;
+};
+
+struct rook__stack_region {
+	struct rook__stack_region *r_next;
+	void *r_base;
+	size_t r_len;
+};
+
+struct rook__stack_pool {
+	struct rook__spin p_lock;
+	struct rook__stack *p_free;
+	size_t p_nfree;
+	struct rook__stack_region *p_regions;
+	unsigned p_next_count; /* stacks in the next region (grows) */
+	size_t p_slot;         /* bytes per stack slot incl. guard page */
+	size_t p_usable;       /* usable bytes */
+};
+
+struct rook__stack_cache {
+	struct rook__stack *c_head;
+	unsigned c_len;
+};
+
+int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size);
+void rook__stack_pool_fini(struct rook__stack_pool *p);
+
+/* NULL if memory or mappings ran out (or a test injected a failure). */
+struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__stack_cache *c);
+void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c,
+		     struct rook__stack *s);
+void rook__stack_cache_drain(struct rook__stack_pool *p, struct rook__stack_cache *c);
+
+/* True if sp is below the usable range (an overflow in progress). */
+static inline bool rook__stack_sp_bad(const struct rook__stack *s, const void *sp)
+{
+	return (const char *)sp < s->s_lo;
+}
+
+/* Overflow reporting: per-thread alternate signal stack + SIGSEGV handler. */
+int rook__stack_sigaltstack_setup(void **mem);
+void rook__stack_sigaltstack_teardown(void *mem);
+void rook__stack_install_handler(void);
+/* Report an overflow of the running task and abort (async-signal-safe). */
+void rook__stack_overflow_abort(uint64_t task_id, size_t stack_size);
+
+#endif

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Task lifecycle: allocation from a type-stable pool, the entry point that
+ * runs on the task's stack, finishing and joining, cancellation, detach,
+ * yield. Invariants: t_state goes NEW -> STARTED -> DONE (or NEW -> DONE
+ * for a task cancelled before it ran) and the DONE edge happens under
+ * t_lock together with taking the joiner list, so a joiner either sees DONE
+ * or is on the list when the task finishes (no lost wake-up).
+ */
+#include "sched/task.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched/alloc.h"
+#include "sched/runtime.h"
+#include "sched/stats.h"
+#include "sched/worker.h"
+
+/* ---- type-stable task pool ------------------------------------------ */
+
+#define CHUNK_TASKS 256u
+#define CACHE_MAX 512u
+
+struct chunk {
+	struct chunk *c_next;
+	struct rook_task c_tasks[CHUNK_TASKS];
+};
+
+static struct rook__spin pool_lock;
+static struct rook_task *pool_free;
+static _Atomic(struct chunk *) chunks; /* append-only, never freed */
+
+static struct rook_task *pool_take(void)
+{
+	rook__spin_lock(&pool_lock);
+	struct rook_task *t = pool_free;
+	if (t)
+		pool_free = t->t_next;
+	rook__spin_unlock(&pool_lock);
+	if (t)
+		return t;
+	struct chunk *c = rook__calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	for (unsigned i = 1; i < CHUNK_TASKS; i++)
+		atomic_init(&c->c_tasks[i].t_magic, ROOK__TASK_DEAD);
+	rook__spin_lock(&pool_lock);
+	for (unsigned i = CHUNK_TASKS - 1; i >= 1; i--) {
+		c->c_tasks[i].t_next = pool_free;
+		pool_free = &c->c_tasks[i];
+	}
+	rook__spin_unlock(&pool_lock);
+	c->c_next = atomic_load_explicit(&chunks, memory_order_relaxed);
+	/* Pairs with the acquire load in rook__task_foreach. */
+	while (!atomic_compare_exchange_weak_explicit(&chunks, &c->c_next, c,
+						      memory_order_release, memory_order_relaxed))
+		;
+	return &c->c_tasks[0];
+}
+
+static void pool_give(struct rook_task *head, struct rook_task *tail)
+{
+	rook__spin_lock(&pool_lock);
+	tail->t_next = pool_free;
+	pool_free = head;
+	rook__spin_unlock(&pool_lock);
+}
+
+struct rook_task *rook__task_alloc(void)
+{
+	if (rook__alloc_fail_now())
+		return NULL;
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *t;
+	if (w && w->w_tasks.tc_head) {
+		t = w->w_tasks.tc_head;
+		w->w_tasks.tc_head = t->t_next;
+		w->w_tasks.tc_len--;
+	} else {
+		t = pool_take();
+		if (!t)
+			return NULL;
+	}
+	rook__stat_add(w, ROOK__STAT_LIVE, 1);
+	return t;
+}
+
+static void task_free(struct rook_task *t)
+{
+	struct rook__worker *w = rook__worker_self();
+	atomic_store_explicit(&t->t_magic, ROOK__TASK_DEAD, memory_order_relaxed);
+	rook__stat_add(w, ROOK__STAT_LIVE, -1);
+	if (!w) {
+		pool_give(t, t);
+		return;
+	}
+	struct rook__task_cache *c = &w->w_tasks;
+	t->t_next = c->tc_head;
+	c->tc_head = t;
+	if (++c->tc_len < CACHE_MAX)
+		return;
+	/* Give the older half back so one worker cannot hoard freed tasks. */
+	struct rook_task *keep = c->tc_head;
+	for (unsigned i = 1; i < CACHE_MAX / 2; i++)
+		keep = keep->t_next;
+	struct rook_task *head = keep->t_next, *tail = head;
+	while (tail->t_next)
+		tail = tail->t_next;
+	keep->t_next = NULL;
+	c->tc_len = CACHE_MAX / 2;
+	pool_give(head, tail);
+}
+
+void rook__task_cache_drain(struct rook__task_cache *c)
+{
+	if (!c->tc_head)
+		return;
+	struct rook_task *tail = c->tc_head;
+	while (tail->t_next)
+		tail = tail->t_next;
+	pool_give(c->tc_head, tail);
+	c->tc_head = NULL;
+	c->tc_len = 0;
+}
+
+void rook__task_put(struct rook_task *t)
+{
+	/* acq_rel: the last dropper sees every write made under the other
+	 * reference before it frees. */
+	if (atomic_fetch_sub_explicit(&t->t_refs, 1, memory_order_acq_rel) == 1)
+		task_free(t);
+}
+
+bool rook__task_tryget(struct rook_task *t)
+{
+	int r = atomic_load_explicit(&t->t_refs, memory_order_relaxed);
+	while (r > 0)
+		if (atomic_compare_exchange_weak_explicit(&t->t_refs, &r, r + 1,
+							  memory_order_acquire,
+							  memory_order_relaxed))
+			return true;
+	return false;
+}
+
+void rook__task_foreach(void (*fn)(struct rook_task *t, void *ctx), void *ctx)
+{
+	for (struct chunk *c = atomic_load_explicit(&chunks, memory_order_acquire); c;
+	     c = c->c_next)
+		for (unsigned i = 0; i < CHUNK_TASKS; i++)
+			fn(&c->c_tasks[i], ctx);
+}
+
+/* ---- running and finishing ------------------------------------------ */
+
+bool rook__task_cancel_pending(const struct rook_task *t)
+{
+	return t->t_shield == 0 &&
+	       atomic_load_explicit(&((struct rook_task *)t)->t_cancel, memory_order_acquire);
+}
+
+void rook__task_finish(struct rook_task *t, int status)
+{
+	struct rook__waiter *wake = NULL;
+	t->t_status = status;
+	rook__spin_lock(&t->t_lock);
+	/* Pairs with the acquire loads of t_state in join and rook_done. */
+	atomic_store_explicit(&t->t_state, ROOK__T_DONE, memory_order_release);
+	for (struct rook__jnode *n = t->t_joiners; n; n = n->j_next) {
+		n->j_linked = false;
+		if (rook__wait_claim(n->j_w, n->j_token, 0)) {
+			n->j_w->w_next_wake = wake;
+			wake = n->j_w;
+		}
+	}
+	t->t_joiners = NULL;
+	rook__spin_unlock(&t->t_lock);
+	while (wake) {
+		struct rook__waiter *next = wake->w_next_wake;
+		rook__wait_wake(wake);
+		wake = next;
+	}
+	rook__rt_task_ended(t->t_rt);
+}
+
+void rook__task_entry(void *arg)
+{
+	struct rook_task *t = arg;
+	rook__task_started();
+	int status = t->t_fn(t->t_arg);
+	rook__task_finish(t, status);
+	rook__task_switch_out(ROOK__POST_EXIT);
+	abort(); /* unreachable: an exited task is never resumed */
+}
+
+void rook__task_unpark(struct rook_task *t)
+{
+	/* acq_rel: pairs with the scheduler's CAS PARKING -> PARKED (one of
+	 * the two sees the other) and with the task's acquire load in park. */
+	uint32_t old = atomic_exchange_explicit(&t->t_park, ROOK__P_WOKEN, memory_order_acq_rel);
+	if (old == ROOK__P_PARKED)
+		rook__schedule(t, true);
+}
+
+/* ---- public task calls ---------------------------------------------- */
+
+struct rook_task *rook_self(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	return w ? w->w_current : NULL;
+}
+
+int rook_spawn(struct rook_task **t, rook_fn fn, void *arg)
+{
+	struct rook__worker *w = rook__worker_self();
+	if (!w || !w->w_current)
+		return -EPERM;
+	return rook__spawn(w->w_rt, w, t, fn, arg);
+}
+
+bool rook_done(const struct rook_task *t)
+{
+	if (!rook__task_valid(t))
+		return false;
+	return atomic_load_explicit(&((struct rook_task *)t)->t_state, memory_order_acquire) ==
+	       ROOK__T_DONE;
+}
+
+void rook_detach(struct rook_task *t)
+{
+	if (!rook__task_valid(t))
+		return;
+	rook__task_put(t);
+}
+
+int rook_cancel(struct rook_task *t)
+{
+	if (!rook__task_valid(t))
+		return -EINVAL;
+	/* seq_cst: pairs with the store of w_state in wait_begin and the load
+	 * of t_cancel in wait_park (see wait.c). */
+	atomic_store_explicit(&t->t_cancel, 1, memory_order_seq_cst);
+	struct rook__waiter *w = &t->t_waiter;
+	uint32_t s = atomic_load_explicit(&w->w_state, memory_order_seq_cst);
+	if ((s & 3u) == ROOK__W_WAITING && rook__wait_claim(w, s, -ECANCELED))
+		rook__wait_wake(w);
+	return 0;
+}
+
+/* Wait until t is DONE without releasing it. 0, -ECANCELED, -ETIMEDOUT. */
+int rook__task_wait_done(struct rook_task *t)
+{
+	if (atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE)
+		return 0;
+	struct rook_task *self = rook_self();
+	if (self && rook__task_cancel_pending(self))
+		return -ECANCELED;
+	struct rook__waiter *w = rook__waiter_self();
+	struct rook__jnode n = { .j_w = w };
+	rook__spin_lock(&t->t_lock);
+	if (atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE) {
+		rook__spin_unlock(&t->t_lock);
+		return 0;
+	}
+	n.j_token = rook__wait_begin(w, self && self->t_shield == 0);
+	n.j_linked = true;
+	n.j_next = t->t_joiners;
+	if (n.j_next)
+		n.j_next->j_prev = &n;
+	n.j_prev = NULL;
+	t->t_joiners = &n;
+	rook__spin_unlock(&t->t_lock);
+	int r = rook__wait_park(w, n.j_token);
+	if (r != 0) {
+		rook__spin_lock(&t->t_lock);
+		if (n.j_linked) {
+			if (n.j_prev)
+				n.j_prev->j_next = n.j_next;
+			else
+				t->t_joiners = n.j_next;
+			if (n.j_next)
+				n.j_next->j_prev = n.j_prev;
+		}
+		rook__spin_unlock(&t->t_lock);
+	}
+	return r;
+}
+
+int rook_join(struct rook_task *t, int *status)
+{
+	if (!rook__task_valid(t))
+		return -EINVAL;
+	if (t == rook_self())
+		return -EDEADLK;
+	int r = rook__task_wait_done(t);
+	if (r != 0)
+		return r;
+	if (status)
+		*status = t->t_status;
+	rook__task_put(t);
+	return 0;
+}
+
+int rook_yield(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *t = w ? w->w_current : NULL;
+	if (!t)
+		return -EPERM;
+	if (rook__task_cancel_pending(t))
+		return -ECANCELED;
+	if (rook__worker_has_other_work(w))
+		rook__task_switch_out(ROOK__POST_YIELD);
+	return rook__task_cancel_pending(t) ? -ECANCELED : 0;
+}

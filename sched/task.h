@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The task object. A task is created NEW, gets a stack when it first runs,
+ * and ends DONE; its memory lives until both references are gone: the
+ * handle's (released by join or detach) and the execution's (dropped by the
+ * worker once the task has switched away for the last time).
+ *
+ * Task memory is type-stable: released tasks go back to a pool and are
+ * never returned to malloc, so a stale handle reads a DEAD magic (-EINVAL)
+ * instead of faulting, as long as the slot has not been reused.
+ */
+#ifndef ROOK_SCHED_TASK_H
+#define ROOK_SCHED_TASK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rook.h>
+
+#include "sched/lock.h"
+#include "sched/wait.h"
+
+#define ROOK__TASK_MAGIC 0x726f6f6bu /* "rook" */
+#define ROOK__TASK_DEAD 0xdeadbeefu
+
+enum {
+	ROOK__T_NEW = 0,
+	ROOK__T_STARTED = 1,
+	ROOK__T_DONE = 2,
+};
+
+/* t_park: the handshake between a task that suspends and its waker. */
+enum {
+	ROOK__P_RUNNING = 0,
+	ROOK__P_PARKING = 1, /* decided to suspend, context not yet saved */
+	ROOK__P_PARKED = 2,  /* context saved; the waker must schedule it */
+	ROOK__P_WOKEN = 3,   /* woken before or while parking */
+};
+
+struct rook__stack;
+struct rook__jnode;
+
+struct rook_task {
+	_Atomic uint32_t t_magic;
+	_Atomic int t_refs;
+	_Atomic int t_state;     /* ROOK__T_* */
+	_Atomic int t_cancel;    /* cancellation requested (sticky) */
+	_Atomic uint32_t t_park; /* ROOK__P_* */
+	int t_status;
+	int t_shield;            /* shield depth; owner only */
+	bool t_detached_spawn;   /* spawned with t NULL */
+	rook_fn t_fn;
+	void *t_arg;
+	struct rook_rt *t_rt;
+	void *t_sp;                  /* saved context while not running */
+	struct rook__stack *t_stack; /* NULL until first run */
+	struct rook_task *t_next;    /* run queues (injection, yield) */
+	struct rook__spin t_lock;    /* guards t_joiners and the DONE edge */
+	struct rook__jnode *t_joiners;
+	uint64_t t_id;
+	struct rook__waiter t_waiter; /* this task's own blocking calls */
+	void *t_san_fiber;            /* TSan fiber, when built with TSan */
+	void *t_asan_fake;            /* ASan fake stack while switched out */
+};
+
+/* A joiner's entry on a task's t_joiners list (lives on the joiner's stack). */
+struct rook__jnode {
+	struct rook__waiter *j_w;
+	uint32_t j_token;
+	bool j_linked;
+	struct rook__jnode *j_prev, *j_next;
+};
+
+struct rook_task *rook__task_alloc(void);
+void rook__task_put(struct rook_task *t); /* drop one reference */
+
+/* Body of every task (runs on its stack); never returns. */
+void rook__task_entry(void *arg);
+
+/* Mark t DONE with status and wake its joiners. */
+void rook__task_finish(struct rook_task *t, int status);
+
+/* Make a parked task runnable again (exactly once per park). */
+void rook__task_unpark(struct rook_task *t);
+
+/* True if the caller (a task) has a cancellation to deliver now. */
+bool rook__task_cancel_pending(const struct rook_task *t);
+
+/* Take a reference only if the task is still referenced (type-stable
+ * memory makes this safe on a stale pointer). */
+bool rook__task_tryget(struct rook_task *t);
+
+/* Call fn on every task slot ever allocated (live or not). */
+void rook__task_foreach(void (*fn)(struct rook_task *t, void *ctx), void *ctx);
+
+/* Wait until t is DONE without releasing it: 0, -ECANCELED, -ETIMEDOUT. */
+int rook__task_wait_done(struct rook_task *t);
+
+/* Called first thing on a task's new stack (sanitizer bookkeeping). */
+void rook__task_started(void);
+
+struct rook__task_cache;
+void rook__task_cache_drain(struct rook__task_cache *c);
+
+/* Checks a handle: magic intact. */
+static inline bool rook__task_valid(const struct rook_task *t)
+{
+	return t && atomic_load_explicit(&((struct rook_task *)t)->t_magic,
+					 memory_order_relaxed) == ROOK__TASK_MAGIC;
+}
+
+#endif

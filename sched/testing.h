@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal hooks for rook's own tests and perf suite. Not installed, not
+ * exported from the shared library: tests link the static archive.
+ */
+#ifndef ROOK_SCHED_TESTING_H
+#define ROOK_SCHED_TESTING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Index of the worker running the caller, or -1 outside a worker. */
+int rook__worker_index(void);
+
+/* Fail the n-th call of rook__alloc from now on (1 = the next); 0 disables. */
+void rook__alloc_fail_nth(long n);
+
+/* Fail the next n task-stack allocations (as if mmap returned ENOMEM). */
+void rook__stack_fail_next(unsigned n);
+
+/* Process-wide counters (all runtimes). */
+struct rook__stats {
+	uint64_t live_tasks;      /* tasks spawned and not yet freed */
+	uint64_t peak_live_tasks; /* high-water mark of live_tasks */
+	uint64_t stacks_in_use;   /* task stacks handed out now */
+	uint64_t peak_stacks;     /* high-water mark of stacks_in_use */
+	uint64_t steals;          /* tasks taken by thieves */
+	uint64_t parks;           /* times a worker went to sleep */
+	uint64_t guard_stacks;    /* stacks protected by a guard page */
+	uint64_t canary_stacks;   /* stacks protected by a canary only */
+};
+void rook__stats_get(struct rook__stats *st);
+void rook__stats_reset_peaks(void);
+
+#endif

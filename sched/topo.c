@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration and topology: how many workers (the PUs this process may
+ * run on, capped by the cgroup v2 cpu.max quota), which PU each worker is
+ * pinned to, and each worker's victim order for stealing (nearest first by
+ * the depth of the common hwloc ancestor: same core, same cache, same
+ * package, then the rest).
+ */
+#include <errno.h>
+#include <hwloc.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched/alloc.h"
+#include "sched/runtime.h"
+
+#define DEFAULT_STACK ((size_t)64 * 1024)
+
+/* Parse an unsigned decimal environment variable: 0 unset, 1 set, -EINVAL. */
+static int env_size(const char *name, size_t *out)
+{
+	const char *s = getenv(name);
+	if (!s || !*s)
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || s[0] == '-')
+		return -EINVAL;
+	if (*end == '\0' && v > SIZE_MAX)
+		return -EINVAL;
+	*out = (size_t)v;
+	return 1;
+}
+
+int rook__config_resolve(const struct rook_config *in, struct rook_config *out)
+{
+	struct rook_config c = { 0 };
+	if (in)
+		c = *in;
+	size_t v;
+	int r = env_size("ROOK_WORKERS", &v);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		if (v > UINT_MAX)
+			return -EINVAL;
+		c.workers = (unsigned)v;
+	}
+	r = env_size("ROOK_STACK_SIZE", &v);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		c.stack_size = v;
+	r = env_size("ROOK_NO_PIN", &v);
+	if (r < 0)
+		return r;
+	if (r > 0 && v)
+		c.flags |= ROOK_NO_PIN;
+	if (c.flags & ~ROOK_FLAGS_ALL)
+		return -EINVAL;
+	if (c.workers > ROOK_MAX_WORKERS || c.ring_entries > ROOK_MAX_RING_ENTRIES)
+		return -EINVAL;
+	if (c.stack_size && (c.stack_size < ROOK_MIN_STACK || c.stack_size > ROOK_MAX_STACK))
+		return -EINVAL;
+	if (!c.stack_size)
+		c.stack_size = DEFAULT_STACK;
+	if (!c.workers)
+		c.workers = rook__topo_ncpus();
+	*out = c;
+	return 0;
+}
+
+/* cgroup v2 quota of our own cgroup: ceil(quota / period), or 0 if none. */
+static unsigned cgroup_cpus(void)
+{
+	char path[512] = "/sys/fs/cgroup/cpu.max";
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (f) {
+		char line[512];
+		while (fgets(line, sizeof(line), f)) {
+			if (strncmp(line, "0::", 3) == 0) {
+				line[strcspn(line, "\n")] = '\0';
+				snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cpu.max",
+					 strcmp(line + 3, "/") ? line + 3 : "");
+				break;
+			}
+		}
+		fclose(f);
+	}
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	char quota[32];
+	unsigned long period = 0;
+	unsigned n = 0;
+	if (fscanf(f, "%31s %lu", quota, &period) == 2 && strcmp(quota, "max") != 0 && period) {
+		unsigned long q = strtoul(quota, NULL, 10);
+		n = (unsigned)((q + period - 1) / period);
+	}
+	fclose(f);
+	return n;
+}
+
+static int load_topology(hwloc_topology_t *topo, hwloc_bitmap_t allowed)
+{
+	if (hwloc_topology_init(topo) < 0)
+		return -ENOMEM;
+	if (hwloc_topology_load(*topo) < 0) {
+		hwloc_topology_destroy(*topo);
+		return -ENOMEM;
+	}
+	if (hwloc_get_cpubind(*topo, allowed, HWLOC_CPUBIND_PROCESS) < 0)
+		hwloc_bitmap_copy(allowed, hwloc_topology_get_allowed_cpuset(*topo));
+	hwloc_bitmap_and(allowed, allowed, hwloc_topology_get_allowed_cpuset(*topo));
+	return 0;
+}
+
+unsigned rook__topo_ncpus(void)
+{
+	hwloc_topology_t topo;
+	hwloc_bitmap_t allowed = hwloc_bitmap_alloc();
+	int n = 1;
+	if (allowed && load_topology(&topo, allowed) == 0) {
+		n = hwloc_get_nbobjs_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU);
+		hwloc_topology_destroy(topo);
+	}
+	hwloc_bitmap_free(allowed);
+	unsigned cpus = n > 0 ? (unsigned)n : 1;
+	unsigned quota = cgroup_cpus();
+	if (quota && quota < cpus)
+		cpus = quota;
+	return cpus;
+}
+
+struct victim {
+	unsigned v_index;
+	int v_depth;
+};
+
+static int victim_cmp(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+	if (x->v_depth != y->v_depth)
+		return y->v_depth - x->v_depth; /* deeper common ancestor first */
+	return (int)x->v_index - (int)y->v_index;
+}
+
+int rook__topo_plan(struct rook_rt *rt, bool pin)
+{
+	unsigned n = rt->rt_nworkers;
+	hwloc_topology_t topo;
+	hwloc_bitmap_t allowed = hwloc_bitmap_alloc();
+	if (!allowed)
+		return -ENOMEM;
+	int r = load_topology(&topo, allowed);
+	if (r < 0) {
+		hwloc_bitmap_free(allowed);
+		return r;
+	}
+	int npu = hwloc_get_nbobjs_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU);
+	hwloc_obj_t *pus = rook__calloc(n, sizeof(*pus));
+	struct victim *vs = rook__calloc(n, sizeof(*vs));
+	if (!pus || !vs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		pus[i] = npu > 0 ? hwloc_get_obj_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU,
+									(unsigned)((int)i % npu))
+				 : NULL;
+		rt->rt_workers[i].w_cpu = (pin && pus[i]) ? (int)pus[i]->os_index : -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct rook__worker *w = &rt->rt_workers[i];
+		w->w_victims = rook__calloc(n > 1 ? n - 1 : 1, sizeof(unsigned));
+		if (!w->w_victims) {
+			r = -ENOMEM;
+			goto out;
+		}
+		unsigned k = 0;
+		for (unsigned j = 0; j < n; j++) {
+			if (j == i)
+				continue;
+			hwloc_obj_t common = (pus[i] && pus[j])
+				? hwloc_get_common_ancestor_obj(topo, pus[i], pus[j]) : NULL;
+			/* Rotate ties so that workers do not all raid worker 0. */
+			vs[k].v_index = j;
+			vs[k].v_depth = common ? common->depth : 0;
+			k++;
+		}
+		qsort(vs, k, sizeof(*vs), victim_cmp);
+		/* Within the nearest group keep a per-worker rotation. */
+		for (unsigned a = 0; a < k; a++)
+			w->w_victims[a] = vs[a].v_index;
+		unsigned g = 0;
+		while (g < k && vs[g].v_depth == vs[0].v_depth)
+			g++;
+		if (g > 1) {
+			unsigned rot = i % g;
+			for (unsigned a = 0; a < g; a++)
+				w->w_victims[a] = vs[(a + rot) % g].v_index;
+		}
+	}
+out:
+	rook__free(pus);
+	rook__free(vs);
+	hwloc_topology_destroy(topo);
+	hwloc_bitmap_free(allowed);
+	return r;
+}
+
+void rook__topo_pin(struct rook_rt *rt, struct rook__worker *w)
+{
+	if (w->w_cpu < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(w->w_cpu, &set);
+	/* Failure (e.g. a CPU taken away since start) leaves the thread free. */
+	pthread_setaffinity_np(w->w_thread, sizeof(set), &set);
+}

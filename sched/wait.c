@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Waiters (see wait.h for the protocol). A task's wait ends with exactly one
+ * successful rook__wait_claim; the winner writes the result and calls
+ * rook__wait_wake, which unparks the task (task.c) or sets the plain
+ * thread's futex word. A cancellation is delivered by the canceller's claim
+ * (rook_cancel) or, if it came before the wait was published, by the
+ * waiter's own claim in rook__wait_park: the seq_cst store of w_state in
+ * wait_begin and the seq_cst load of t_cancel in park pair with the
+ * seq_cst store of t_cancel and load of w_state in rook_cancel, so at least
+ * one side sees the other.
+ */
+#include "sched/wait.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sched/task.h"
+#include "sched/worker.h"
+
+static _Thread_local struct rook__waiter tls_waiter;
+
+void rook__waiter_init(struct rook__waiter *w, struct rook_task *t)
+{
+	atomic_init(&w->w_state, 0);
+	atomic_init(&w->w_wake, 0);
+	w->w_result = 0;
+	w->w_task = t;
+	w->w_next_wake = NULL;
+	w->w_data = NULL;
+}
+
+struct rook__waiter *rook__waiter_self(void)
+{
+	struct rook_task *t = rook_self();
+	return t ? &t->t_waiter : &tls_waiter;
+}
+
+uint32_t rook__wait_begin(struct rook__waiter *w, bool cancellable)
+{
+	uint32_t s = atomic_load_explicit(&w->w_state, memory_order_relaxed);
+	uint32_t token = (((s >> 2) + 1) << 2) |
+			 (cancellable ? ROOK__W_WAITING : ROOK__W_SHIELDED);
+	if (w->w_task)
+		atomic_store_explicit(&w->w_task->t_park, ROOK__P_PARKING, memory_order_relaxed);
+	else
+		atomic_store_explicit(&w->w_wake, 0, memory_order_relaxed);
+	/* Publishes the wait; see the file comment for its pairing. */
+	atomic_store_explicit(&w->w_state, token, memory_order_seq_cst);
+	return token;
+}
+
+bool rook__wait_claim(struct rook__waiter *w, uint32_t token, int result)
+{
+	uint32_t expect = token;
+	uint32_t claimed = (token & ~3u) | ROOK__W_CLAIMED;
+	/* acq_rel: the winner orders its later writes (result, wake) after the
+	 * decision, and sees the waiter's setup. */
+	if (!atomic_compare_exchange_strong_explicit(&w->w_state, &expect, claimed,
+						     memory_order_acq_rel, memory_order_relaxed))
+		return false;
+	w->w_result = result;
+	return true;
+}
+
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
+}
+
+void rook__wait_wake(struct rook__waiter *w)
+{
+	struct rook_task *t = w->w_task;
+	if (t) {
+		rook__task_unpark(t);
+		return;
+	}
+	/* Pairs with the acquire load in park; a wake on a word whose owner
+	 * already returned is harmless (futex wakes are advisory). */
+	atomic_store_explicit(&w->w_wake, 1, memory_order_release);
+	futex(&w->w_wake, FUTEX_WAKE_PRIVATE, 1);
+}
+
+int rook__wait_park(struct rook__waiter *w, uint32_t token)
+{
+	struct rook_task *t = w->w_task;
+	if (!t) {
+		while (atomic_load_explicit(&w->w_wake, memory_order_acquire) == 0)
+			futex(&w->w_wake, FUTEX_WAIT_PRIVATE, 0);
+		return w->w_result;
+	}
+	if ((token & 3u) == ROOK__W_WAITING &&
+	    atomic_load_explicit(&t->t_cancel, memory_order_seq_cst) &&
+	    rook__wait_claim(w, token, -ECANCELED)) {
+		atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
+		return -ECANCELED;
+	}
+	/* Fast path: already woken (pairs with the exchange in unpark). */
+	if (atomic_load_explicit(&t->t_park, memory_order_acquire) != ROOK__P_WOKEN)
+		rook__task_switch_out(ROOK__POST_PARK);
+	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
+	return w->w_result;
+}

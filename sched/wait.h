@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Waiters: the single linearization point of every blocking wait.
+ *
+ * A waiter belongs to one task (embedded in it) or to one plain thread (on
+ * its stack). A wait begins with rook__wait_begin, which returns a token;
+ * the waiter is then published on one or more objects' lists. Whoever wins
+ * rook__wait_claim(w, token, result) — the object that grants, a canceller,
+ * a timer — is the only one that ends this wait, and it must then call
+ * rook__wait_wake(w) after it has dropped its locks. A token stops a stale
+ * claim (for a wait that already ended) from ending a later wait.
+ *
+ * Ownership: a claimed waiter stays valid until rook__wait_wake; after that
+ * the claimer must not touch it. Object lists are unlinked by whoever holds
+ * the object's lock: the claimer when it grants, the waiter after waking.
+ */
+#ifndef ROOK_SCHED_WAIT_H
+#define ROOK_SCHED_WAIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rook_task;
+
+enum {
+	ROOK__W_IDLE = 0,
+	ROOK__W_WAITING = 1,  /* cancellable */
+	ROOK__W_SHIELDED = 2, /* not cancellable (shield or cleanup) */
+	ROOK__W_CLAIMED = 3,
+};
+
+struct rook__waiter {
+	_Atomic uint32_t w_state;  /* seq << 2 | phase */
+	_Atomic uint32_t w_wake;   /* plain threads: futex word, 1 when woken */
+	int w_result;              /* written by the claimer before the wake */
+	struct rook_task *w_task;  /* NULL for a plain thread */
+	struct rook__waiter *w_next_wake; /* claimer's private wake list */
+	void *w_data;              /* the granted item / index, by contract */
+};
+
+void rook__waiter_init(struct rook__waiter *w, struct rook_task *t);
+
+/* Start a wait; the caller's waiter. Returns the token for claims. */
+uint32_t rook__wait_begin(struct rook__waiter *w, bool cancellable);
+
+/* Try to end the wait identified by token with result; true if we won. */
+bool rook__wait_claim(struct rook__waiter *w, uint32_t token, int result);
+
+/* Wake the owner of a waiter we claimed. */
+void rook__wait_wake(struct rook__waiter *w);
+
+/* Suspend the caller until its waiter is woken; returns w_result. Checks
+ * for a pending cancellation first (a claim by the caller itself). */
+int rook__wait_park(struct rook__waiter *w, uint32_t token);
+
+/* The waiter for a blocking call by the caller (its task's, or a
+ * thread-local one for a plain thread). */
+struct rook__waiter *rook__waiter_self(void);
+
+#endif

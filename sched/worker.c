@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker loop: find a task, switch to it, act on why it switched back.
+ *
+ * Where a worker looks, in order: every 61st round the injection queue, the
+ * yield queue and the oldest task of its own deque first (so nothing queued
+ * starves behind a LIFO stream); then the LIFO slot (at most LIFO_MAX runs
+ * in a row, then its task goes to the back of the yield queue), its deque
+ * (newest first: fork-join stays depth-first), its yield queue, the
+ * injection queue, and finally other workers (stealing half, nearest first).
+ *
+ * Wake-up protocol (no lost wake-ups):
+ * - A publisher (push to a deque, LIFO slot or injection queue) issues a
+ *   seq_cst fence, then reads rt_nspinning and rt_nidle. If nobody spins and
+ *   somebody is idle, it CASes rt_nspinning 0 -> 1 (so concurrent publishers
+ *   wake one worker, not many), pops one idle worker and wakes it; that
+ *   worker starts out counted as spinning.
+ * - A worker about to park adds itself to the idle set, increments rt_nidle
+ *   (seq_cst), and only then re-checks every queue. Either the publisher saw
+ *   rt_nidle > 0, or the re-check sees the published work (Dekker).
+ * - A spinning worker that finds work and was the last spinner calls notify
+ *   itself, so that one more worker looks for the rest (Go's handoff).
+ * At most half the workers spin at once; a spinner gives up after
+ * SPIN_NS and parks. Parking is a futex wait on w_park_word; the IO layer
+ * replaces it with io_uring_enter (see park_wait).
+ */
+#include "sched/worker.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sched/alloc.h"
+#include "sched/context.h"
+#include "sched/runtime.h"
+#include "sched/san.h"
+#include "sched/stats.h"
+#include "sched/task.h"
+#include "sched/testing.h"
+
+#define FAIR_TICKS 61u
+#define LIFO_MAX 3u
+#define STEAL_MAX 64
+#define SPIN_NS (50 * 1000)
+
+static _Thread_local struct rook__worker *tls_worker;
+
+__attribute__((noinline)) struct rook__worker *rook__worker_self(void)
+{
+	struct rook__worker *w = tls_worker;
+	/* Keeps the compiler from treating this accessor as pure and reusing
+	 * its result across a suspension. */
+	__asm__ __volatile__("" ::: "memory");
+	return w;
+}
+
+int rook__worker_index(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	return w ? (int)w->w_index : -1;
+}
+
+unsigned rook_workers(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	return w ? w->w_rt->rt_nworkers : 0;
+}
+
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- injection queue ------------------------------------------------- */
+
+static void inject(struct rook_rt *rt, struct rook_task *t)
+{
+	t->t_next = NULL;
+	rook__spin_lock(&rt->rt_inj_lock);
+	if (rt->rt_inj_tail)
+		rt->rt_inj_tail->t_next = t;
+	else
+		rt->rt_inj_head = t;
+	rt->rt_inj_tail = t;
+	atomic_fetch_add_explicit(&rt->rt_inj_len, 1, memory_order_relaxed);
+	rook__spin_unlock(&rt->rt_inj_lock);
+	rook__notify(rt);
+}
+
+/* Owner: take a batch from the injection queue; the rest of the batch goes
+ * to our deque. */
+static struct rook_task *inj_take(struct rook__worker *w)
+{
+	struct rook_rt *rt = w->w_rt;
+	size_t len = atomic_load_explicit(&rt->rt_inj_len, memory_order_relaxed);
+	if (len == 0)
+		return NULL;
+	size_t want = len / rt->rt_nworkers + 1;
+	if (want > 32)
+		want = 32;
+	rook__spin_lock(&rt->rt_inj_lock);
+	struct rook_task *first = rt->rt_inj_head, *last = NULL, *t = first;
+	size_t got = 0;
+	while (t && got < want) {
+		last = t;
+		t = t->t_next;
+		got++;
+	}
+	if (first) {
+		rt->rt_inj_head = t;
+		if (!t)
+			rt->rt_inj_tail = NULL;
+		last->t_next = NULL;
+		atomic_fetch_sub_explicit(&rt->rt_inj_len, got, memory_order_relaxed);
+	}
+	rook__spin_unlock(&rt->rt_inj_lock);
+	if (!first)
+		return NULL;
+	for (struct rook_task *x = first->t_next; x;) {
+		struct rook_task *next = x->t_next;
+		if (rook__deque_push(&w->w_deque, x) < 0)
+			inject(rt, x);
+		x = next;
+	}
+	if (got > 1)
+		rook__notify(rt);
+	return first;
+}
+
+/* ---- yield queue (owner only; thieves may ask for a share) ----------- */
+
+static void yield_push(struct rook__worker *w, struct rook_task *t)
+{
+	t->t_next = NULL;
+	if (w->w_yield_tail)
+		w->w_yield_tail->t_next = t;
+	else
+		w->w_yield_head = t;
+	w->w_yield_tail = t;
+	atomic_store_explicit(&w->w_yield_len, ++w->w_yield_n, memory_order_relaxed);
+}
+
+static struct rook_task *yield_pop(struct rook__worker *w)
+{
+	struct rook_task *t = w->w_yield_head;
+	if (!t)
+		return NULL;
+	w->w_yield_head = t->t_next;
+	if (!w->w_yield_head)
+		w->w_yield_tail = NULL;
+	atomic_store_explicit(&w->w_yield_len, --w->w_yield_n, memory_order_relaxed);
+	return t;
+}
+
+/* A thief found nothing to steal but saw our yield queue: move half of it
+ * to the deque, where it can be stolen. */
+static void yield_share(struct rook__worker *w)
+{
+	atomic_store_explicit(&w->w_share_req, 0, memory_order_relaxed);
+	int n = w->w_yield_n / 2;
+	for (int i = 0; i < n; i++) {
+		struct rook_task *t = yield_pop(w);
+		if (rook__deque_push(&w->w_deque, t) < 0) {
+			yield_push(w, t);
+			break;
+		}
+	}
+	if (n > 0)
+		rook__notify(w->w_rt);
+}
+
+/* ---- making tasks runnable ------------------------------------------ */
+
+void rook__schedule(struct rook_task *t, bool lifo)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_rt *rt = t->t_rt;
+	if (!w || w->w_rt != rt) {
+		inject(rt, t);
+		return;
+	}
+	if (lifo) {
+		/* Pairs with the acquire exchange of a thief taking the slot. */
+		t = atomic_exchange_explicit(&w->w_lifo, t, memory_order_acq_rel);
+		if (!t)
+			goto published;
+	}
+	if (rook__deque_push(&w->w_deque, t) < 0) {
+		inject(rt, t);
+		return;
+	}
+published:
+	if (rt->rt_nworkers > 1)
+		rook__notify(rt);
+}
+
+bool rook__worker_has_other_work(struct rook__worker *w)
+{
+	return atomic_load_explicit(&w->w_lifo, memory_order_relaxed) || w->w_yield_n > 0 ||
+	       rook__deque_size(&w->w_deque) > 0 ||
+	       atomic_load_explicit(&w->w_rt->rt_inj_len, memory_order_relaxed) > 0;
+}
+
+/* ---- idle set and notify -------------------------------------------- */
+
+void rook__notify(struct rook_rt *rt)
+{
+	/* Pairs with the seq_cst increment of rt_nidle in park (Dekker). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&rt->rt_nspinning, memory_order_relaxed) != 0 ||
+	    atomic_load_explicit(&rt->rt_nidle, memory_order_relaxed) == 0)
+		return;
+	int zero = 0;
+	if (!atomic_compare_exchange_strong_explicit(&rt->rt_nspinning, &zero, 1,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return;
+	rook__spin_lock(&rt->rt_idle_lock);
+	if (rt->rt_idle_n == 0) {
+		rook__spin_unlock(&rt->rt_idle_lock);
+		atomic_fetch_sub_explicit(&rt->rt_nspinning, 1, memory_order_seq_cst);
+		return;
+	}
+	struct rook__worker *w = &rt->rt_workers[rt->rt_idle[--rt->rt_idle_n]];
+	w->w_idle_listed = false;
+	rook__spin_unlock(&rt->rt_idle_lock);
+	atomic_fetch_sub_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
+	atomic_store_explicit(&w->w_woken_spinning, true, memory_order_relaxed);
+	/* Pairs with the acquire load in park_wait. */
+	atomic_store_explicit(&w->w_park_word, 1, memory_order_release);
+	futex(&w->w_park_word, FUTEX_WAKE_PRIVATE, 1);
+}
+
+void rook__wake_all(struct rook_rt *rt)
+{
+	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
+		struct rook__worker *w = &rt->rt_workers[i];
+		atomic_store_explicit(&w->w_park_word, 1, memory_order_release);
+		futex(&w->w_park_word, FUTEX_WAKE_PRIVATE, 1);
+	}
+}
+
+/* Is anything runnable anywhere in rt? (the re-check before sleeping) */
+static bool work_visible(struct rook_rt *rt)
+{
+	if (atomic_load_explicit(&rt->rt_inj_len, memory_order_seq_cst) > 0)
+		return true;
+	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
+		struct rook__worker *v = &rt->rt_workers[i];
+		if (rook__deque_size(&v->w_deque) > 0 ||
+		    atomic_load_explicit(&v->w_lifo, memory_order_seq_cst) ||
+		    atomic_load_explicit(&v->w_yield_len, memory_order_relaxed) > 0)
+			return true;
+	}
+	return false;
+}
+
+/* The park point: sleep until woken. The IO layer turns this into
+ * io_uring_enter waiting for a completion, bounded by the next timer. */
+static void park_wait(struct rook__worker *w)
+{
+	while (atomic_load_explicit(&w->w_park_word, memory_order_acquire) == 0)
+		futex(&w->w_park_word, FUTEX_WAIT_PRIVATE, 0);
+	atomic_store_explicit(&w->w_park_word, 0, memory_order_relaxed);
+}
+
+static void park(struct rook__worker *w)
+{
+	struct rook_rt *rt = w->w_rt;
+	rook__spin_lock(&rt->rt_idle_lock);
+	rt->rt_idle[rt->rt_idle_n++] = w->w_index;
+	w->w_idle_listed = true;
+	rook__spin_unlock(&rt->rt_idle_lock);
+	atomic_fetch_add_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
+	if (work_visible(rt) || atomic_load_explicit(&rt->rt_exit, memory_order_acquire)) {
+		bool removed = false;
+		rook__spin_lock(&rt->rt_idle_lock);
+		if (w->w_idle_listed) {
+			for (unsigned i = 0; i < rt->rt_idle_n; i++) {
+				if (rt->rt_idle[i] == w->w_index) {
+					rt->rt_idle[i] = rt->rt_idle[--rt->rt_idle_n];
+					break;
+				}
+			}
+			w->w_idle_listed = false;
+			removed = true;
+		}
+		rook__spin_unlock(&rt->rt_idle_lock);
+		if (removed) {
+			atomic_fetch_sub_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
+			return;
+		}
+		/* A notifier took us off the idle set: its wake is on the way. */
+	}
+	rook__stat_add(w, ROOK__STAT_PARKS, 1);
+	park_wait(w);
+	w->w_spinning = atomic_exchange_explicit(&w->w_woken_spinning, false,
+						 memory_order_relaxed);
+}
+
+/* ---- stealing --------------------------------------------------------- */
+
+static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker *v)
+{
+	int64_t size = rook__deque_size(&v->w_deque);
+	if (size <= 0)
+		return NULL;
+	int64_t want = (size + 1) / 2;
+	if (want > STEAL_MAX)
+		want = STEAL_MAX;
+	struct rook_task *first = NULL;
+	int64_t got = 0;
+	for (int tries = 0; got < want && tries < want + 4; tries++) {
+		int lost;
+		struct rook_task *t = rook__deque_steal(&v->w_deque, &lost);
+		if (!t) {
+			if (lost)
+				continue;
+			break;
+		}
+		got++;
+		if (!first)
+			first = t;
+		else if (rook__deque_push(&w->w_deque, t) < 0)
+			inject(w->w_rt, t);
+	}
+	if (got)
+		rook__stat_add(w, ROOK__STAT_STEALS, got);
+	return first;
+}
+
+static struct rook_task *steal_any(struct rook__worker *w, bool last_pass)
+{
+	struct rook_rt *rt = w->w_rt;
+	for (unsigned i = 0; i + 1 < rt->rt_nworkers; i++) {
+		struct rook__worker *v = &rt->rt_workers[w->w_victims[i]];
+		struct rook_task *t = steal_from(w, v);
+		if (t)
+			return t;
+		if (last_pass && atomic_load_explicit(&v->w_lifo, memory_order_relaxed)) {
+			/* Pairs with the exchange in rook__schedule. */
+			t = atomic_exchange_explicit(&v->w_lifo, NULL, memory_order_acq_rel);
+			if (t)
+				return t;
+		}
+		if (atomic_load_explicit(&v->w_yield_len, memory_order_relaxed) > 1)
+			atomic_store_explicit(&v->w_share_req, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+/* ---- choosing the next task ------------------------------------------ */
+
+static struct rook_task *lifo_take(struct rook__worker *w)
+{
+	if (!atomic_load_explicit(&w->w_lifo, memory_order_relaxed))
+		return NULL;
+	struct rook_task *t = atomic_exchange_explicit(&w->w_lifo, NULL, memory_order_acq_rel);
+	if (t && ++w->w_lifo_runs > LIFO_MAX) {
+		/* A ping-pong pair would monopolize the slot: send it back. */
+		w->w_lifo_runs = 0;
+		yield_push(w, t);
+		return NULL;
+	}
+	return t;
+}
+
+static struct rook_task *local_next(struct rook__worker *w)
+{
+	struct rook_task *t;
+	if (atomic_load_explicit(&w->w_share_req, memory_order_relaxed))
+		yield_share(w);
+	if (++w->w_tick % FAIR_TICKS == 0) {
+		int lost;
+		if ((t = inj_take(w)) || (t = yield_pop(w)) ||
+		    (t = rook__deque_steal(&w->w_deque, &lost)))
+			return t;
+	}
+	if ((t = lifo_take(w)))
+		return t;
+	w->w_lifo_runs = 0;
+	if ((t = rook__deque_pop(&w->w_deque)) || (t = yield_pop(w)) || (t = inj_take(w)))
+		return t;
+	return NULL;
+}
+
+/* Spin looking for work elsewhere, within the spinning budget. */
+static struct rook_task *search(struct rook__worker *w)
+{
+	struct rook_rt *rt = w->w_rt;
+	if (!w->w_spinning) {
+		int s = atomic_load_explicit(&rt->rt_nspinning, memory_order_relaxed);
+		if (rt->rt_nworkers == 1 || 2 * (unsigned)s >= rt->rt_nworkers)
+			return NULL;
+		atomic_fetch_add_explicit(&rt->rt_nspinning, 1, memory_order_seq_cst);
+		w->w_spinning = true;
+	}
+	struct rook_task *t = NULL;
+	uint64_t start = 0;
+	for (unsigned round = 0; rt->rt_nworkers > 1; round++) {
+		bool last = false;
+		if ((round & 15) == 15) {
+			uint64_t now = now_ns();
+			if (!start)
+				start = now;
+			else if (now - start > SPIN_NS)
+				last = true;
+		}
+		if ((t = steal_any(w, last)) || (t = inj_take(w)))
+			break;
+		if (last || atomic_load_explicit(&rt->rt_exit, memory_order_relaxed))
+			break;
+		rook__cpu_relax();
+	}
+	return t;
+}
+
+/* We found work (or give up) while counted as spinning. */
+static void stop_spinning(struct rook__worker *w, bool found)
+{
+	w->w_spinning = false;
+	if (atomic_fetch_sub_explicit(&w->w_rt->rt_nspinning, 1, memory_order_seq_cst) == 1 &&
+	    found)
+		rook__notify(w->w_rt);
+}
+
+static struct rook_task *next_task(struct rook__worker *w)
+{
+	for (;;) {
+		struct rook_task *t = local_next(w);
+		if (!t)
+			t = search(w);
+		if (w->w_spinning)
+			stop_spinning(w, t != NULL);
+		if (t)
+			return t;
+		if (atomic_load_explicit(&w->w_rt->rt_exit, memory_order_acquire))
+			return NULL;
+		park(w);
+	}
+}
+
+/* ---- running a task --------------------------------------------------- */
+
+static void switch_to_task(struct rook__worker *w, struct rook_task *t)
+{
+	if (!t->t_san_fiber)
+		t->t_san_fiber = rook__tsan_create();
+	rook__tsan_switch(t->t_san_fiber);
+	rook__asan_start(&w->w_asan_fake, t->t_stack->s_lo,
+			 (size_t)(t->t_stack->s_top - t->t_stack->s_lo));
+	rook__ctx_switch(&w->w_sched_sp, t->t_sp);
+	rook__asan_finish(w->w_asan_fake);
+}
+
+void rook__task_switch_out(enum rook__post post)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *t = w->w_current;
+	w->w_post = post;
+	rook__tsan_switch(w->w_san_fiber);
+	rook__asan_start(post == ROOK__POST_EXIT ? NULL : &t->t_asan_fake, w->w_asan_bottom,
+			 w->w_asan_size);
+	rook__ctx_switch(&t->t_sp, w->w_sched_sp);
+	/* Resumed, possibly on another worker: w is stale from here on. */
+	rook__asan_finish(t->t_asan_fake);
+}
+
+void rook__task_started(void)
+{
+	rook__asan_finish(NULL);
+}
+
+/* First run: give the task a stack, or finish it without running. */
+static bool task_prepare(struct rook__worker *w, struct rook_task *t)
+{
+	if (atomic_load_explicit(&t->t_cancel, memory_order_acquire)) {
+		rook__task_finish(t, -ECANCELED);
+		rook__task_put(t);
+		return false;
+	}
+	struct rook__stack *s = rook__stack_get(&w->w_rt->rt_stacks, &w->w_stacks);
+	if (!s) {
+		rook__task_finish(t, -ENOMEM);
+		rook__task_put(t);
+		return false;
+	}
+	rook__stat_add(w, ROOK__STAT_STACKS, 1);
+	t->t_stack = s;
+	t->t_sp = rook__ctx_make(s->s_top, rook__task_entry, t);
+	atomic_store_explicit(&t->t_state, ROOK__T_STARTED, memory_order_relaxed);
+	return true;
+}
+
+static void task_exited(struct rook__worker *w, struct rook_task *t)
+{
+	if (t->t_san_fiber) {
+		rook__tsan_destroy(t->t_san_fiber);
+		t->t_san_fiber = NULL;
+	}
+	rook__stack_put(&w->w_rt->rt_stacks, &w->w_stacks, t->t_stack);
+	rook__stat_add(w, ROOK__STAT_STACKS, -1);
+	t->t_stack = NULL;
+	rook__task_put(t);
+}
+
+static void run_task(struct rook__worker *w, struct rook_task *t)
+{
+	if (atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW &&
+	    !task_prepare(w, t))
+		return;
+	w->w_current = t;
+	switch_to_task(w, t);
+	w->w_current = NULL;
+	if (!t->t_stack->s_guarded && rook__stack_sp_bad(t->t_stack, t->t_sp))
+		rook__stack_overflow_abort(t->t_id, w->w_rt->rt_stack_size);
+	switch (w->w_post) {
+	case ROOK__POST_YIELD:
+		yield_push(w, t);
+		break;
+	case ROOK__POST_PARK: {
+		uint32_t expect = ROOK__P_PARKING;
+		/* Pairs with the exchange in rook__task_unpark: if the wake came
+		 * first, the task is ours to run again. */
+		if (!atomic_compare_exchange_strong_explicit(&t->t_park, &expect, ROOK__P_PARKED,
+							     memory_order_acq_rel,
+							     memory_order_acquire))
+			rook__schedule(t, true);
+		break;
+	}
+	case ROOK__POST_EXIT:
+		task_exited(w, t);
+		break;
+	case ROOK__POST_NONE:
+		abort(); /* a task switched out without saying why */
+	}
+}
+
+void *rook__worker_main(void *arg)
+{
+	struct rook__worker *w = arg;
+	tls_worker = w;
+	w->w_san_fiber = rook__tsan_current();
+	pthread_attr_t attr;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		void *addr;
+		size_t size;
+		if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+			w->w_asan_bottom = addr;
+			w->w_asan_size = size;
+		}
+		pthread_attr_destroy(&attr);
+	}
+	rook__stack_sigaltstack_setup(&w->w_altstack);
+	atomic_fetch_add_explicit(&w->w_rt->rt_started, 1, memory_order_release);
+	struct rook_task *t;
+	while ((t = next_task(w)))
+		run_task(w, t);
+	rook__stat_flush(w);
+	rook__stack_sigaltstack_teardown(w->w_altstack);
+	w->w_altstack = NULL;
+	tls_worker = NULL;
+	return NULL;
+}
+
+int rook__worker_init(struct rook__worker *w, struct rook_rt *rt, unsigned index)
+{
+	memset(w, 0, sizeof(*w));
+	int r = rook__deque_init(&w->w_deque, 8);
+	if (r < 0)
+		return r;
+	w->w_rt = rt;
+	w->w_index = index;
+	w->w_rng = index * 2654435761u + 1;
+	w->w_cpu = -1;
+	w->w_next_id = 1;
+	return 0;
+}
+
+void rook__worker_fini(struct rook__worker *w)
+{
+	rook__stack_cache_drain(&w->w_rt->rt_stacks, &w->w_stacks);
+	rook__task_cache_drain(&w->w_tasks);
+	rook__deque_destroy(&w->w_deque);
+	rook__free(w->w_victims);
+	w->w_victims = NULL;
+}

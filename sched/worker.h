@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Workers: one OS thread per core, each running tasks from its own deque,
+ * its LIFO slot and its yield queue, then the runtime's injection queue,
+ * then other workers' deques (stealing), then parking.
+ */
+#ifndef ROOK_SCHED_WORKER_H
+#define ROOK_SCHED_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sched/deque.h"
+#include "sched/stack.h"
+
+struct rook_rt;
+struct rook_task;
+
+/* What the scheduler does with the task that just switched to it. */
+enum rook__post {
+	ROOK__POST_NONE = 0,
+	ROOK__POST_YIELD,
+	ROOK__POST_PARK,
+	ROOK__POST_EXIT,
+};
+
+struct rook__task_cache {
+	struct rook_task *tc_head;
+	unsigned tc_len;
+};
+
+struct rook__worker {
+	/* Shared with thieves and wakers. */
+	struct rook__deque w_deque;
+	_Alignas(64) _Atomic(struct rook_task *) w_lifo;
+	_Atomic int w_yield_len;     /* published length of the yield queue */
+	_Atomic int w_share_req;     /* a thief asks us to share the yield queue */
+	_Atomic uint32_t w_park_word; /* futex: 1 = wake up */
+	_Atomic bool w_woken_spinning; /* woken by notify; counted as a spinner */
+	_Atomic uint64_t w_nspawned;   /* single writer: this worker */
+	_Atomic uint64_t w_nfinished;  /* single writer: this worker */
+
+	/* Owner only. */
+	_Alignas(64) struct rook_rt *w_rt;
+	unsigned w_index;
+	struct rook_task *w_current;
+	void *w_sched_sp;           /* the scheduler's saved context */
+	enum rook__post w_post;
+	struct rook_task *w_yield_head, *w_yield_tail;
+	int w_yield_n;
+	uint32_t w_tick;
+	unsigned w_lifo_runs;
+	uint32_t w_rng;
+	unsigned *w_victims;        /* other workers, nearest first */
+	struct rook__stack_cache w_stacks;
+	struct rook__task_cache w_tasks;
+	bool w_idle_listed;         /* guarded by rt_idle_lock */
+	bool w_spinning;            /* counted in rt_nspinning */
+	uint64_t w_next_id;
+	long w_stat[4];             /* batched counters (stats.h) */
+	void *w_asan_fake;          /* the scheduler's ASan fake stack */
+	pthread_t w_thread;
+	int w_cpu;                  /* OS index of the PU we pin to, or -1 */
+	void *w_altstack;
+	void *w_san_fiber;          /* the scheduler's TSan fiber */
+	const void *w_asan_bottom;  /* the worker thread's own stack (ASan) */
+	size_t w_asan_size;
+};
+
+/* The worker running the caller, NULL on a plain thread. Never inlined: a
+ * task may resume on another thread, so TLS addresses must not be cached
+ * across a suspension. */
+struct rook__worker *rook__worker_self(void);
+
+/* Make t runnable. From a worker of t's runtime it goes to that worker's
+ * LIFO slot (lifo) or deque; otherwise to the injection queue. */
+void rook__schedule(struct rook_task *t, bool lifo);
+
+/* Switch from the running task to its worker's scheduler, which performs
+ * post on the task once its context is saved. Returns when the task runs
+ * again (maybe on another worker). */
+void rook__task_switch_out(enum rook__post post);
+
+void *rook__worker_main(void *arg);
+
+/* True if something else is runnable on w or in the injection queue. */
+bool rook__worker_has_other_work(struct rook__worker *w);
+
+/* Wake every worker (stop). */
+void rook__wake_all(struct rook_rt *rt);
+
+/* Wake one parked worker if work was published and nobody is spinning. */
+void rook__notify(struct rook_rt *rt);
+
+int rook__worker_init(struct rook__worker *w, struct rook_rt *rt, unsigned index);
+void rook__worker_fini(struct rook__worker *w);
+
+#endif
