@@ -44,6 +44,7 @@
 
 #define FAIR_TICKS 61u
 #define LIFO_MAX 3u
+#define OLDEST_EVERY 16u /* in fairness ticks: the deque's oldest task */
 #define STEAL_MAX 64
 #define SPIN_NS (50 * 1000)
 
@@ -367,9 +368,12 @@ static struct rook_task *lifo_take(struct rook__worker *w)
 		return NULL;
 	struct rook_task *t = atomic_exchange_explicit(&w->w_lifo, NULL, memory_order_acq_rel);
 	if (t && ++w->w_lifo_runs > LIFO_MAX) {
-		/* A ping-pong pair would monopolize the slot: send it back. */
+		/* A ping-pong pair would monopolize the slot: make it stealable
+		 * (the deque keeps fork-join depth-first; the fairness tick
+		 * bounds how long older work waits). */
 		w->w_lifo_runs = 0;
-		yield_push(w, t);
+		if (rook__deque_push(&w->w_deque, t) < 0)
+			yield_push(w, t);
 		return NULL;
 	}
 	return t;
@@ -382,7 +386,9 @@ static struct rook_task *local_next(struct rook__worker *w)
 		yield_share(w);
 	if (++w->w_tick % FAIR_TICKS == 0) {
 		int lost;
-		if ((t = inj_take(w)) || (t = yield_pop(w)) ||
+		if ((t = inj_take(w)) || (t = yield_pop(w)))
+			return t;
+		if (w->w_tick % (FAIR_TICKS * OLDEST_EVERY) == 0 &&
 		    (t = rook__deque_steal(&w->w_deque, &lost)))
 			return t;
 	}
