@@ -103,7 +103,10 @@ ROOK_API int rook_rt_stop(struct rook_rt *rt);
  * by a rook_join that returns 0 or by rook_detach. arg is borrowed by the
  * task until it returns. Never suspends.
  *   -EINVAL fn NULL; -EPERM not called from a task (use rook_rt_spawn);
- *   -EPIPE the runtime is shutting down; -ENOMEM no memory for the task.
+ *   -EPIPE the runtime is stopping (main returned or rook_rt_stop was
+ *   called: no new task starts; a spawn that races with the stop may
+ *   instead succeed with a task that ends -ECANCELED without running);
+ *   -ENOMEM no memory for the task.
  * A task whose stack cannot be allocated when it first runs ends with
  * status -ENOMEM without running fn; the runtime keeps going.
  */

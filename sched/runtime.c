@@ -101,6 +101,8 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 {
 	if (!fn)
 		return -EINVAL;
+	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
+		return -EPIPE;
 	struct rook_task *t = rook__task_alloc();
 	if (!t)
 		return -ENOMEM;
@@ -135,7 +137,8 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	/* Publishes the fields to rook__task_tryget (the stop sweep). */
 	atomic_store_explicit(&t->t_refs, out ? 2 : 1, memory_order_release);
 	/* Pairs with the seq_cst store of rt_stopping in rook_rt_stop: either
-	 * the sweep finds this task or we see the stop and cancel it. */
+	 * the sweep finds this task or we see the stop and cancel it (it was
+	 * published already, so it is not withdrawn: it ends cancelled). */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
 		atomic_store_explicit(&t->t_cancel, 1, memory_order_relaxed);
@@ -149,9 +152,6 @@ int rook_rt_spawn(struct rook_rt *rt, struct rook_task **t, rook_fn fn, void *ar
 {
 	if (!rt || !fn)
 		return -EINVAL;
-	if (atomic_load_explicit(&rt->rt_stopping, memory_order_acquire) &&
-	    (!rook_self() || rook_self()->t_rt != rt))
-		return -EPIPE;
 	struct rook__worker *w = rook__worker_self();
 	if (w && (w->w_rt != rt || !w->w_current))
 		w = NULL;

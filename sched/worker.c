@@ -139,46 +139,53 @@ static struct rook_task *inj_take(struct rook__worker *w)
 	return first;
 }
 
-/* ---- yield queue (owner only; thieves may ask for a share) ----------- */
+/* ---- yield queue -----------------------------------------------------
+ * FIFO of tasks that yielded (and of LIFO-slot overflow). The owner appends
+ * and pops under w_yield_lock; a thief takes half of it under the same lock,
+ * so a task that never yields cannot strand the tasks queued behind it. */
 
 static void yield_push(struct rook__worker *w, struct rook_task *t)
 {
 	t->t_next = NULL;
+	rook__spin_lock(&w->w_yield_lock);
 	if (w->w_yield_tail)
 		w->w_yield_tail->t_next = t;
 	else
 		w->w_yield_head = t;
 	w->w_yield_tail = t;
 	atomic_store_explicit(&w->w_yield_len, ++w->w_yield_n, memory_order_relaxed);
+	rook__spin_unlock(&w->w_yield_lock);
+}
+
+/* Take up to max tasks from the head; returns the first, chains the rest
+ * through t_next. */
+static struct rook_task *yield_take(struct rook__worker *v, int max)
+{
+	if (atomic_load_explicit(&v->w_yield_len, memory_order_relaxed) == 0)
+		return NULL;
+	rook__spin_lock(&v->w_yield_lock);
+	struct rook_task *first = v->w_yield_head, *last = NULL, *t = first;
+	int got = 0;
+	while (t && got < max) {
+		last = t;
+		t = t->t_next;
+		got++;
+	}
+	if (first) {
+		v->w_yield_head = t;
+		if (!t)
+			v->w_yield_tail = NULL;
+		last->t_next = NULL;
+		v->w_yield_n -= got;
+		atomic_store_explicit(&v->w_yield_len, v->w_yield_n, memory_order_relaxed);
+	}
+	rook__spin_unlock(&v->w_yield_lock);
+	return first;
 }
 
 static struct rook_task *yield_pop(struct rook__worker *w)
 {
-	struct rook_task *t = w->w_yield_head;
-	if (!t)
-		return NULL;
-	w->w_yield_head = t->t_next;
-	if (!w->w_yield_head)
-		w->w_yield_tail = NULL;
-	atomic_store_explicit(&w->w_yield_len, --w->w_yield_n, memory_order_relaxed);
-	return t;
-}
-
-/* A thief found nothing to steal but saw our yield queue: move half of it
- * to the deque, where it can be stolen. */
-static void yield_share(struct rook__worker *w)
-{
-	atomic_store_explicit(&w->w_share_req, 0, memory_order_relaxed);
-	int n = w->w_yield_n / 2;
-	for (int i = 0; i < n; i++) {
-		struct rook_task *t = yield_pop(w);
-		if (rook__deque_push(&w->w_deque, t) < 0) {
-			yield_push(w, t);
-			break;
-		}
-	}
-	if (n > 0)
-		rook__notify(w->w_rt);
+	return yield_take(w, 1);
 }
 
 /* ---- making tasks runnable ------------------------------------------ */
@@ -208,7 +215,8 @@ published:
 
 bool rook__worker_has_other_work(struct rook__worker *w)
 {
-	return atomic_load_explicit(&w->w_lifo, memory_order_relaxed) || w->w_yield_n > 0 ||
+	return atomic_load_explicit(&w->w_lifo, memory_order_relaxed) ||
+	       atomic_load_explicit(&w->w_yield_len, memory_order_relaxed) > 0 ||
 	       rook__deque_size(&w->w_deque) > 0 ||
 	       atomic_load_explicit(&w->w_rt->rt_inj_len, memory_order_relaxed) > 0;
 }
@@ -354,8 +362,16 @@ static struct rook_task *steal_any(struct rook__worker *w, bool last_pass)
 			if (t)
 				return t;
 		}
-		if (atomic_load_explicit(&v->w_yield_len, memory_order_relaxed) > 1)
-			atomic_store_explicit(&v->w_share_req, 1, memory_order_relaxed);
+		int n = atomic_load_explicit(&v->w_yield_len, memory_order_relaxed);
+		if (n > 0 && (t = yield_take(v, n > 1 ? (n + 1) / 2 : 1))) {
+			for (struct rook_task *x = t->t_next; x;) {
+				struct rook_task *next = x->t_next;
+				yield_push(w, x);
+				x = next;
+			}
+			t->t_next = NULL;
+			return t;
+		}
 	}
 	return NULL;
 }
@@ -382,8 +398,6 @@ static struct rook_task *lifo_take(struct rook__worker *w)
 static struct rook_task *local_next(struct rook__worker *w)
 {
 	struct rook_task *t;
-	if (atomic_load_explicit(&w->w_share_req, memory_order_relaxed))
-		yield_share(w);
 	if (++w->w_tick % FAIR_TICKS == 0) {
 		int lost;
 		if ((t = inj_take(w)) || (t = yield_pop(w)))

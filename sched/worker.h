@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "sched/deque.h"
+#include "sched/lock.h"
 #include "sched/stack.h"
 
 struct rook_rt;
@@ -36,7 +37,9 @@ struct rook__worker {
 	struct rook__deque w_deque;
 	_Alignas(64) _Atomic(struct rook_task *) w_lifo;
 	_Atomic int w_yield_len;     /* published length of the yield queue */
-	_Atomic int w_share_req;     /* a thief asks us to share the yield queue */
+	struct rook__spin w_yield_lock;
+	struct rook_task *w_yield_head, *w_yield_tail; /* under w_yield_lock */
+	int w_yield_n;                                 /* under w_yield_lock */
 	_Atomic uint32_t w_park_word; /* futex: 1 = wake up */
 	_Atomic bool w_woken_spinning; /* woken by notify; counted as a spinner */
 	_Atomic uint64_t w_nspawned;   /* single writer: this worker */
@@ -48,8 +51,6 @@ struct rook__worker {
 	struct rook_task *w_current;
 	void *w_sched_sp;           /* the scheduler's saved context */
 	enum rook__post w_post;
-	struct rook_task *w_yield_head, *w_yield_tail;
-	int w_yield_n;
 	uint32_t w_tick;
 	unsigned w_lifo_runs;
 	uint32_t w_rng;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# rook's whole test suite: installs what is missing (Debian 12, as root),
+# then builds and runs the Criterion suite through ctest three times: a
+# debug build with -Werror, a ThreadSanitizer build and an
+# AddressSanitizer+UndefinedBehaviorSanitizer build. Exit status: 0 only if
+# every run passed.
+#   tools/test.sh [--fast]     --fast: the debug build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/deps.sh
+rook_deps "${ROOK_BUILD_DEPS[@]}"
+
+fast=0
+[ "${1:-}" = "--fast" ] && fast=1
+jobs=$(nproc)
+
+run_suite() { # name, cmake args...
+	local name=$1; shift
+	local dir=build-test-$name
+	echo "== $name: configure and build" >&2
+	cmake -S . -B "$dir" -DROOK_BUILD_PERF=ON -DROOK_WERROR=ON "$@" >/dev/null
+	cmake --build "$dir" -j"$jobs" >/dev/null
+	echo "== $name: ctest" >&2
+	(cd "$dir" && ctest --output-on-failure --timeout 900)
+}
+
+status=0
+run_suite debug -DCMAKE_BUILD_TYPE=Debug || status=1
+if [ $fast -eq 0 ]; then
+	# TSan needs a 47-bit-friendly mmap layout on newer kernels.
+	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+	export ASAN_OPTIONS="detect_leaks=1 detect_stack_use_after_return=0 ${ASAN_OPTIONS:-}"
+	export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 ${UBSAN_OPTIONS:-}"
+	run_suite tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROOK_SANITIZE=thread || status=1
+	run_suite asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROOK_SANITIZE=address,undefined || status=1
+fi
+if [ $status -eq 0 ]; then echo "rook: all suites passed" >&2; else echo "rook: FAILED" >&2; fi
+exit $status
