@@ -120,7 +120,6 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	t->t_next = NULL;
 	atomic_store_explicit(&t->t_lock.s_held, 0, memory_order_relaxed);
 	t->t_joiners = NULL;
-	t->t_san_fiber = NULL;
 	t->t_asan_fake = NULL;
 	rook__waiter_init(&t->t_waiter, t);
 	if (w) {

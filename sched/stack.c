@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "sched/alloc.h"
+#include "sched/san.h"
 #include "sched/stats.h"
 #include "sched/task.h"
 #include "sched/testing.h"
@@ -89,6 +90,9 @@ int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size)
 
 void rook__stack_pool_fini(struct rook__stack_pool *p)
 {
+	for (struct rook__stack *s = p->p_free; s; s = s->s_next)
+		if (s->s_san_fiber)
+			rook__tsan_destroy(s->s_san_fiber);
 	struct rook__stack_region *r = p->p_regions;
 	while (r) {
 		struct rook__stack_region *next = r->r_next;
@@ -129,6 +133,7 @@ static int region_grow(struct rook__stack_pool *p)
 		s->s_lo = guarded ? lo : lo + 256; /* unguarded: keep a margin */
 		s->s_top = (char *)s;
 		s->s_guarded = guarded;
+		s->s_san_fiber = NULL;
 		s->s_next = p->p_free;
 		p->p_free = s;
 		p->p_nfree++;

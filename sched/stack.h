@@ -25,6 +25,7 @@ struct rook__stack {
 	char *s_top;       /* one past the highest usable byte (this struct) */
 	bool s_guarded;
 	struct rook__stack *s_next;
+	void *s_san_fiber; /* TSan fiber, reused by every task on this stack */
 };
 
 struct rook__stack_region {

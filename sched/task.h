@@ -60,7 +60,6 @@ struct rook_task {
 	struct rook__jnode *t_joiners;
 	uint64_t t_id;
 	struct rook__waiter t_waiter; /* this task's own blocking calls */
-	void *t_san_fiber;            /* TSan fiber, when built with TSan */
 	void *t_asan_fake;            /* ASan fake stack while switched out */
 };
 

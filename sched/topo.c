@@ -76,7 +76,7 @@ int rook__config_resolve(const struct rook_config *in, struct rook_config *out)
 /* cgroup v2 quota of our own cgroup: ceil(quota / period), or 0 if none. */
 static unsigned cgroup_cpus(void)
 {
-	char path[512] = "/sys/fs/cgroup/cpu.max";
+	char path[600] = "/sys/fs/cgroup/cpu.max";
 	FILE *f = fopen("/proc/self/cgroup", "re");
 	if (f) {
 		char line[512];

@@ -474,9 +474,9 @@ static struct rook_task *next_task(struct rook__worker *w)
 
 static void switch_to_task(struct rook__worker *w, struct rook_task *t)
 {
-	if (!t->t_san_fiber)
-		t->t_san_fiber = rook__tsan_create();
-	rook__tsan_switch(t->t_san_fiber);
+	if (!t->t_stack->s_san_fiber)
+		t->t_stack->s_san_fiber = rook__tsan_create();
+	rook__tsan_switch(t->t_stack->s_san_fiber);
 	rook__asan_start(&w->w_asan_fake, t->t_stack->s_lo,
 			 (size_t)(t->t_stack->s_top - t->t_stack->s_lo));
 	rook__ctx_switch(&w->w_sched_sp, t->t_sp);
@@ -524,10 +524,6 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 
 static void task_exited(struct rook__worker *w, struct rook_task *t)
 {
-	if (t->t_san_fiber) {
-		rook__tsan_destroy(t->t_san_fiber);
-		t->t_san_fiber = NULL;
-	}
 	rook__stack_put(&w->w_rt->rt_stacks, &w->w_stacks, t->t_stack);
 	rook__stat_add(w, ROOK__STAT_STACKS, -1);
 	t->t_stack = NULL;

@@ -102,12 +102,21 @@ ensure_packages() {
 
 # ---- build --------------------------------------------------------------
 
+# Build output goes to a log, shown only when a step fails.
 build_rook() {
-	say "configuring Release build in $BUILD"
-	cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DROOK_BUILD_TESTS=OFF \
-		-DROOK_BUILD_PERF=ON >&2 || die "cmake configure failed"
+	local log=$BUILD/bench-build.log
+	mkdir -p "$BUILD"
+	say "configuring Release build in $BUILD (log: $log)"
+	if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DROOK_BUILD_TESTS=OFF \
+		-DROOK_BUILD_PERF=ON >"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		die "cmake configure failed (full log: $log)"
+	fi
 	say "building rook-perf"
-	cmake --build "$BUILD" --target rook-perf -j "$(nproc)" >&2 || die "build of rook-perf failed"
+	if ! cmake --build "$BUILD" --target rook-perf -j "$(nproc)" >>"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		die "build of rook-perf failed (full log: $log)"
+	fi
 	[ -x "$PERF" ] || die "build finished but $PERF is missing"
 }
 
@@ -278,11 +287,13 @@ write_markdown() {
 # Grouped bars per workload@threads, one bar per impl, log-scale ops/s.
 write_svg() {
 	command -v gnuplot >/dev/null || { say "gnuplot not found: no SVG"; return 0; }
+	awk -F'\t' '$4 ~ /^[0-9.]+$/ { f = 1 } END { exit !f }' "$SUMMARY" ||
+		{ say "no successful runs: no SVG"; return 0; }
 	local dat=$TMP/chart.dat svg=$RESULTS/latest.svg impls
 	impls=$(awk -F'\t' '!seen[$2]++ { printf "%s ", $2 }' "$SUMMARY")
 	awk -F'\t' -v impls="$impls" '
 	BEGIN { ni = split(impls, im, " ") }
-	{ c = $1 "@t" $3; if (!(c in seen)) { seen[c] = 1; col[++nc] = c }
+	{ c = "\"" $1 "\\nt" $3 "\""; if (!(c in seen)) { seen[c] = 1; col[++nc] = c }
 	  v[c, $2] = ($4 ~ /^[0-9.]+$/) ? $4 : "-" }
 	END {
 		printf "cell"; for (i = 1; i <= ni; i++) printf " %s", im[i]; print ""
@@ -292,10 +303,11 @@ write_svg() {
 			print ""
 		}
 	}' "$SUMMARY" >"$dat"
-	local ncol
+	local ncol width
 	ncol=$(awk 'NR == 1 { print NF; exit }' "$dat")
+	width=$(awk 'END { w = 100 * (NR - 1) + 250; print (w < 1000 ? 1000 : w) }' "$dat")
 	gnuplot <<-EOF || { say "gnuplot failed: no SVG"; return 0; }
-		set terminal svg size 1200,600 dynamic background rgb 'white'
+		set terminal svg size $width,600 dynamic background rgb 'white'
 		set output '$svg'
 		set title 'rook vs peers: ops/s (median of $opt_runs), log scale'
 		set datafile missing '-'
@@ -306,9 +318,8 @@ write_svg() {
 		set logscale y
 		set format y '%.0s%c'
 		set grid ytics
-		set ylabel 'ops/s'
-		set xtics rotate by 30 right nomirror
-		set bmargin 7
+		set xtics nomirror
+		set bmargin 4
 		set key outside right top
 		plot for [i=2:$ncol] '$dat' using i:xtic(1) title columnheader(i)
 	EOF

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared helpers for the sched tests. Criterion's cr_assert may only run on
+ * the test's own thread (it longjmps), so task bodies record failures with
+ * T_CHECK / T_CHECK_EQ and the test asserts t_no_failures() after the runtime
+ * has stopped. expect_clean_shutdown checks that no task, stack or fd leaked.
+ */
+#ifndef ROOK_TESTS_SCHED_HELPERS_H
+#define ROOK_TESTS_SCHED_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rook.h>
+
+#include "sched/testing.h"
+
+/* True under a sanitizer build (the ctest harness sets ROOK_SANITIZE). */
+static inline int sanitized(void)
+{
+	const char *s = getenv("ROOK_SANITIZE");
+	return s && *s;
+}
+
+/* n natively, n / div under sanitizers (never below 1). ThreadSanitizer
+ * models each task stack as a thread and dies past 8128 of them, and is
+ * several times slower again, so under it counts are capped at 4000. */
+static inline long scaled(long n, long div)
+{
+	long r = sanitized() ? n / div : n;
+	const char *s = getenv("ROOK_SANITIZE");
+	if (s && strstr(s, "thread") && r > 4000)
+		r = 4000;
+	return r > 0 ? r : 1;
+}
+
+static _Atomic int t_failures;
+static char t_fail_msg[512];
+
+static inline void t_fail(const char *file, int line, const char *what, long long a,
+			  long long b)
+{
+	/* Only the first failure's message is kept. */
+	if (atomic_fetch_add_explicit(&t_failures, 1, memory_order_acq_rel) == 0)
+		snprintf(t_fail_msg, sizeof(t_fail_msg), "%s:%d: %s (got %lld, want %lld)", file,
+			 line, what, a, b);
+}
+
+#define T_CHECK(cond)                                                 \
+	do {                                                          \
+		if (!(cond))                                          \
+			t_fail(__FILE__, __LINE__, #cond, 0, 1);      \
+	} while (0)
+
+#define T_CHECK_EQ(a, b)                                                           \
+	do {                                                                       \
+		long long t_a_ = (long long)(a), t_b_ = (long long)(b);            \
+		if (t_a_ != t_b_)                                                  \
+			t_fail(__FILE__, __LINE__, #a " == " #b, t_a_, t_b_);      \
+	} while (0)
+
+static inline void t_no_failures(void)
+{
+	int n = atomic_load_explicit(&t_failures, memory_order_acquire);
+	cr_assert_eq(n, 0, "%d check(s) failed inside tasks; first: %s", n, t_fail_msg);
+}
+
+static inline int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* After the runtime stopped: no live task, no stack handed out, no fd kept. */
+static inline void expect_clean_shutdown(int fds_before)
+{
+	struct rook__stats st;
+	rook__stats_get(&st);
+	cr_expect_eq(st.live_tasks, 0, "live tasks after stop: %llu",
+		     (unsigned long long)st.live_tasks);
+	cr_expect_eq(st.stacks_in_use, 0, "stacks in use after stop: %llu",
+		     (unsigned long long)st.stacks_in_use);
+	cr_expect_eq(fd_count(), fds_before, "fds: %d after stop, %d before", fd_count(),
+		     fds_before);
+	t_no_failures();
+}
+
+/* rook_run with the given worker count and flags. */
+static inline int run_with(unsigned workers, unsigned flags, rook_fn fn, void *arg)
+{
+	struct rook_config cfg = { .workers = workers, .flags = flags };
+	return rook_run(&cfg, fn, arg);
+}
+
+#endif

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Task stacks: a task may use most of its stack (default 64 KiB, or a
+ * configured size), overflowing it aborts the process instead of corrupting
+ * memory, and stacks are reserved rather than committed, so 100,000 live
+ * tasks cost far less than 100,000 full stacks.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <rook.h>
+
+#include "helpers.h"
+#include "sched/testing.h"
+
+#define KIB ((size_t)1024)
+
+/* Uses about `bytes` of stack in one frame; returns a checksum of it. */
+static __attribute__((noinline)) long use_stack(size_t bytes)
+{
+	volatile unsigned char *buf = __builtin_alloca(bytes);
+	long sum = 0;
+
+	for (size_t i = 0; i < bytes; i += 64)
+		buf[i] = (unsigned char)(i / 64);
+	for (size_t i = 0; i < bytes; i += 64)
+		sum += buf[i];
+	return sum;
+}
+
+static long expected_sum(size_t bytes)
+{
+	long sum = 0;
+	for (size_t i = 0; i < bytes; i += 64)
+		sum += (unsigned char)(i / 64);
+	return sum;
+}
+
+static int stack_user(void *arg)
+{
+	size_t bytes = *(size_t *)arg;
+
+	/* Twice: the second call reuses pages the first one committed. */
+	if (use_stack(bytes) != expected_sum(bytes))
+		return -EIO;
+	if (rook_yield() != 0)
+		return -ECANCELED;
+	if (use_stack(bytes) != expected_sum(bytes))
+		return -EIO;
+	return 0;
+}
+
+static int stack_main(void *arg)
+{
+	struct rook_task *t = NULL;
+	int st = 1;
+
+	T_CHECK_EQ(rook_spawn(&t, stack_user, arg), 0);
+	T_CHECK_EQ(rook_join(t, &st), 0);
+	T_CHECK_EQ(st, 0);
+	return 0;
+}
+
+Test(stack, task_runs_when_using_32_kib_of_default_stack, .timeout = 60)
+{
+	int fds = fd_count();
+	size_t bytes = 32 * KIB;
+
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, stack_main, &bytes), 0);
+	expect_clean_shutdown(fds);
+}
+
+Test(stack, task_runs_when_using_200_kib_of_256_kib_stack, .timeout = 60)
+{
+	int fds = fd_count();
+	struct rook_config cfg = { .workers = 2, .stack_size = 256 * KIB, .flags = ROOK_NO_PIN };
+	size_t bytes = 200 * KIB;
+
+	cr_assert_eq(rook_run(&cfg, stack_main, &bytes), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* ---- overflow ----------------------------------------------------------- */
+
+static __attribute__((noinline)) long recurse(long depth, long limit)
+{
+	/* Small frames touched top first: no touch can skip a guard page. */
+	volatile char frame[1024];
+
+	frame[sizeof(frame) - 1] = (char)depth;
+	frame[0] = (char)depth;
+	if (depth >= limit)
+		return frame[0];
+	/* Use the result so the call is not a tail call. */
+	return recurse(depth + 1, limit) + frame[sizeof(frame) - 1];
+}
+
+static int overflow(void *arg)
+{
+	/* 1 GiB of frames: far beyond any stack this test configures. */
+	return (int)recurse(0, 1024 * 1024);
+}
+
+static int overflow_main(void *arg)
+{
+	struct rook_task *t = NULL;
+
+	T_CHECK_EQ(rook_spawn(&t, overflow, NULL), 0);
+	T_CHECK_EQ(rook_join(t, NULL), 0);
+	return 0;
+}
+
+/*
+ * The overflow runs in a forked child so the test can be skipped under
+ * sanitizers (Criterion's .signal = SIGABRT would count a skip as a failure)
+ * and can tell SIGABRT from any other death.
+ */
+Test(stack, process_aborts_when_task_overflows_64_kib_stack, .timeout = 60)
+{
+	if (sanitized()) {
+		cr_skip_test("stack overflow death test is skipped under sanitizers (%s)",
+			     getenv("ROOK_SANITIZE"));
+		return;
+	}
+	struct rook_config cfg = { .workers = 1, .stack_size = 64 * KIB };
+	int wstatus = 0;
+
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		rook_run(&cfg, overflow_main, NULL);
+		/* Reaching here means the overflow went unnoticed. */
+		_exit(3);
+	}
+	cr_assert_eq(waitpid(pid, &wstatus, 0), pid);
+	cr_assert(WIFSIGNALED(wstatus), "child was not killed by a signal (exit status %d)",
+		  WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+	cr_assert_eq(WTERMSIG(wstatus), SIGABRT, "child killed by signal %d (%s), want SIGABRT",
+		     WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+}
+
+/* ---- memory of many live tasks ------------------------------------------ */
+
+static _Atomic long started;
+static _Atomic int release_all;
+
+static int small_waiter(void *arg)
+{
+	volatile char touch[512];
+
+	touch[0] = 1;
+	touch[sizeof(touch) - 1] = touch[0];
+	atomic_fetch_add_explicit(&started, 1, memory_order_relaxed);
+	/* Pairs with the release store in rss_main. */
+	while (!atomic_load_explicit(&release_all, memory_order_acquire))
+		if (rook_yield() != 0)
+			return -ECANCELED;
+	return 0;
+}
+
+static int rss_main(void *arg)
+{
+	long n = *(long *)arg;
+	struct rook_task **h = malloc((size_t)n * sizeof(*h));
+	struct rook__stats st;
+
+	T_CHECK(h != NULL);
+	if (!h)
+		return -ENOMEM;
+	for (long i = 0; i < n; i++)
+		T_CHECK_EQ(rook_spawn(&h[i], small_waiter, NULL), 0);
+	while (atomic_load_explicit(&started, memory_order_relaxed) < n)
+		T_CHECK_EQ(rook_yield(), 0);
+	rook__stats_get(&st);
+	/* Stats are batched per worker (sched/stats.h): allow 64 per worker. */
+	T_CHECK(st.peak_stacks + 64u * rook_workers() >= (uint64_t)n);
+	atomic_store_explicit(&release_all, 1, memory_order_release);
+	for (long i = 0; i < n; i++) {
+		int s = 1;
+		T_CHECK_EQ(rook_join(h[i], &s), 0);
+		T_CHECK_EQ(s, 0);
+	}
+	free(h);
+	return 0;
+}
+
+/* Peak resident set size of this process, in KiB (-1 if unreadable). */
+static long vm_hwm_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kib = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kib;
+}
+
+Test(stack, peak_rss_stays_far_below_full_stacks_when_100000_tasks_live, .timeout = 120)
+{
+	const char *san = getenv("ROOK_SANITIZE");
+	if (san && strstr(san, "thread"))
+		cr_skip_test("peak RSS under ThreadSanitizer is its own per-fiber state, not rook's");
+	int fds = fd_count();
+	long n = scaled(100000, 10);
+	long full_kib = n * 64;
+
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, rss_main, &n), 0);
+	cr_assert_eq(atomic_load(&started), n);
+	long hwm = vm_hwm_kib();
+	cr_assert_gt(hwm, 0, "VmHWM unreadable");
+	cr_log_info("VmHWM %ld KiB for %ld tasks (full stacks: %ld KiB)", hwm, n, full_kib);
+	/* 100,000 committed 64 KiB stacks would be 6.1 GiB. */
+	cr_assert_lt(hwm, 2L * 1024 * 1024, "peak RSS %ld KiB", hwm);
+	expect_clean_shutdown(fds);
+}
