@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "sched/alloc.h"
@@ -81,12 +82,18 @@ int rook_rt_start(struct rook_rt **out, const struct rook_config *cfg)
 			break;
 		rook__topo_pin(rt, w);
 	}
-	if (started < rt->rt_nworkers) {
+	r = started < rt->rt_nworkers ? -EAGAIN : 0;
+	/* Wait until every started worker has run its park init (pairs with
+	 * the release increment in rook__worker_main). */
+	while (atomic_load_explicit(&rt->rt_started, memory_order_acquire) < started)
+		sched_yield();
+	for (unsigned i = 0; i < started && r == 0; i++)
+		r = rt->rt_workers[i].w_init_err;
+	if (r < 0) {
 		atomic_store_explicit(&rt->rt_exit, true, memory_order_seq_cst);
 		rook__wake_all(rt);
 		for (unsigned i = 0; i < started; i++)
 			pthread_join(rt->rt_workers[i].w_thread, NULL);
-		r = -EAGAIN;
 		goto fail;
 	}
 	*out = rt;

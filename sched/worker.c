@@ -27,15 +27,14 @@
 #include "sched/worker.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sched/alloc.h"
 #include "sched/context.h"
+#include "sched/park.h"
 #include "sched/runtime.h"
 #include "sched/san.h"
 #include "sched/stats.h"
@@ -69,11 +68,6 @@ unsigned rook_workers(void)
 {
 	struct rook__worker *w = rook__worker_self();
 	return w ? w->w_rt->rt_nworkers : 0;
-}
-
-static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
-{
-	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
 }
 
 static uint64_t now_ns(void)
@@ -242,21 +236,17 @@ void rook__notify(struct rook_rt *rt)
 	}
 	struct rook__worker *w = &rt->rt_workers[rt->rt_idle[--rt->rt_idle_n]];
 	w->w_idle_listed = false;
+	/* Under the lock: idle_leave reads it under the same lock. */
+	atomic_store_explicit(&w->w_woken_spinning, true, memory_order_relaxed);
 	rook__spin_unlock(&rt->rt_idle_lock);
 	atomic_fetch_sub_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
-	atomic_store_explicit(&w->w_woken_spinning, true, memory_order_relaxed);
-	/* Pairs with the acquire load in park_wait. */
-	atomic_store_explicit(&w->w_park_word, 1, memory_order_release);
-	futex(&w->w_park_word, FUTEX_WAKE_PRIVATE, 1);
+	rook__park_wake(w);
 }
 
 void rook__wake_all(struct rook_rt *rt)
 {
-	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
-		struct rook__worker *w = &rt->rt_workers[i];
-		atomic_store_explicit(&w->w_park_word, 1, memory_order_release);
-		futex(&w->w_park_word, FUTEX_WAKE_PRIVATE, 1);
-	}
+	for (unsigned i = 0; i < rt->rt_nworkers; i++)
+		rook__park_wake(&rt->rt_workers[i]);
 }
 
 /* Is anything runnable anywhere in rt? (the re-check before sleeping) */
@@ -274,13 +264,28 @@ static bool work_visible(struct rook_rt *rt)
 	return false;
 }
 
-/* The park point: sleep until woken. The IO layer turns this into
- * io_uring_enter waiting for a completion, bounded by the next timer. */
-static void park_wait(struct rook__worker *w)
+/* Leave the idle set if still on it. Returns true if a notifier took us
+ * off it (we then count as spinning). */
+static bool idle_leave(struct rook__worker *w)
 {
-	while (atomic_load_explicit(&w->w_park_word, memory_order_acquire) == 0)
-		futex(&w->w_park_word, FUTEX_WAIT_PRIVATE, 0);
-	atomic_store_explicit(&w->w_park_word, 0, memory_order_relaxed);
+	struct rook_rt *rt = w->w_rt;
+	bool removed = false;
+	rook__spin_lock(&rt->rt_idle_lock);
+	if (w->w_idle_listed) {
+		for (unsigned i = 0; i < rt->rt_idle_n; i++) {
+			if (rt->rt_idle[i] == w->w_index) {
+				rt->rt_idle[i] = rt->rt_idle[--rt->rt_idle_n];
+				break;
+			}
+		}
+		w->w_idle_listed = false;
+		removed = true;
+	}
+	bool woken = atomic_exchange_explicit(&w->w_woken_spinning, false, memory_order_relaxed);
+	rook__spin_unlock(&rt->rt_idle_lock);
+	if (removed)
+		atomic_fetch_sub_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
+	return woken;
 }
 
 static void park(struct rook__worker *w)
@@ -290,31 +295,13 @@ static void park(struct rook__worker *w)
 	rt->rt_idle[rt->rt_idle_n++] = w->w_index;
 	w->w_idle_listed = true;
 	rook__spin_unlock(&rt->rt_idle_lock);
+	/* Pairs with the fence in rook__notify (see the protocol above). */
 	atomic_fetch_add_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
-	if (work_visible(rt) || atomic_load_explicit(&rt->rt_exit, memory_order_acquire)) {
-		bool removed = false;
-		rook__spin_lock(&rt->rt_idle_lock);
-		if (w->w_idle_listed) {
-			for (unsigned i = 0; i < rt->rt_idle_n; i++) {
-				if (rt->rt_idle[i] == w->w_index) {
-					rt->rt_idle[i] = rt->rt_idle[--rt->rt_idle_n];
-					break;
-				}
-			}
-			w->w_idle_listed = false;
-			removed = true;
-		}
-		rook__spin_unlock(&rt->rt_idle_lock);
-		if (removed) {
-			atomic_fetch_sub_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
-			return;
-		}
-		/* A notifier took us off the idle set: its wake is on the way. */
+	if (!work_visible(rt) && !atomic_load_explicit(&rt->rt_exit, memory_order_acquire)) {
+		rook__stat_add(w, ROOK__STAT_PARKS, 1);
+		rook__park_wait(w, UINT64_MAX);
 	}
-	rook__stat_add(w, ROOK__STAT_PARKS, 1);
-	park_wait(w);
-	w->w_spinning = atomic_exchange_explicit(&w->w_woken_spinning, false,
-						 memory_order_relaxed);
+	w->w_spinning = idle_leave(w);
 }
 
 /* ---- stealing --------------------------------------------------------- */
@@ -457,6 +444,8 @@ static void stop_spinning(struct rook__worker *w, bool found)
 static struct rook_task *next_task(struct rook__worker *w)
 {
 	for (;;) {
+		if (w->w_io)
+			rook__park_poll(w);
 		struct rook_task *t = local_next(w);
 		if (!t)
 			t = search(w);
@@ -578,10 +567,15 @@ void *rook__worker_main(void *arg)
 		pthread_attr_destroy(&attr);
 	}
 	rook__stack_sigaltstack_setup(&w->w_altstack);
+	w->w_init_err = rook__park_init(w);
+	/* Pairs with the acquire load in rook_rt_start. */
 	atomic_fetch_add_explicit(&w->w_rt->rt_started, 1, memory_order_release);
-	struct rook_task *t;
-	while ((t = next_task(w)))
-		run_task(w, t);
+	if (w->w_init_err == 0) {
+		struct rook_task *t;
+		while ((t = next_task(w)))
+			run_task(w, t);
+		rook__park_fini(w);
+	}
 	rook__stat_flush(w);
 	rook__stack_sigaltstack_teardown(w->w_altstack);
 	w->w_altstack = NULL;

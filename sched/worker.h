@@ -58,6 +58,8 @@ struct rook__worker {
 	struct rook__stack_cache w_stacks;
 	struct rook__task_cache w_tasks;
 	bool w_idle_listed;         /* guarded by rt_idle_lock */
+	void *w_io;                 /* the IO layer's per-worker state */
+	int w_init_err;             /* rook__park_init's result */
 	bool w_spinning;            /* counted in rt_nspinning */
 	uint64_t w_next_id;
 	long w_stat[4];             /* batched counters (stats.h) */
