@@ -104,3 +104,19 @@ int rook__wait_park(struct rook__waiter *w, uint32_t token)
 	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
 	return w->w_result;
 }
+
+int rook__wait_check(void)
+{
+	struct rook_task *t = rook_self();
+	if (!t)
+		return 0;
+	if (rook__task_cancel_pending(t))
+		return -ECANCELED;
+	return 0;
+}
+
+bool rook__wait_cancellable(void)
+{
+	struct rook_task *t = rook_self();
+	return t && t->t_shield == 0;
+}

@@ -54,6 +54,15 @@ void rook__wait_wake(struct rook__waiter *w);
  * for a pending cancellation first (a claim by the caller itself). */
 int rook__wait_park(struct rook__waiter *w, uint32_t token);
 
+/* Entry check of every blocking call: -ECANCELED if the calling task has a
+ * cancellation to deliver (and is not shielded), -ETIMEDOUT if its
+ * effective deadline has passed, else 0. Plain threads: always 0. */
+int rook__wait_check(void);
+
+/* Whether a wait begun now by the caller may be ended by cancellation (a
+ * task outside any shield). */
+bool rook__wait_cancellable(void);
+
 /* The waiter for a blocking call by the caller (its task's, or a
  * thread-local one for a plain thread). */
 struct rook__waiter *rook__waiter_self(void);
