@@ -142,6 +142,7 @@ static void yield_push(struct rook__worker *w, struct rook_task *t)
 {
 	t->t_next = NULL;
 	rook__spin_lock(&w->w_yield_lock);
+	bool was_empty = w->w_yield_n == 0;
 	if (w->w_yield_tail)
 		w->w_yield_tail->t_next = t;
 	else
@@ -149,6 +150,10 @@ static void yield_push(struct rook__worker *w, struct rook_task *t)
 	w->w_yield_tail = t;
 	atomic_store_explicit(&w->w_yield_len, ++w->w_yield_n, memory_order_relaxed);
 	rook__spin_unlock(&w->w_yield_lock);
+	/* A parker re-checks yield queues after joining the idle set, so a
+	 * notify when the queue becomes non-empty is enough. */
+	if (was_empty && w->w_rt->rt_nworkers > 1)
+		rook__notify(w->w_rt);
 }
 
 /* Take up to max tasks from the head; returns the first, chains the rest
@@ -252,6 +257,8 @@ void rook__wake_all(struct rook_rt *rt)
 /* Is anything runnable anywhere in rt? (the re-check before sleeping) */
 static bool work_visible(struct rook_rt *rt)
 {
+	/* Pairs with the fence in rook__notify (Dekker, see the top). */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->rt_inj_len, memory_order_seq_cst) > 0)
 		return true;
 	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
@@ -441,16 +448,20 @@ static void stop_spinning(struct rook__worker *w, bool found)
 		rook__notify(w->w_rt);
 }
 
+static bool task_prepare(struct rook__worker *w, struct rook_task *t);
+static struct rook_task *pick_local(struct rook__worker *w);
+
 static struct rook_task *next_task(struct rook__worker *w)
 {
 	for (;;) {
-		if (w->w_io)
-			rook__park_poll(w);
-		struct rook_task *t = local_next(w);
+		struct rook_task *t = pick_local(w);
 		if (!t)
 			t = search(w);
 		if (w->w_spinning)
 			stop_spinning(w, t != NULL);
+		if (t && atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW &&
+		    !task_prepare(w, t))
+			continue;
 		if (t)
 			return t;
 		if (atomic_load_explicit(&w->w_rt->rt_exit, memory_order_acquire))
@@ -460,35 +471,6 @@ static struct rook_task *next_task(struct rook__worker *w)
 }
 
 /* ---- running a task --------------------------------------------------- */
-
-static void switch_to_task(struct rook__worker *w, struct rook_task *t)
-{
-	if (!t->t_stack->s_san_fiber)
-		t->t_stack->s_san_fiber = rook__tsan_create();
-	rook__tsan_switch(t->t_stack->s_san_fiber);
-	rook__asan_start(&w->w_asan_fake, t->t_stack->s_lo,
-			 (size_t)(t->t_stack->s_top - t->t_stack->s_lo));
-	rook__ctx_switch(&w->w_sched_sp, t->t_sp);
-	rook__asan_finish(w->w_asan_fake);
-}
-
-void rook__task_switch_out(enum rook__post post)
-{
-	struct rook__worker *w = rook__worker_self();
-	struct rook_task *t = w->w_current;
-	w->w_post = post;
-	rook__tsan_switch(w->w_san_fiber);
-	rook__asan_start(post == ROOK__POST_EXIT ? NULL : &t->t_asan_fake, w->w_asan_bottom,
-			 w->w_asan_size);
-	rook__ctx_switch(&t->t_sp, w->w_sched_sp);
-	/* Resumed, possibly on another worker: w is stale from here on. */
-	rook__asan_finish(t->t_asan_fake);
-}
-
-void rook__task_started(void)
-{
-	rook__asan_finish(NULL);
-}
 
 /* First run: give the task a stack, or finish it without running. */
 static bool task_prepare(struct rook__worker *w, struct rook_task *t)
@@ -511,22 +493,28 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 	return true;
 }
 
-static void task_exited(struct rook__worker *w, struct rook_task *t)
+/* Owner: the next local task, ready to switch to; NULL if none. */
+static struct rook_task *pick_local(struct rook__worker *w)
 {
-	rook__stack_put(&w->w_rt->rt_stacks, &w->w_stacks, t->t_stack);
-	rook__stat_add(w, ROOK__STAT_STACKS, -1);
-	t->t_stack = NULL;
-	rook__task_put(t);
+	for (;;) {
+		if (w->w_io)
+			rook__park_poll(w);
+		struct rook_task *t = local_next(w);
+		if (!t || atomic_load_explicit(&t->t_state, memory_order_relaxed) != ROOK__T_NEW ||
+		    task_prepare(w, t))
+			return t;
+	}
 }
 
-static void run_task(struct rook__worker *w, struct rook_task *t)
+/* Runs on whichever context a switch lands in (the scheduler, a resumed
+ * task, a new task): completes what the task that switched away asked for,
+ * now that its context is saved. */
+static void post_switch(struct rook__worker *w)
 {
-	if (atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW &&
-	    !task_prepare(w, t))
+	struct rook_task *t = w->w_post_task;
+	if (!t)
 		return;
-	w->w_current = t;
-	switch_to_task(w, t);
-	w->w_current = NULL;
+	w->w_post_task = NULL;
 	if (!t->t_stack->s_guarded && rook__stack_sp_bad(t->t_stack, t->t_sp))
 		rook__stack_overflow_abort(t->t_id, w->w_rt->rt_stack_size);
 	switch (w->w_post) {
@@ -544,11 +532,63 @@ static void run_task(struct rook__worker *w, struct rook_task *t)
 		break;
 	}
 	case ROOK__POST_EXIT:
-		task_exited(w, t);
+		rook__stack_put(&w->w_rt->rt_stacks, &w->w_stacks, t->t_stack);
+		rook__stat_add(w, ROOK__STAT_STACKS, -1);
+		t->t_stack = NULL;
+		rook__task_put(t);
 		break;
 	case ROOK__POST_NONE:
 		abort(); /* a task switched out without saying why */
 	}
+}
+
+/* Save the current context in *save_sp and switch to `to` (a prepared
+ * task), or to the scheduler if to is NULL. fake: where ASan keeps the
+ * current context's fake stack (NULL: this context ends). */
+static void switch_to(struct rook__worker *w, void **save_sp, void **fake, struct rook_task *to)
+{
+	w->w_current = to;
+	if (to) {
+		struct rook__stack *s = to->t_stack;
+		if (!s->s_san_fiber)
+			s->s_san_fiber = rook__tsan_create();
+		rook__tsan_switch(s->s_san_fiber);
+		rook__asan_start(fake, s->s_lo, (size_t)(s->s_top - s->s_lo));
+		rook__ctx_switch(save_sp, to->t_sp);
+	} else {
+		rook__tsan_switch(w->w_san_fiber);
+		rook__asan_start(fake, w->w_asan_bottom, w->w_asan_size);
+		rook__ctx_switch(save_sp, w->w_sched_sp);
+	}
+}
+
+/* The running task gives up its worker: straight to the next local task if
+ * there is one (one switch instead of two), else to the scheduler. */
+void rook__task_switch_out(enum rook__post post)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *t = w->w_current;
+	w->w_post = post;
+	w->w_post_task = t;
+	struct rook_task *next = pick_local(w);
+	switch_to(w, &t->t_sp, post == ROOK__POST_EXIT ? NULL : &t->t_asan_fake, next);
+	/* Resumed, possibly on another worker: re-read the worker. */
+	rook__asan_finish(t->t_asan_fake);
+	post_switch(rook__worker_self());
+}
+
+void rook__task_started(void)
+{
+	rook__asan_finish(NULL);
+	post_switch(rook__worker_self());
+}
+
+static void run_task(struct rook__worker *w, struct rook_task *t)
+{
+	w->w_post_task = NULL;
+	switch_to(w, &w->w_sched_sp, &w->w_asan_fake, t);
+	rook__asan_finish(w->w_asan_fake);
+	post_switch(w);
 }
 
 void *rook__worker_main(void *arg)

@@ -51,6 +51,7 @@ struct rook__worker {
 	struct rook_task *w_current;
 	void *w_sched_sp;           /* the scheduler's saved context */
 	enum rook__post w_post;
+	struct rook_task *w_post_task; /* switched away, post not done yet */
 	uint32_t w_tick;
 	unsigned w_lifo_runs;
 	uint32_t w_rng;
