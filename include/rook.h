@@ -154,6 +154,126 @@ ROOK_API struct rook_task *rook_self(void);
 /* Number of worker threads of the caller's runtime (0 outside a task). */
 ROOK_API unsigned rook_workers(void);
 
+/* ------------------------------------------------------------------ */
+/* Time, deadlines, shielding                                          */
+/* ------------------------------------------------------------------ */
+
+/* Deadline scopes a task may nest (rook_deadline_push: -ENOSPC beyond). */
+#define ROOK_MAX_SCOPES 64
+
+/* CLOCK_MONOTONIC in nanoseconds. Any thread. */
+ROOK_API uint64_t rook_now(void);
+
+/*
+ * rook_sleep — suspend the calling task for ns nanoseconds (0: a yield).
+ * Blocking call.
+ *   0 slept; -ECANCELED cancelled; -ETIMEDOUT a deadline scope expired
+ *   first; -EPERM outside a task; -ENOMEM the timer could not be queued.
+ */
+ROOK_API int rook_sleep(uint64_t ns);
+
+/*
+ * rook_deadline_push — asyncio.timeout(): open a scope whose deadline is
+ * abs_ns (rook_now() time). While it is open and its time has passed, every
+ * blocking call of the task returns -ETIMEDOUT at once, without consuming
+ * anything. Scopes nest; the earliest applicable deadline wins. A deadline
+ * in the past (or 0) expires at once.
+ *   0; -EPERM outside a task; -ENOSPC more than ROOK_MAX_SCOPES open;
+ *   -ENOMEM.
+ * rook_deadline_pop — close the innermost scope; true if its deadline has
+ * passed (the scope expired). With no scope open at the current shield
+ * depth it does nothing and returns false.
+ */
+ROOK_API int rook_deadline_push(uint64_t abs_ns);
+ROOK_API bool rook_deadline_pop(void);
+
+/*
+ * rook_shield_push / rook_shield_pop — a shield for cleanup code: inside it,
+ * cancellation is deferred (a cancel that arrives is delivered by the first
+ * blocking call after the matching pop) and deadline scopes opened outside
+ * it do not apply; scopes opened inside it do. Scopes still open at the
+ * pop are closed with it. Shields nest. Outside a task, or a pop with no
+ * shield open: no effect.
+ */
+ROOK_API void rook_shield_push(void);
+ROOK_API void rook_shield_pop(void);
+
+/* ------------------------------------------------------------------ */
+/* Waiting on many                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * rook_gather — wait until every task in ts[0..n) has finished, store each
+ * status in statuses[i] (argument order; statuses may be NULL) and release
+ * every handle. Blocking call; tasks or plain threads.
+ *   0 all done, handles released; n == 0 returns 0 at once;
+ *   -EINVAL ts NULL with n > 0, or an invalid/released handle;
+ *   -EDEADLK a task gathering itself;
+ *   -ECANCELED / -ETIMEDOUT the caller was interrupted: no handle is
+ *   released and the tasks keep running (cancel them if that is wanted).
+ */
+ROOK_API int rook_gather(struct rook_task **ts, size_t n, int *statuses);
+
+/*
+ * rook_wait_any — wait until at least one task of ts[0..n) has finished and
+ * return the lowest index of a finished one, without releasing it (join it
+ * next). The building block of as_completed (see README). Blocking call.
+ *   >= 0 an index; -EINVAL ts NULL, n == 0 or an invalid handle;
+ *   -EDEADLK a task waiting on itself; -ECANCELED / -ETIMEDOUT the caller
+ *   was interrupted; -ENOMEM (n > 16 needs a node array).
+ */
+ROOK_API int rook_wait_any(struct rook_task **ts, size_t n);
+
+/*
+ * rook_wait_for — asyncio.wait_for: run fn(arg) as a task and wait at most
+ * timeout_ns for it. On timeout, or if the caller is cancelled, the task is
+ * cancelled and waited for (its cleanup included) before returning. A task
+ * that still produced a result other than -ECANCELED after the timeout
+ * (it finished as the timer fired, or swallowed the cancellation) has that
+ * result returned: a computed result is never lost.
+ *   0 and fn's status in *status (may be NULL); -ETIMEDOUT; -ECANCELED the
+ *   caller was cancelled; -EINVAL fn NULL; -EPERM outside a task; spawn
+ *   errors (-ENOMEM, -EPIPE).
+ */
+ROOK_API int rook_wait_for(rook_fn fn, void *arg, uint64_t timeout_ns, int *status);
+
+/* ------------------------------------------------------------------ */
+/* Task groups (structured concurrency)                                */
+/* ------------------------------------------------------------------ */
+
+struct rook_group;
+
+/*
+ * asyncio.TaskGroup. The first child that fails (a status other than 0 and
+ * -ECANCELED) cancels its running siblings; children that had not started
+ * yet never run. rook_group_wait returns that first failure's status.
+ *
+ * rook_group_create: from a task (children run on its runtime).
+ *   0; -EINVAL g NULL; -EPERM outside a task; -ENOMEM.
+ * rook_group_spawn: any thread; arg is borrowed until the child ends.
+ *   0; -EINVAL; -ECANCELED the group has failed; -ENOMEM; -EPIPE runtime
+ *   stopping. A child spawned into a cancelled group ends -ECANCELED.
+ * rook_group_next: blocking; the next finished child in completion order:
+ *   0 with its arg and status (either may be NULL); -ENOENT none left
+ *   (all finished children taken and none running); -ECANCELED/-ETIMEDOUT
+ *   the caller was interrupted (nothing taken).
+ * rook_group_wait: blocking; waits until every child has ended.
+ *   0 none failed, else the first failure's status; -ECANCELED/-ETIMEDOUT
+ *   the caller was interrupted: the group is then cancelled and its
+ *   children waited for before returning (cancelling the owner cancels
+ *   the group). Finished children stay available to rook_group_next.
+ * rook_group_cancel: any thread; cancels every child, running or not yet
+ *   started; their -ECANCELED is not a failure.
+ * rook_group_destroy: cancels the children still running, waits for them
+ *   (blocking, uninterruptible), then frees the group. NULL: no-op.
+ */
+ROOK_API int rook_group_create(struct rook_group **g);
+ROOK_API int rook_group_spawn(struct rook_group *g, rook_fn fn, void *arg);
+ROOK_API int rook_group_next(struct rook_group *g, void **arg, int *status);
+ROOK_API int rook_group_wait(struct rook_group *g);
+ROOK_API void rook_group_cancel(struct rook_group *g);
+ROOK_API void rook_group_destroy(struct rook_group *g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,7 @@ static int rt_alloc(struct rook_rt **out, const struct rook_config *cfg)
 	rt->rt_nworkers = cfg->workers;
 	rt->rt_stack_size = cfg->stack_size;
 	rt->rt_flags = cfg->flags;
+	atomic_store_explicit(&rt->rt_idle_deadline, UINT64_MAX, memory_order_relaxed);
 	rook__stack_pool_init(&rt->rt_stacks, cfg->stack_size);
 	void *ws = NULL;
 	if (posix_memalign(&ws, 64, sizeof(struct rook__worker) * cfg->workers) != 0)
@@ -117,7 +118,12 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	atomic_store_explicit(&t->t_cancel, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
 	t->t_status = 0;
-	t->t_shield = 0;
+	atomic_store_explicit(&t->t_shield, 0, memory_order_relaxed);
+	t->t_timer.tm_heap = NULL;
+	t->t_timer.tm_index = -1;
+	t->t_scopes = NULL;
+	t->t_nscopes = t->t_scope_cap = 0;
+	t->t_dl_eff = UINT64_MAX;
 	t->t_detached_spawn = out == NULL;
 	t->t_fn = fn;
 	t->t_arg = arg;

@@ -156,13 +156,17 @@ void rook__task_foreach(void (*fn)(struct rook_task *t, void *ctx), void *ctx)
 
 bool rook__task_cancel_pending(const struct rook_task *t)
 {
-	return t->t_shield == 0 &&
-	       atomic_load_explicit(&((struct rook_task *)t)->t_cancel, memory_order_acquire);
+	struct rook_task *m = (struct rook_task *)t;
+	return atomic_load_explicit(&m->t_shield, memory_order_relaxed) == 0 &&
+	       atomic_load_explicit(&m->t_cancel, memory_order_acquire);
 }
 
 void rook__task_finish(struct rook_task *t, int status)
 {
 	struct rook__waiter *wake = NULL;
+	rook__free(t->t_scopes);
+	t->t_scopes = NULL;
+	t->t_nscopes = t->t_scope_cap = 0;
 	t->t_status = status;
 	rook__spin_lock(&t->t_lock);
 	/* Pairs with the acquire loads of t_state in join and rook_done. */
@@ -243,7 +247,11 @@ int rook_cancel(struct rook_task *t)
 	atomic_store_explicit(&t->t_cancel, 1, memory_order_seq_cst);
 	struct rook__waiter *w = &t->t_waiter;
 	uint32_t s = atomic_load_explicit(&w->w_state, memory_order_seq_cst);
-	if ((s & 3u) == ROOK__W_WAITING && rook__wait_claim(w, s, -ECANCELED))
+	/* A wait begun inside a shield keeps going: the shield depth was
+	 * stored before that wait's state, which we just read (seq_cst). */
+	if ((s & 3u) == ROOK__W_WAITING &&
+	    atomic_load_explicit(&t->t_shield, memory_order_relaxed) == 0 &&
+	    rook__wait_claim(w, s, -ECANCELED))
 		rook__wait_wake(w);
 	return 0;
 }
@@ -253,9 +261,9 @@ int rook__task_wait_done(struct rook_task *t)
 {
 	if (atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE)
 		return 0;
-	struct rook_task *self = rook_self();
-	if (self && rook__task_cancel_pending(self))
-		return -ECANCELED;
+	int r = rook__wait_check();
+	if (r)
+		return r;
 	struct rook__waiter *w = rook__waiter_self();
 	struct rook__jnode n = { .j_w = w };
 	rook__spin_lock(&t->t_lock);
@@ -263,7 +271,7 @@ int rook__task_wait_done(struct rook_task *t)
 		rook__spin_unlock(&t->t_lock);
 		return 0;
 	}
-	n.j_token = rook__wait_begin(w, self && self->t_shield == 0);
+	n.j_token = rook__wait_begin(w, rook__wait_cancellable());
 	n.j_linked = true;
 	n.j_next = t->t_joiners;
 	if (n.j_next)
@@ -271,7 +279,7 @@ int rook__task_wait_done(struct rook_task *t)
 	n.j_prev = NULL;
 	t->t_joiners = &n;
 	rook__spin_unlock(&t->t_lock);
-	int r = rook__wait_park(w, n.j_token);
+	r = rook__wait_park(w, n.j_token);
 	if (r != 0) {
 		rook__spin_lock(&t->t_lock);
 		if (n.j_linked) {
@@ -308,9 +316,10 @@ int rook_yield(void)
 	struct rook_task *t = w ? w->w_current : NULL;
 	if (!t)
 		return -EPERM;
-	if (rook__task_cancel_pending(t))
-		return -ECANCELED;
+	int r = rook__wait_check();
+	if (r)
+		return r;
 	if (rook__worker_has_other_work(w))
 		rook__task_switch_out(ROOK__POST_YIELD);
-	return rook__task_cancel_pending(t) ? -ECANCELED : 0;
+	return rook__wait_check();
 }

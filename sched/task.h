@@ -19,6 +19,7 @@
 #include <rook.h>
 
 #include "sched/lock.h"
+#include "sched/timer.h"
 #include "sched/wait.h"
 
 #define ROOK__TASK_MAGIC 0x726f6f6bu /* "rook" */
@@ -48,7 +49,7 @@ struct rook_task {
 	_Atomic int t_cancel;    /* cancellation requested (sticky) */
 	_Atomic uint32_t t_park; /* ROOK__P_* */
 	int t_status;
-	int t_shield;            /* shield depth; owner only */
+	_Atomic int t_shield;    /* shield depth; written by the owner only */
 	bool t_detached_spawn;   /* spawned with t NULL */
 	rook_fn t_fn;
 	void *t_arg;
@@ -60,7 +61,18 @@ struct rook_task {
 	struct rook__jnode *t_joiners;
 	uint64_t t_id;
 	struct rook__waiter t_waiter; /* this task's own blocking calls */
+	struct rook__timer t_timer;   /* ends the current wait at a deadline */
+	struct rook__scope *t_scopes; /* deadline scopes (lazily allocated) */
+	int t_nscopes, t_scope_cap;
+	uint64_t t_dl_eff;            /* effective deadline, UINT64_MAX: none */
 	void *t_asan_fake;            /* ASan fake stack while switched out */
+};
+
+/* A deadline scope: its deadline and the shield depth it was pushed at
+ * (only scopes pushed at the current shield depth apply). */
+struct rook__scope {
+	uint64_t sc_deadline;
+	int sc_shield;
 };
 
 /* A joiner's entry on a task's t_joiners list (lives on the joiner's stack). */

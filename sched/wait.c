@@ -19,13 +19,18 @@
 #include <unistd.h>
 
 #include "sched/task.h"
+#include "sched/timer.h"
 #include "sched/worker.h"
 
 static _Thread_local struct rook__waiter tls_waiter;
 
 void rook__waiter_init(struct rook__waiter *w, struct rook_task *t)
 {
-	atomic_init(&w->w_state, 0);
+	/* w_state keeps its sequence across reuse of the task slot, so a
+	 * stale token (a late timer) never matches a new task's wait. */
+	atomic_store_explicit(&w->w_state,
+			      atomic_load_explicit(&w->w_state, memory_order_relaxed) & ~3u,
+			      memory_order_relaxed);
 	atomic_init(&w->w_wake, 0);
 	w->w_result = 0;
 	w->w_task = t;
@@ -86,22 +91,63 @@ void rook__wait_wake(struct rook__waiter *w)
 
 int rook__wait_park(struct rook__waiter *w, uint32_t token)
 {
+	return rook__wait_park_until(w, token, UINT64_MAX, 0);
+}
+
+int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_at,
+			  int wake_result)
+{
 	struct rook_task *t = w->w_task;
 	if (!t) {
 		while (atomic_load_explicit(&w->w_wake, memory_order_acquire) == 0)
 			futex(&w->w_wake, FUTEX_WAIT_PRIVATE, 0);
 		return w->w_result;
 	}
-	if ((token & 3u) == ROOK__W_WAITING &&
-	    atomic_load_explicit(&t->t_cancel, memory_order_seq_cst) &&
+	bool interruptible = (token & 3u) == ROOK__W_WAITING;
+	if (interruptible && atomic_load_explicit(&t->t_cancel, memory_order_seq_cst) &&
+	    atomic_load_explicit(&t->t_shield, memory_order_relaxed) == 0 &&
 	    rook__wait_claim(w, token, -ECANCELED)) {
 		atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
 		return -ECANCELED;
+	}
+	/* One timer ends the wait: the sleep's end or the deadline, whichever
+	 * comes first (an uninterruptible wait ignores deadlines). */
+	uint64_t at = wake_at;
+	int res = wake_result;
+	if (interruptible && t->t_dl_eff < at) {
+		at = t->t_dl_eff;
+		res = -ETIMEDOUT;
+	}
+	bool armed = false;
+	if (at != UINT64_MAX) {
+		if (rook__now() >= at) {
+			if (rook__wait_claim(w, token, res)) {
+				atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
+				return res;
+			}
+		} else {
+			struct rook__timer *tm = &t->t_timer;
+			tm->tm_deadline = at;
+			tm->tm_w = w;
+			tm->tm_token = token;
+			tm->tm_result = res;
+			if (rook__worker_timer_arm(tm) < 0) {
+				if (rook__wait_claim(w, token, -ENOMEM)) {
+					atomic_store_explicit(&t->t_park, ROOK__P_RUNNING,
+							      memory_order_relaxed);
+					return -ENOMEM;
+				}
+			} else {
+				armed = true;
+			}
+		}
 	}
 	/* Fast path: already woken (pairs with the exchange in unpark). */
 	if (atomic_load_explicit(&t->t_park, memory_order_acquire) != ROOK__P_WOKEN)
 		rook__task_switch_out(ROOK__POST_PARK);
 	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
+	if (armed)
+		rook__timer_disarm(&t->t_timer);
 	return w->w_result;
 }
 
@@ -112,11 +158,12 @@ int rook__wait_check(void)
 		return 0;
 	if (rook__task_cancel_pending(t))
 		return -ECANCELED;
+	if (t->t_dl_eff != UINT64_MAX && rook__now() >= t->t_dl_eff)
+		return -ETIMEDOUT;
 	return 0;
 }
 
 bool rook__wait_cancellable(void)
 {
-	struct rook_task *t = rook_self();
-	return t && t->t_shield == 0;
+	return rook_self() != NULL;
 }

@@ -51,16 +51,26 @@ bool rook__wait_claim(struct rook__waiter *w, uint32_t token, int result);
 void rook__wait_wake(struct rook__waiter *w);
 
 /* Suspend the caller until its waiter is woken; returns w_result. Checks
- * for a pending cancellation first (a claim by the caller itself). */
+ * for a pending cancellation first (a claim by the caller itself), and arms
+ * a timer for the task's effective deadline (-ETIMEDOUT) on interruptible
+ * waits. May return -ENOMEM if the timer could not be queued. */
 int rook__wait_park(struct rook__waiter *w, uint32_t token);
+
+/* As rook__wait_park, but the wait also ends at wake_at (absolute ns) with
+ * wake_result, unless the deadline comes first. */
+int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_at,
+			  int wake_result);
 
 /* Entry check of every blocking call: -ECANCELED if the calling task has a
  * cancellation to deliver (and is not shielded), -ETIMEDOUT if its
  * effective deadline has passed, else 0. Plain threads: always 0. */
 int rook__wait_check(void);
 
-/* Whether a wait begun now by the caller may be ended by cancellation (a
- * task outside any shield). */
+/* Whether a wait begun now by the caller may be interrupted: true for any
+ * task (cancellation then ends it unless the task is inside a shield, and
+ * its effective deadline ends it). Pass false to rook__wait_begin for an
+ * uninterruptible wait (cleanup that must complete: re-locking a mutex,
+ * waiting for a cancelled IO operation's completion). */
 bool rook__wait_cancellable(void);
 
 /* The waiter for a blocking call by the caller (its task's, or a

@@ -40,6 +40,7 @@
 #include "sched/stats.h"
 #include "sched/task.h"
 #include "sched/testing.h"
+#include "sched/timer.h"
 
 #define FAIR_TICKS 61u
 #define LIFO_MAX 3u
@@ -70,12 +71,6 @@ unsigned rook_workers(void)
 	return w ? w->w_rt->rt_nworkers : 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- injection queue ------------------------------------------------- */
 
@@ -220,6 +215,51 @@ bool rook__worker_has_other_work(struct rook__worker *w)
 	       atomic_load_explicit(&w->w_rt->rt_inj_len, memory_order_relaxed) > 0;
 }
 
+/* ---- timers ----------------------------------------------------------- */
+
+/* Fire w's due timers; a woken task goes to the firing worker's LIFO slot. */
+static void fire_timers(struct rook__worker *w, uint64_t now)
+{
+	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_acquire) <= now)
+		rook__timer_fire(&w->w_timers, now);
+}
+
+/* Earliest timer deadline of any worker (a racy snapshot). */
+static uint64_t timers_next(struct rook_rt *rt)
+{
+	uint64_t next = UINT64_MAX;
+	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
+		uint64_t d = atomic_load_explicit(&rt->rt_workers[i].w_timers.h_next,
+						  memory_order_acquire);
+		if (d < next)
+			next = d;
+	}
+	return next;
+}
+
+/* An idle worker takes over the due timers of every worker, so a timer
+ * does not wait behind a worker busy with a long task. */
+static void fire_all_timers(struct rook_rt *rt, uint64_t now)
+{
+	for (unsigned i = 0; i < rt->rt_nworkers; i++)
+		fire_timers(&rt->rt_workers[i], now);
+}
+
+int rook__worker_timer_arm(struct rook__timer *tm)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_rt *rt = w->w_rt;
+	int r = rook__timer_arm(&w->w_timers, tm);
+	if (r < 0)
+		return r;
+	/* A parked worker sleeping past this deadline must re-plan: wake one
+	 * (it recomputes its timeout from every heap before parking again). */
+	if (rt->rt_nworkers > 1 &&
+	    tm->tm_deadline < atomic_load_explicit(&rt->rt_idle_deadline, memory_order_relaxed))
+		rook__notify(rt);
+	return 0;
+}
+
 /* ---- idle set and notify -------------------------------------------- */
 
 void rook__notify(struct rook_rt *rt)
@@ -305,8 +345,29 @@ static void park(struct rook__worker *w)
 	/* Pairs with the fence in rook__notify (see the protocol above). */
 	atomic_fetch_add_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
 	if (!work_visible(rt) && !atomic_load_explicit(&rt->rt_exit, memory_order_acquire)) {
-		rook__stat_add(w, ROOK__STAT_PARKS, 1);
-		rook__park_wait(w, UINT64_MAX);
+		uint64_t next = timers_next(rt), now = 0, timeout = UINT64_MAX;
+		if (next != UINT64_MAX) {
+			now = rook__now();
+			timeout = next > now ? next - now : 0;
+			/* Publish our planned wake so earlier timers kick us. */
+			uint64_t cur = atomic_load_explicit(&rt->rt_idle_deadline,
+							    memory_order_relaxed);
+			while (next < cur && !atomic_compare_exchange_weak_explicit(
+						     &rt->rt_idle_deadline, &cur, next,
+						     memory_order_relaxed, memory_order_relaxed))
+				;
+		}
+		if (timeout > 0) {
+			rook__stat_add(w, ROOK__STAT_PARKS, 1);
+			rook__park_wait(w, timeout);
+		}
+		if (next != UINT64_MAX) {
+			uint64_t cur = next;
+			atomic_compare_exchange_strong_explicit(&rt->rt_idle_deadline, &cur,
+								UINT64_MAX, memory_order_relaxed,
+								memory_order_relaxed);
+			fire_all_timers(rt, rook__now());
+		}
 	}
 	w->w_spinning = idle_leave(w);
 }
@@ -424,7 +485,7 @@ static struct rook_task *search(struct rook__worker *w)
 	for (unsigned round = 0; rt->rt_nworkers > 1; round++) {
 		bool last = false;
 		if ((round & 15) == 15) {
-			uint64_t now = now_ns();
+			uint64_t now = rook__now();
 			if (!start)
 				start = now;
 			else if (now - start > SPIN_NS)
@@ -499,6 +560,8 @@ static struct rook_task *pick_local(struct rook__worker *w)
 	for (;;) {
 		if (w->w_io)
 			rook__park_poll(w);
+		if (atomic_load_explicit(&w->w_timers.h_next, memory_order_relaxed) != UINT64_MAX)
+			fire_timers(w, rook__now());
 		struct rook_task *t = local_next(w);
 		if (!t || atomic_load_explicit(&t->t_state, memory_order_relaxed) != ROOK__T_NEW ||
 		    task_prepare(w, t))
@@ -634,7 +697,7 @@ int rook__worker_init(struct rook__worker *w, struct rook_rt *rt, unsigned index
 	w->w_rng = index * 2654435761u + 1;
 	w->w_cpu = -1;
 	w->w_next_id = 1;
-	return 0;
+	return rook__timer_heap_init(&w->w_timers);
 }
 
 void rook__worker_fini(struct rook__worker *w)
@@ -642,6 +705,7 @@ void rook__worker_fini(struct rook__worker *w)
 	rook__stack_cache_drain(&w->w_rt->rt_stacks, &w->w_stacks);
 	rook__task_cache_drain(&w->w_tasks);
 	rook__deque_destroy(&w->w_deque);
+	rook__timer_heap_fini(&w->w_timers);
 	rook__free(w->w_victims);
 	w->w_victims = NULL;
 }

@@ -15,6 +15,7 @@
 #include "sched/deque.h"
 #include "sched/lock.h"
 #include "sched/stack.h"
+#include "sched/timer.h"
 
 struct rook_rt;
 struct rook_task;
@@ -44,6 +45,8 @@ struct rook__worker {
 	_Atomic bool w_woken_spinning; /* woken by notify; counted as a spinner */
 	_Atomic uint64_t w_nspawned;   /* single writer: this worker */
 	_Atomic uint64_t w_nfinished;  /* single writer: this worker */
+
+	struct rook__timer_heap w_timers; /* armed by this worker's tasks */
 
 	/* Owner only. */
 	_Alignas(64) struct rook_rt *w_rt;
@@ -91,6 +94,9 @@ void *rook__worker_main(void *arg);
 
 /* True if something else is runnable on w or in the injection queue. */
 bool rook__worker_has_other_work(struct rook__worker *w);
+
+/* Arm tm on the calling worker's heap (the caller is a task). 0/-ENOMEM. */
+int rook__worker_timer_arm(struct rook__timer *tm);
 
 /* Wake every worker (stop). */
 void rook__wake_all(struct rook_rt *rt);

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Task groups (asyncio.TaskGroup). Each child runs in a wrapper task that
+ * records itself in its group when it starts and its status when it ends.
+ * Invariants, all under g_lock: g_nlive counts children spawned and not yet
+ * ended (incremented before the child is published, so rook_group_wait
+ * never returns while a spawn is in flight); a child's c_task is set only
+ * between its start and its end, so cancelling the group reaches every
+ * running child, and a child that starts after the group failed or was
+ * cancelled ends -ECANCELED without running. Ended children queue on the
+ * done list in completion order until rook_group_next takes them.
+ */
+#include <errno.h>
+
+#include <rook.h>
+
+#include "sched/alloc.h"
+#include "sched/runtime.h"
+#include "sched/task.h"
+#include "sched/wait.h"
+
+struct rook__gchild {
+	struct rook_group *c_group;
+	rook_fn c_fn;
+	void *c_arg;
+	int c_status;
+	struct rook_task *c_task; /* set while running, under g_lock */
+	struct rook__gchild *c_prev, *c_next; /* live list, then done list */
+};
+
+struct rook_group {
+	struct rook__spin g_lock;
+	struct rook_rt *g_rt;
+	struct rook__gchild *g_live;
+	struct rook__gchild *g_done_head, *g_done_tail;
+	long g_nlive;
+	bool g_failed, g_cancelled;
+	int g_first_status;
+	struct rook__jnode *g_waiters;
+};
+
+int rook_group_create(struct rook_group **out)
+{
+	if (!out)
+		return -EINVAL;
+	struct rook_task *self = rook_self();
+	if (!self)
+		return -EPERM;
+	struct rook_group *g = rook__calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->g_rt = self->t_rt;
+	*out = g;
+	return 0;
+}
+
+/* g_lock held: cancel every running child. */
+static void cancel_live(struct rook_group *g)
+{
+	for (struct rook__gchild *c = g->g_live; c; c = c->c_next)
+		if (c->c_task)
+			rook_cancel(c->c_task);
+}
+
+/* g_lock held: claim every waiter; returns the private wake list. */
+static struct rook__waiter *claim_waiters(struct rook_group *g)
+{
+	struct rook__waiter *wake = NULL;
+	for (struct rook__jnode *n = g->g_waiters; n; n = n->j_next) {
+		n->j_linked = false;
+		if (rook__wait_claim(n->j_w, n->j_token, 0)) {
+			n->j_w->w_next_wake = wake;
+			wake = n->j_w;
+		}
+	}
+	g->g_waiters = NULL;
+	return wake;
+}
+
+static void wake_list(struct rook__waiter *wake)
+{
+	while (wake) {
+		struct rook__waiter *next = wake->w_next_wake;
+		rook__wait_wake(wake);
+		wake = next;
+	}
+}
+
+static void live_unlink(struct rook_group *g, struct rook__gchild *c)
+{
+	if (c->c_prev)
+		c->c_prev->c_next = c->c_next;
+	else
+		g->g_live = c->c_next;
+	if (c->c_next)
+		c->c_next->c_prev = c->c_prev;
+	c->c_prev = c->c_next = NULL;
+}
+
+static int child_main(void *arg)
+{
+	struct rook__gchild *c = arg;
+	struct rook_group *g = c->c_group;
+	rook__spin_lock(&g->g_lock);
+	bool skip = g->g_failed || g->g_cancelled;
+	if (!skip)
+		c->c_task = rook_self();
+	rook__spin_unlock(&g->g_lock);
+	int st = skip ? -ECANCELED : c->c_fn(c->c_arg);
+
+	rook__spin_lock(&g->g_lock);
+	c->c_task = NULL;
+	c->c_status = st;
+	live_unlink(g, c);
+	if (g->g_done_tail)
+		g->g_done_tail->c_next = c;
+	else
+		g->g_done_head = c;
+	g->g_done_tail = c;
+	g->g_nlive--;
+	/* A cancelled child is not a failure: cancellations caused by the
+	 * group (or asked for explicitly) never fail it. */
+	if (st != 0 && st != -ECANCELED && !g->g_failed) {
+		g->g_failed = true;
+		g->g_first_status = st;
+		cancel_live(g);
+	}
+	struct rook__waiter *wake = claim_waiters(g);
+	rook__spin_unlock(&g->g_lock);
+	wake_list(wake);
+	return st;
+}
+
+int rook_group_spawn(struct rook_group *g, rook_fn fn, void *arg)
+{
+	if (!g || !fn)
+		return -EINVAL;
+	struct rook__gchild *c = rook__calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->c_group = g;
+	c->c_fn = fn;
+	c->c_arg = arg;
+	rook__spin_lock(&g->g_lock);
+	if (g->g_failed) {
+		rook__spin_unlock(&g->g_lock);
+		rook__free(c);
+		return -ECANCELED;
+	}
+	c->c_next = g->g_live;
+	if (c->c_next)
+		c->c_next->c_prev = c;
+	g->g_live = c;
+	g->g_nlive++;
+	rook__spin_unlock(&g->g_lock);
+	int r = rook_rt_spawn(g->g_rt, NULL, child_main, c);
+	if (r < 0) {
+		rook__spin_lock(&g->g_lock);
+		live_unlink(g, c);
+		g->g_nlive--;
+		struct rook__waiter *wake = g->g_nlive == 0 ? claim_waiters(g) : NULL;
+		rook__spin_unlock(&g->g_lock);
+		wake_list(wake);
+		rook__free(c);
+	}
+	return r;
+}
+
+void rook_group_cancel(struct rook_group *g)
+{
+	if (!g)
+		return;
+	rook__spin_lock(&g->g_lock);
+	g->g_cancelled = true;
+	cancel_live(g);
+	rook__spin_unlock(&g->g_lock);
+}
+
+/* Wait until a child ends (or none is left). g_lock held on entry and on
+ * return. 0, or the caller's -ECANCELED / -ETIMEDOUT / -ENOMEM. */
+static int wait_change(struct rook_group *g, bool interruptible)
+{
+	struct rook__waiter *w = rook__waiter_self();
+	struct rook__jnode n = { .j_w = w, .j_linked = true };
+	n.j_token = rook__wait_begin(w, interruptible && rook__wait_cancellable());
+	n.j_next = g->g_waiters;
+	if (n.j_next)
+		n.j_next->j_prev = &n;
+	g->g_waiters = &n;
+	rook__spin_unlock(&g->g_lock);
+	int r = rook__wait_park(w, n.j_token);
+	rook__spin_lock(&g->g_lock);
+	if (n.j_linked) {
+		if (n.j_prev)
+			n.j_prev->j_next = n.j_next;
+		else
+			g->g_waiters = n.j_next;
+		if (n.j_next)
+			n.j_next->j_prev = n.j_prev;
+	}
+	return r;
+}
+
+/* Cancel every child and wait, uninterruptibly, until all have ended. */
+static void drain(struct rook_group *g)
+{
+	rook__spin_lock(&g->g_lock);
+	g->g_cancelled = true;
+	cancel_live(g);
+	while (g->g_nlive > 0)
+		wait_change(g, false);
+	rook__spin_unlock(&g->g_lock);
+}
+
+int rook_group_wait(struct rook_group *g)
+{
+	if (!g)
+		return -EINVAL;
+	int r = rook__wait_check();
+	rook__spin_lock(&g->g_lock);
+	while (r == 0 && g->g_nlive > 0)
+		r = wait_change(g, true);
+	if (r == 0)
+		r = g->g_failed ? g->g_first_status : 0;
+	rook__spin_unlock(&g->g_lock);
+	if (r == -ECANCELED || r == -ETIMEDOUT || r == -ENOMEM)
+		drain(g); /* the waiter was cancelled or timed out: so is the group */
+	return r;
+}
+
+int rook_group_next(struct rook_group *g, void **arg, int *status)
+{
+	if (!g)
+		return -EINVAL;
+	rook__spin_lock(&g->g_lock);
+	int r = 0;
+	while (!g->g_done_head) {
+		if (g->g_nlive == 0) {
+			rook__spin_unlock(&g->g_lock);
+			return -ENOENT;
+		}
+		r = rook__wait_check();
+		if (r == 0)
+			r = wait_change(g, true);
+		if (r) {
+			rook__spin_unlock(&g->g_lock);
+			return r;
+		}
+	}
+	struct rook__gchild *c = g->g_done_head;
+	g->g_done_head = c->c_next;
+	if (!g->g_done_head)
+		g->g_done_tail = NULL;
+	rook__spin_unlock(&g->g_lock);
+	if (arg)
+		*arg = c->c_arg;
+	if (status)
+		*status = c->c_status;
+	rook__free(c);
+	return 0;
+}
+
+void rook_group_destroy(struct rook_group *g)
+{
+	if (!g)
+		return;
+	drain(g);
+	struct rook__gchild *c = g->g_done_head;
+	while (c) {
+		struct rook__gchild *next = c->c_next;
+		rook__free(c);
+		c = next;
+	}
+	rook__free(g);
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Waiting on many tasks: gather (all), wait_any (first), wait_for (one,
+ * with a timeout). wait_any publishes one waiter on every task's joiner
+ * list with the same token, so whichever finishes first claims it; the
+ * others' claims fail, and the waiter unlinks every node before returning.
+ */
+#include <errno.h>
+
+#include <rook.h>
+
+#include "sched/alloc.h"
+#include "sched/task.h"
+#include "sched/wait.h"
+
+#define STACK_NODES 16
+
+static bool is_done(struct rook_task *t)
+{
+	return atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE;
+}
+
+static int check_handles(struct rook_task **ts, size_t n)
+{
+	struct rook_task *self = rook_self();
+	for (size_t i = 0; i < n; i++) {
+		if (!rook__task_valid(ts[i]))
+			return -EINVAL;
+		if (ts[i] == self)
+			return -EDEADLK;
+	}
+	return 0;
+}
+
+int rook_gather(struct rook_task **ts, size_t n, int *statuses)
+{
+	if (n == 0)
+		return 0;
+	if (!ts)
+		return -EINVAL;
+	int r = check_handles(ts, n);
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		r = rook__task_wait_done(ts[i]);
+		if (r)
+			return r; /* interrupted: no handle released */
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (statuses)
+			statuses[i] = ts[i]->t_status;
+		rook__task_put(ts[i]);
+	}
+	return 0;
+}
+
+static int first_done(struct rook_task **ts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (is_done(ts[i]))
+			return (int)i;
+	return -1;
+}
+
+static void unlink_node(struct rook_task *t, struct rook__jnode *n)
+{
+	rook__spin_lock(&t->t_lock);
+	if (n->j_linked) {
+		if (n->j_prev)
+			n->j_prev->j_next = n->j_next;
+		else
+			t->t_joiners = n->j_next;
+		if (n->j_next)
+			n->j_next->j_prev = n->j_prev;
+		n->j_linked = false;
+	}
+	rook__spin_unlock(&t->t_lock);
+}
+
+/* Link n on t unless t is done; false if it is. Caller's wait has begun. */
+static bool link_node(struct rook_task *t, struct rook__jnode *n)
+{
+	rook__spin_lock(&t->t_lock);
+	bool done = is_done(t);
+	if (!done) {
+		n->j_linked = true;
+		n->j_prev = NULL;
+		n->j_next = t->t_joiners;
+		if (n->j_next)
+			n->j_next->j_prev = n;
+		t->t_joiners = n;
+	}
+	rook__spin_unlock(&t->t_lock);
+	return !done;
+}
+
+int rook_wait_any(struct rook_task **ts, size_t n)
+{
+	if (!ts || n == 0 || n > INT32_MAX)
+		return -EINVAL;
+	int r = check_handles(ts, n);
+	if (r)
+		return r;
+	int idx = first_done(ts, n);
+	if (idx >= 0)
+		return idx;
+	r = rook__wait_check();
+	if (r)
+		return r;
+	struct rook__jnode local[STACK_NODES], *nodes = local;
+	if (n > STACK_NODES && !(nodes = rook__calloc(n, sizeof(*nodes))))
+		return -ENOMEM;
+	struct rook__waiter *w = rook__waiter_self();
+	uint32_t token = rook__wait_begin(w, rook__wait_cancellable());
+	size_t linked = 0;
+	bool some_done = false;
+	for (; linked < n; linked++) {
+		nodes[linked] = (struct rook__jnode){ .j_w = w, .j_token = token };
+		if (!link_node(ts[linked], &nodes[linked])) {
+			some_done = true;
+			break;
+		}
+	}
+	if (some_done) {
+		/* End our own wait; if a finisher claimed it first, its wake is
+		 * on the way and must be consumed by parking. */
+		if (!rook__wait_claim(w, token, 0))
+			r = rook__wait_park(w, token);
+		else if (w->w_task)
+			atomic_store_explicit(&w->w_task->t_park, ROOK__P_RUNNING,
+					      memory_order_relaxed);
+	} else {
+		r = rook__wait_park(w, token);
+	}
+	for (size_t i = 0; i < linked; i++)
+		unlink_node(ts[i], &nodes[i]);
+	if (nodes != local)
+		rook__free(nodes);
+	if (r)
+		return r;
+	idx = first_done(ts, n);
+	return idx >= 0 ? idx : -EAGAIN; /* unreachable: a finisher woke us */
+}
+
+int rook_wait_for(rook_fn fn, void *arg, uint64_t timeout_ns, int *status)
+{
+	if (!fn)
+		return -EINVAL;
+	if (!rook_self())
+		return -EPERM;
+	uint64_t now = rook_now();
+	uint64_t at = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1 : now + timeout_ns;
+	struct rook_task *t;
+	int r = rook_spawn(&t, fn, arg);
+	if (r)
+		return r;
+	r = rook_deadline_push(at);
+	if (r) {
+		rook_cancel(t);
+		rook_detach(t);
+		return r;
+	}
+	r = rook__task_wait_done(t);
+	rook_deadline_pop();
+	if (r) {
+		/* Timed out or cancelled: cancel the child and wait for it to
+		 * end, cleanup included, so nothing is left running. */
+		rook_cancel(t);
+		rook_shield_push();
+		rook__task_wait_done(t);
+		rook_shield_pop();
+		/* A result computed anyway (the child ignored or outran the
+		 * cancellation) is returned, not lost. */
+		if (t->t_status != -ECANCELED && r == -ETIMEDOUT)
+			r = 0;
+	}
+	if (r == 0 && status)
+		*status = t->t_status;
+	rook__task_put(t);
+	return r;
+}

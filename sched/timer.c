@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * 4-ary min-heap of timers (see timer.h). A 4-ary heap halves the depth of
+ * a binary one and keeps a node's children on one cache line. Invariant:
+ * h_items[i]->tm_index == i for every queued timer; h_next mirrors the top
+ * deadline for lock-free peeks by idle workers.
+ */
+#include "sched/timer.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include "sched/alloc.h"
+#include "sched/wait.h"
+
+uint64_t rook__now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int rook__timer_heap_init(struct rook__timer_heap *h)
+{
+	h->h_n = 0;
+	h->h_cap = 0;
+	h->h_items = NULL;
+	atomic_store_explicit(&h->h_lock.s_held, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->h_next, UINT64_MAX, memory_order_relaxed);
+	return 0;
+}
+
+void rook__timer_heap_fini(struct rook__timer_heap *h)
+{
+	rook__free(h->h_items);
+	h->h_items = NULL;
+	h->h_n = h->h_cap = 0;
+}
+
+static void place(struct rook__timer_heap *h, int i, struct rook__timer *tm)
+{
+	h->h_items[i] = tm;
+	tm->tm_index = i;
+}
+
+static void sift_up(struct rook__timer_heap *h, int i)
+{
+	struct rook__timer *tm = h->h_items[i];
+	while (i > 0) {
+		int p = (i - 1) / 4;
+		if (h->h_items[p]->tm_deadline <= tm->tm_deadline)
+			break;
+		place(h, i, h->h_items[p]);
+		i = p;
+	}
+	place(h, i, tm);
+}
+
+static void sift_down(struct rook__timer_heap *h, int i)
+{
+	struct rook__timer *tm = h->h_items[i];
+	for (;;) {
+		int best = -1;
+		uint64_t best_dl = tm->tm_deadline;
+		for (int c = 4 * i + 1; c <= 4 * i + 4 && c < h->h_n; c++) {
+			if (h->h_items[c]->tm_deadline < best_dl) {
+				best = c;
+				best_dl = h->h_items[c]->tm_deadline;
+			}
+		}
+		if (best < 0)
+			break;
+		place(h, i, h->h_items[best]);
+		i = best;
+	}
+	place(h, i, tm);
+}
+
+static void publish_next(struct rook__timer_heap *h)
+{
+	atomic_store_explicit(&h->h_next, h->h_n ? h->h_items[0]->tm_deadline : UINT64_MAX,
+			      memory_order_release);
+}
+
+/* Heap lock held. */
+static void remove_at(struct rook__timer_heap *h, int i)
+{
+	struct rook__timer *last = h->h_items[--h->h_n];
+	h->h_items[i]->tm_index = -1;
+	if (i == h->h_n)
+		return;
+	place(h, i, last);
+	sift_up(h, i);
+	sift_down(h, last->tm_index);
+}
+
+int rook__timer_arm(struct rook__timer_heap *h, struct rook__timer *tm)
+{
+	rook__spin_lock(&h->h_lock);
+	if (h->h_n == h->h_cap) {
+		int cap = h->h_cap ? h->h_cap * 2 : 64;
+		struct rook__timer **items = rook__alloc((size_t)cap * sizeof(*items));
+		if (!items) {
+			rook__spin_unlock(&h->h_lock);
+			return -ENOMEM;
+		}
+		for (int i = 0; i < h->h_n; i++)
+			items[i] = h->h_items[i];
+		rook__free(h->h_items);
+		h->h_items = items;
+		h->h_cap = cap;
+	}
+	tm->tm_heap = h;
+	place(h, h->h_n++, tm);
+	sift_up(h, tm->tm_index);
+	publish_next(h);
+	rook__spin_unlock(&h->h_lock);
+	return 0;
+}
+
+void rook__timer_disarm(struct rook__timer *tm)
+{
+	struct rook__timer_heap *h = tm->tm_heap;
+	if (!h)
+		return;
+	rook__spin_lock(&h->h_lock);
+	if (tm->tm_index >= 0) {
+		remove_at(h, tm->tm_index);
+		publish_next(h);
+	}
+	rook__spin_unlock(&h->h_lock);
+	tm->tm_heap = NULL;
+}
+
+int rook__timer_fire(struct rook__timer_heap *h, uint64_t now)
+{
+	struct rook__waiter *wake = NULL;
+	int n = 0;
+	if (!rook__spin_trylock(&h->h_lock))
+		return 0; /* someone else is firing or arming: they publish h_next */
+	while (h->h_n > 0 && h->h_items[0]->tm_deadline <= now) {
+		struct rook__timer *tm = h->h_items[0];
+		remove_at(h, 0);
+		/* The waiter is in type-stable task memory and the token names
+		 * one wait: a claim for a wait that already ended just fails. */
+		if (rook__wait_claim(tm->tm_w, tm->tm_token, tm->tm_result)) {
+			tm->tm_w->w_next_wake = wake;
+			wake = tm->tm_w;
+		}
+		n++;
+	}
+	publish_next(h);
+	rook__spin_unlock(&h->h_lock);
+	while (wake) {
+		struct rook__waiter *next = wake->w_next_wake;
+		rook__wait_wake(wake);
+		wake = next;
+	}
+	return n;
+}
