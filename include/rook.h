@@ -21,6 +21,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -153,6 +156,147 @@ ROOK_API struct rook_task *rook_self(void);
 
 /* Number of worker threads of the caller's runtime (0 outside a task). */
 ROOK_API unsigned rook_workers(void);
+
+/* ------------------------------------------------------------------ */
+/* IO                                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every call below is a blocking call: it submits the operation on the
+ * calling worker's io_uring ring and suspends only the calling task until
+ * the kernel completes it. They must be called from a task: from a plain
+ * thread they return -EPERM at once (use the plain syscalls there), except
+ * rook_blocking, which runs fn inline.
+ *
+ * Cancellation and deadlines: a cancelled task, or one whose deadline
+ * passes, has its operation cancelled in the kernel, and the call returns
+ * only after the kernel has let go of the caller's buffers (they are never
+ * written after the call returned). It then returns -ECANCELED (or
+ * -ETIMEDOUT), unless the operation completed anyway with bytes moved (the
+ * byte count is returned: no bytes are lost) or an fd made (rook_open,
+ * rook_accept: the fd is returned, never leaked); the next blocking call
+ * then reports the cancellation. A call made while a cancellation or an
+ * expired deadline is pending returns at once without doing anything.
+ *
+ * Other results are the kernel's: a negative errno value as the matching
+ * syscall would set (-EBADF, -EAGAIN, -ECONNRESET, -EPIPE, ...). An
+ * operation in flight on an fd that another task closes with rook_close
+ * returns -EBADF. Buffers are borrowed until the call returns. Lengths above
+ * 0x7ffff000 are clamped to it (as Linux does), so a transfer may be short.
+ *
+ * If io_uring cannot be set up (kernel without io_uring, blocked by a
+ * seccomp profile such as Docker's default, kernel.io_uring_disabled, or
+ * RLIMIT_MEMLOCK too low on kernels before 5.12), rook_run and rook_rt_start
+ * print one line on stderr saying so and return -ENOSYS.
+ */
+
+/*
+ * rook_read / rook_write — like pread/pwrite at offset off, or read/write
+ * at (and advancing) the current file position when off < 0. Returns the
+ * bytes transferred: fewer than len is a short transfer (0 from rook_read:
+ * end of file). -EINVAL buf NULL with len > 0. rook_write to a pipe or
+ * socket whose reader is gone returns -EPIPE (SIGPIPE is raised as by
+ * write(2); use rook_send to avoid it).
+ */
+ROOK_API ssize_t rook_read(int fd, void *buf, size_t len, int64_t off);
+ROOK_API ssize_t rook_write(int fd, const void *buf, size_t len, int64_t off);
+
+/* rook_readv / rook_writev — scatter/gather forms (preadv/pwritev, or the
+ * current position when off < 0). iov and the buffers it names are
+ * borrowed until the call returns. -EINVAL iov NULL with cnt > 0, or cnt
+ * outside [0, IOV_MAX]. */
+ROOK_API ssize_t rook_readv(int fd, const struct iovec *iov, int cnt, int64_t off);
+ROOK_API ssize_t rook_writev(int fd, const struct iovec *iov, int cnt, int64_t off);
+
+/* rook_open — openat(AT_FDCWD, path, flags, mode): the new fd, or -errno
+ * (-ENOENT, -EACCES, -EMFILE, ...). -EINVAL path NULL. Add O_CLOEXEC
+ * yourself if you want it. */
+ROOK_API int rook_open(const char *path, int flags, mode_t mode);
+
+/*
+ * rook_close — cancel every operation still in flight on fd in this
+ * runtime (those calls return -EBADF), then close it. Not cancellable: the
+ * fd is closed even if the caller is cancelled (a pending cancellation is
+ * reported by the next blocking call). 0, or -EBADF (not an open fd), -EIO.
+ */
+ROOK_API int rook_close(int fd);
+
+/* rook_fsync — fsync(fd): 0 or -errno (-EIO, -EBADF, -EINVAL). */
+ROOK_API int rook_fsync(int fd);
+
+/*
+ * rook_accept — accept a connection on listening socket fd; the new fd is
+ * close-on-exec. addr/len as accept(2) (both NULL, or both set, *len in
+ * and out). The new fd, or -errno (-EMFILE/-ENFILE: out of fds, the
+ * listener keeps working; -EINVAL addr without len).
+ */
+ROOK_API int rook_accept(int fd, struct sockaddr *addr, socklen_t *len);
+
+/* rook_connect — connect(2) on socket fd: 0 or -errno (-ECONNREFUSED,
+ * -ETIMEDOUT (the kernel's), -ENETUNREACH, ...). -EINVAL addr NULL. */
+ROOK_API int rook_connect(int fd, const struct sockaddr *addr, socklen_t len);
+
+/*
+ * rook_recv / rook_send — recv(2)/send(2) with flags (MSG_*). Returns the
+ * bytes transferred; rook_recv returns 0 when the peer has closed, and
+ * -ECONNRESET when it reset. rook_send adds MSG_NOSIGNAL: a closed peer is
+ * -EPIPE, never SIGPIPE. -EINVAL buf NULL with len > 0.
+ */
+ROOK_API ssize_t rook_recv(int fd, void *buf, size_t len, int flags);
+ROOK_API ssize_t rook_send(int fd, const void *buf, size_t len, int flags);
+
+/*
+ * rook_poll — wait until fd (one another library owns: libpq, libcurl, a
+ * pipe) is ready for events (POLLIN, POLLOUT, ...; one-shot). Returns the
+ * ready events (> 0; POLLERR and POLLHUP are always reported), or -errno.
+ * -EINVAL events == 0.
+ */
+ROOK_API int rook_poll(int fd, short events);
+
+/*
+ * rook_tcp_listen — a TCP socket bound to host:port and listening with
+ * backlog (<= 0: SOMAXCONN), SO_REUSEADDR set, close-on-exec. host NULL
+ * or "" binds every address (IPv4 and IPv6 where available); names are
+ * resolved on the blocking pool, numeric addresses directly. Port 0 picks
+ * a free port (read it back with getsockname). The fd, or -errno:
+ * -ENOENT the name does not resolve, -EADDRINUSE, -EACCES, -EAGAIN
+ * temporary resolver failure, -ENOMEM.
+ */
+ROOK_API int rook_tcp_listen(const char *host, uint16_t port, int backlog);
+
+/*
+ * rook_tcp_connect — resolve host (on the blocking pool unless numeric)
+ * and connect to the first address that accepts, close-on-exec. The
+ * connected fd, or the last address's error (-ECONNREFUSED, ...), -ENOENT
+ * the name does not resolve, -EINVAL host NULL.
+ */
+ROOK_API int rook_tcp_connect(const char *host, uint16_t port);
+
+/*
+ * rook_read_full / rook_write_full — read (at the current position) until
+ * len bytes or end of file; write until all len bytes are written. Return
+ * the bytes transferred: len, or fewer only at end of file (read) or when
+ * an error (or cancellation) stops a transfer that had moved bytes already
+ * (the error then shows at the next call). With nothing transferred, the
+ * error itself. Both work on files, pipes and sockets (rook_write_full uses
+ * rook_write: a socket whose peer is gone raises SIGPIPE unless ignored).
+ */
+ROOK_API ssize_t rook_read_full(int fd, void *buf, size_t len);
+ROOK_API ssize_t rook_write_full(int fd, const void *buf, size_t len);
+
+/*
+ * rook_blocking — asyncio's run_in_executor: run fn(arg) on the blocking
+ * pool (threads created on demand up to a limit, 64; an idle thread exits
+ * after 10 s) while the calling task is suspended, and return fn's return
+ * value. arg is borrowed until the call returns. fn runs on a pool thread:
+ * it must not call rook's blocking calls expecting a task (it is a plain
+ * thread there). Cancellation: a job not started yet is withdrawn and the
+ * call returns -ECANCELED / -ETIMEDOUT; a running fn cannot be interrupted,
+ * so the call waits for it and returns its value. From a plain thread fn
+ * runs inline. -EINVAL fn NULL; -EAGAIN the pool has no thread and none
+ * could be created.
+ */
+ROOK_API int rook_blocking(rook_fn fn, void *arg);
 
 #ifdef __cplusplus
 }
