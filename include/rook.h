@@ -158,6 +158,228 @@ ROOK_API struct rook_task *rook_self(void);
 ROOK_API unsigned rook_workers(void);
 
 /* ------------------------------------------------------------------ */
+/* Queues across threads                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A FIFO queue of fixed-size items, copied in and out, usable between tasks
+ * on any workers and plain threads (a blocked plain thread blocks its OS
+ * thread; a blocked task is suspended, never its worker).
+ *
+ * Waiters are served strictly FIFO by direct hand-off: a put that finds a
+ * waiting getter gives the item to the oldest one, a get that frees a slot
+ * takes the oldest waiting putter's item, and nobody overtakes a waiter.
+ * A getter that is cancelled or times out consumes nothing; a putter that
+ * is cancelled or times out puts nothing (the item stays the caller's); an
+ * item or a slot is never lost to a waiter that has given up: it goes to
+ * the next one. A call that returns 0 has moved its item even if the
+ * caller was cancelled meanwhile (the cancel is then reported by the next
+ * blocking call).
+ *
+ * Blocking calls (put, get, join) are cancellation points: in a task with
+ * a cancellation pending, or past its deadline, they return -ECANCELED or
+ * -ETIMEDOUT at once, before looking at the queue. Item pointers are
+ * borrowed for the duration of the call.
+ */
+struct rook_queue;
+
+/*
+ * rook_queue_create — a queue of items of item_size bytes holding at most
+ * capacity items (0: unbounded; its ring grows as needed). Any thread;
+ * never suspends. *q is written only on success.
+ *   0; -EINVAL q NULL or item_size 0 (or absurdly large); -ENOMEM.
+ */
+ROOK_API int rook_queue_create(struct rook_queue **q, size_t item_size, size_t capacity);
+
+/*
+ * rook_queue_put — copy *item in, waiting while a bounded queue is full.
+ * Blocking call; any task or plain thread.
+ *   0           the item was queued or handed to a waiting getter;
+ *   -EPIPE      the queue is closed (also when it is closed while we wait);
+ *               nothing was queued;
+ *   -ECANCELED  the caller was cancelled; nothing was queued;
+ *   -ETIMEDOUT  the caller's deadline passed; nothing was queued;
+ *   -ENOMEM     an unbounded queue could not grow;
+ *   -EINVAL     q or item NULL.
+ */
+ROOK_API int rook_queue_put(struct rook_queue *q, const void *item);
+
+/*
+ * rook_queue_get — copy the oldest item out to *item, waiting while the
+ * queue is empty. After close it still returns what is left, then -EPIPE.
+ * Blocking call; any task or plain thread. *item is written only on 0.
+ *   0           an item was copied to *item;
+ *   -EPIPE      the queue is closed and empty (at once, never waits);
+ *   -ECANCELED  the caller was cancelled; nothing was consumed;
+ *   -ETIMEDOUT  the caller's deadline passed; nothing was consumed;
+ *   -EINVAL     q or item NULL.
+ */
+ROOK_API int rook_queue_get(struct rook_queue *q, void *item);
+
+/*
+ * rook_queue_try_put / rook_queue_try_get — as put and get, but never
+ * suspend and are not cancellation points. Any thread.
+ *   0; -EAGAIN full (put: also while putters wait) or empty (get);
+ *   -EPIPE closed (put), closed and empty (get); -ENOMEM (put, unbounded);
+ *   -EINVAL q or item NULL.
+ */
+ROOK_API int rook_queue_try_put(struct rook_queue *q, const void *item);
+ROOK_API int rook_queue_try_get(struct rook_queue *q, void *item);
+
+/*
+ * rook_queue_close — refuse later puts (-EPIPE) and wake every waiting
+ * putter and getter with -EPIPE; items already queued can still be got.
+ * Waiters in rook_queue_join keep waiting for the task_done count (as
+ * asyncio's graceful shutdown does). Idempotent. Any thread; never
+ * suspends. NULL: no-op.
+ */
+ROOK_API void rook_queue_close(struct rook_queue *q);
+
+/*
+ * rook_queue_task_done — mark one item got as processed (asyncio's
+ * task_done). When every item put has been marked, join returns. Any
+ * thread; never suspends.
+ *   0; -EINVAL q NULL, or more task_done calls than items got.
+ */
+ROOK_API int rook_queue_task_done(struct rook_queue *q);
+
+/*
+ * rook_queue_join — wait until every item put has been got and marked with
+ * task_done (returns at once if none is outstanding). Blocking call; any
+ * task or plain thread.
+ *   0; -ECANCELED; -ETIMEDOUT; -EPIPE the queue was destroyed while we
+ *   waited; -EINVAL q NULL.
+ */
+ROOK_API int rook_queue_join(struct rook_queue *q);
+
+/* Items now in the queue (not counting waiting putters). NULL: 0. Any
+ * thread; never suspends. */
+ROOK_API size_t rook_queue_len(const struct rook_queue *q);
+
+/*
+ * rook_queue_destroy — close q, wake every call still waiting on it (put,
+ * get and join return -EPIPE), wait until the last of them has left q, and
+ * free it with any items left. May suspend briefly, shielded (not a
+ * cancellation point). The caller guarantees that no call on q is running
+ * other than calls blocked in put, get or join, and that none starts
+ * afterwards. NULL: no-op.
+ */
+ROOK_API void rook_queue_destroy(struct rook_queue *q);
+
+/* ------------------------------------------------------------------ */
+/* Synchronization                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * asyncio's Lock, Semaphore (bounded when max > 0), Event and Condition,
+ * task-aware: a waiting task is suspended (not its worker), a waiting plain
+ * thread blocks. Usable across workers and from plain threads. FIFO-fair by
+ * direct hand-off: unlock and release give the mutex or the permit to the
+ * oldest waiter, and try-calls never overtake a queued waiter. A waiter
+ * that is cancelled or times out is skipped and holds nothing: the mutex or
+ * the permit goes to the next one. lock, acquire and both waits are
+ * cancellation points and honour deadlines; a call that returns 0 holds
+ * what it waited for even if the caller was cancelled meanwhile.
+ *
+ * Destroying an object that is locked or has waiters is undefined: destroy
+ * only after every call on it has returned. Destroy of NULL is a no-op.
+ */
+struct rook_mutex;
+struct rook_sem;
+struct rook_event;
+struct rook_cond;
+
+/*
+ * A mutex is owned by the task, or the plain thread, that locked it; only
+ * that owner may unlock it (a task keeps ownership across workers).
+ * create: 0, -EINVAL m NULL, -ENOMEM. Any thread; never suspends.
+ */
+ROOK_API int rook_mutex_create(struct rook_mutex **m);
+
+/*
+ * rook_mutex_lock — blocking call; any task or plain thread.
+ *   0 the caller owns m; -EDEADLK the caller already owns it; -ECANCELED;
+ *   -ETIMEDOUT (neither leaves the caller owning m); -EINVAL m NULL.
+ */
+ROOK_API int rook_mutex_lock(struct rook_mutex *m);
+
+/* rook_mutex_trylock — never suspends. 0 owned; -EBUSY owned by another
+ * (or waiters are queued); -EDEADLK owned by the caller; -EINVAL m NULL. */
+ROOK_API int rook_mutex_trylock(struct rook_mutex *m);
+
+/* rook_mutex_unlock — never suspends; hands m to the oldest waiter, if any.
+ * 0; -EPERM the caller is not the owner (or m is unlocked); -EINVAL m NULL. */
+ROOK_API int rook_mutex_unlock(struct rook_mutex *m);
+
+ROOK_API void rook_mutex_destroy(struct rook_mutex *m);
+
+/*
+ * rook_sem_create — a semaphore with value permits; max > 0 makes it
+ * bounded (release above max fails), max 0 unbounded. Never suspends.
+ *   0; -EINVAL s NULL, or max > 0 and value > max; -ENOMEM.
+ */
+ROOK_API int rook_sem_create(struct rook_sem **s, unsigned value, unsigned max);
+
+/* rook_sem_acquire — take a permit, waiting for one. Blocking call.
+ * 0 the caller holds a permit; -ECANCELED; -ETIMEDOUT (holding none);
+ * -EINVAL s NULL. */
+ROOK_API int rook_sem_acquire(struct rook_sem *s);
+
+/* rook_sem_try_acquire — never suspends. 0; -EAGAIN no permit free (or
+ * waiters are queued); -EINVAL s NULL. */
+ROOK_API int rook_sem_try_acquire(struct rook_sem *s);
+
+/* rook_sem_release — give a permit back: to the oldest waiter if any, else
+ * to the value. Any thread (need not be an acquirer); never suspends.
+ * 0; -EOVERFLOW the value would exceed max (or UINT_MAX when unbounded),
+ * nothing changed; -EINVAL s NULL. */
+ROOK_API int rook_sem_release(struct rook_sem *s);
+
+ROOK_API void rook_sem_destroy(struct rook_sem *s);
+
+/* rook_event_create — an event, initially clear. 0; -EINVAL; -ENOMEM. */
+ROOK_API int rook_event_create(struct rook_event **e);
+
+/* rook_event_set — set e and wake every current waiter (a later clear does
+ * not re-park them). Any thread; never suspends. NULL: no-op. */
+ROOK_API void rook_event_set(struct rook_event *e);
+
+/* rook_event_clear — clear e; later waits block until the next set. Any
+ * thread; never suspends. NULL: no-op. */
+ROOK_API void rook_event_clear(struct rook_event *e);
+
+/* Whether e is set now. Never suspends. NULL: false. */
+ROOK_API bool rook_event_is_set(const struct rook_event *e);
+
+/* rook_event_wait — return once e is set (at once if it is). Blocking call
+ * (a checkpoint even when set). 0; -ECANCELED; -ETIMEDOUT; -EINVAL e NULL. */
+ROOK_API int rook_event_wait(struct rook_event *e);
+
+ROOK_API void rook_event_destroy(struct rook_event *e);
+
+/* rook_cond_create — a condition variable. 0; -EINVAL; -ENOMEM. */
+ROOK_API int rook_cond_create(struct rook_cond **c);
+
+/*
+ * rook_cond_wait — release m (which the caller must own), wait for a signal
+ * or broadcast, and re-acquire m before returning, whatever it returns (the
+ * re-acquire cannot be cancelled). Wake-ups may be spurious: re-check the
+ * predicate in a loop. Blocking call; any task or plain thread.
+ *   0 signalled; -ECANCELED; -ETIMEDOUT (a signal is then passed on to
+ *   the next waiter, never lost); -EPERM the caller does not own m (m is
+ *   untouched); -EINVAL c or m NULL.
+ */
+ROOK_API int rook_cond_wait(struct rook_cond *c, struct rook_mutex *m);
+
+/* Wake the oldest waiter (signal) or all waiters (broadcast); they then
+ * re-acquire their mutex one at a time. Any thread, with or without the
+ * mutex; never suspends. NULL: no-op. */
+ROOK_API void rook_cond_signal(struct rook_cond *c);
+ROOK_API void rook_cond_broadcast(struct rook_cond *c);
+
+ROOK_API void rook_cond_destroy(struct rook_cond *c);
+
+/* ------------------------------------------------------------------ */
 /* IO                                                                  */
 /* ------------------------------------------------------------------ */
 
