@@ -21,6 +21,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -273,6 +276,369 @@ ROOK_API int rook_group_next(struct rook_group *g, void **arg, int *status);
 ROOK_API int rook_group_wait(struct rook_group *g);
 ROOK_API void rook_group_cancel(struct rook_group *g);
 ROOK_API void rook_group_destroy(struct rook_group *g);
+
+/* ------------------------------------------------------------------ */
+/* Queues across threads                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A FIFO queue of fixed-size items, copied in and out, usable between tasks
+ * on any workers and plain threads (a blocked plain thread blocks its OS
+ * thread; a blocked task is suspended, never its worker).
+ *
+ * Waiters are served strictly FIFO by direct hand-off: a put that finds a
+ * waiting getter gives the item to the oldest one, a get that frees a slot
+ * takes the oldest waiting putter's item, and nobody overtakes a waiter.
+ * A getter that is cancelled or times out consumes nothing; a putter that
+ * is cancelled or times out puts nothing (the item stays the caller's); an
+ * item or a slot is never lost to a waiter that has given up: it goes to
+ * the next one. A call that returns 0 has moved its item even if the
+ * caller was cancelled meanwhile (the cancel is then reported by the next
+ * blocking call).
+ *
+ * Blocking calls (put, get, join) are cancellation points: in a task with
+ * a cancellation pending, or past its deadline, they return -ECANCELED or
+ * -ETIMEDOUT at once, before looking at the queue. Item pointers are
+ * borrowed for the duration of the call.
+ */
+struct rook_queue;
+
+/*
+ * rook_queue_create — a queue of items of item_size bytes holding at most
+ * capacity items (0: unbounded; its ring grows as needed). Any thread;
+ * never suspends. *q is written only on success.
+ *   0; -EINVAL q NULL or item_size 0 (or absurdly large); -ENOMEM.
+ */
+ROOK_API int rook_queue_create(struct rook_queue **q, size_t item_size, size_t capacity);
+
+/*
+ * rook_queue_put — copy *item in, waiting while a bounded queue is full.
+ * Blocking call; any task or plain thread.
+ *   0           the item was queued or handed to a waiting getter;
+ *   -EPIPE      the queue is closed (also when it is closed while we wait);
+ *               nothing was queued;
+ *   -ECANCELED  the caller was cancelled; nothing was queued;
+ *   -ETIMEDOUT  the caller's deadline passed; nothing was queued;
+ *   -ENOMEM     an unbounded queue could not grow;
+ *   -EINVAL     q or item NULL.
+ */
+ROOK_API int rook_queue_put(struct rook_queue *q, const void *item);
+
+/*
+ * rook_queue_get — copy the oldest item out to *item, waiting while the
+ * queue is empty. After close it still returns what is left, then -EPIPE.
+ * Blocking call; any task or plain thread. *item is written only on 0.
+ *   0           an item was copied to *item;
+ *   -EPIPE      the queue is closed and empty (at once, never waits);
+ *   -ECANCELED  the caller was cancelled; nothing was consumed;
+ *   -ETIMEDOUT  the caller's deadline passed; nothing was consumed;
+ *   -EINVAL     q or item NULL.
+ */
+ROOK_API int rook_queue_get(struct rook_queue *q, void *item);
+
+/*
+ * rook_queue_try_put / rook_queue_try_get — as put and get, but never
+ * suspend and are not cancellation points. Any thread.
+ *   0; -EAGAIN full (put: also while putters wait) or empty (get);
+ *   -EPIPE closed (put), closed and empty (get); -ENOMEM (put, unbounded);
+ *   -EINVAL q or item NULL.
+ */
+ROOK_API int rook_queue_try_put(struct rook_queue *q, const void *item);
+ROOK_API int rook_queue_try_get(struct rook_queue *q, void *item);
+
+/*
+ * rook_queue_close — refuse later puts (-EPIPE) and wake every waiting
+ * putter and getter with -EPIPE; items already queued can still be got.
+ * Waiters in rook_queue_join keep waiting for the task_done count (as
+ * asyncio's graceful shutdown does). Idempotent. Any thread; never
+ * suspends. NULL: no-op.
+ */
+ROOK_API void rook_queue_close(struct rook_queue *q);
+
+/*
+ * rook_queue_task_done — mark one item got as processed (asyncio's
+ * task_done). When every item put has been marked, join returns. Any
+ * thread; never suspends.
+ *   0; -EINVAL q NULL, or more task_done calls than items got.
+ */
+ROOK_API int rook_queue_task_done(struct rook_queue *q);
+
+/*
+ * rook_queue_join — wait until every item put has been got and marked with
+ * task_done (returns at once if none is outstanding). Blocking call; any
+ * task or plain thread.
+ *   0; -ECANCELED; -ETIMEDOUT; -EPIPE the queue was destroyed while we
+ *   waited; -EINVAL q NULL.
+ */
+ROOK_API int rook_queue_join(struct rook_queue *q);
+
+/* Items now in the queue (not counting waiting putters). NULL: 0. Any
+ * thread; never suspends. */
+ROOK_API size_t rook_queue_len(const struct rook_queue *q);
+
+/*
+ * rook_queue_destroy — close q, wake every call still waiting on it (put,
+ * get and join return -EPIPE), wait until the last of them has left q, and
+ * free it with any items left. May suspend briefly, shielded (not a
+ * cancellation point). The caller guarantees that no call on q is running
+ * other than calls blocked in put, get or join, and that none starts
+ * afterwards. NULL: no-op.
+ */
+ROOK_API void rook_queue_destroy(struct rook_queue *q);
+
+/* ------------------------------------------------------------------ */
+/* Synchronization                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * asyncio's Lock, Semaphore (bounded when max > 0), Event and Condition,
+ * task-aware: a waiting task is suspended (not its worker), a waiting plain
+ * thread blocks. Usable across workers and from plain threads. FIFO-fair by
+ * direct hand-off: unlock and release give the mutex or the permit to the
+ * oldest waiter, and try-calls never overtake a queued waiter. A waiter
+ * that is cancelled or times out is skipped and holds nothing: the mutex or
+ * the permit goes to the next one. lock, acquire and both waits are
+ * cancellation points and honour deadlines; a call that returns 0 holds
+ * what it waited for even if the caller was cancelled meanwhile.
+ *
+ * Destroying an object that is locked or has waiters is undefined: destroy
+ * only after every call on it has returned. Destroy of NULL is a no-op.
+ */
+struct rook_mutex;
+struct rook_sem;
+struct rook_event;
+struct rook_cond;
+
+/*
+ * A mutex is owned by the task, or the plain thread, that locked it; only
+ * that owner may unlock it (a task keeps ownership across workers).
+ * create: 0, -EINVAL m NULL, -ENOMEM. Any thread; never suspends.
+ */
+ROOK_API int rook_mutex_create(struct rook_mutex **m);
+
+/*
+ * rook_mutex_lock — blocking call; any task or plain thread.
+ *   0 the caller owns m; -EDEADLK the caller already owns it; -ECANCELED;
+ *   -ETIMEDOUT (neither leaves the caller owning m); -EINVAL m NULL.
+ */
+ROOK_API int rook_mutex_lock(struct rook_mutex *m);
+
+/* rook_mutex_trylock — never suspends. 0 owned; -EBUSY owned by another
+ * (or waiters are queued); -EDEADLK owned by the caller; -EINVAL m NULL. */
+ROOK_API int rook_mutex_trylock(struct rook_mutex *m);
+
+/* rook_mutex_unlock — never suspends; hands m to the oldest waiter, if any.
+ * 0; -EPERM the caller is not the owner (or m is unlocked); -EINVAL m NULL. */
+ROOK_API int rook_mutex_unlock(struct rook_mutex *m);
+
+ROOK_API void rook_mutex_destroy(struct rook_mutex *m);
+
+/*
+ * rook_sem_create — a semaphore with value permits; max > 0 makes it
+ * bounded (release above max fails), max 0 unbounded. Never suspends.
+ *   0; -EINVAL s NULL, or max > 0 and value > max; -ENOMEM.
+ */
+ROOK_API int rook_sem_create(struct rook_sem **s, unsigned value, unsigned max);
+
+/* rook_sem_acquire — take a permit, waiting for one. Blocking call.
+ * 0 the caller holds a permit; -ECANCELED; -ETIMEDOUT (holding none);
+ * -EINVAL s NULL. */
+ROOK_API int rook_sem_acquire(struct rook_sem *s);
+
+/* rook_sem_try_acquire — never suspends. 0; -EAGAIN no permit free (or
+ * waiters are queued); -EINVAL s NULL. */
+ROOK_API int rook_sem_try_acquire(struct rook_sem *s);
+
+/* rook_sem_release — give a permit back: to the oldest waiter if any, else
+ * to the value. Any thread (need not be an acquirer); never suspends.
+ * 0; -EOVERFLOW the value would exceed max (or UINT_MAX when unbounded),
+ * nothing changed; -EINVAL s NULL. */
+ROOK_API int rook_sem_release(struct rook_sem *s);
+
+ROOK_API void rook_sem_destroy(struct rook_sem *s);
+
+/* rook_event_create — an event, initially clear. 0; -EINVAL; -ENOMEM. */
+ROOK_API int rook_event_create(struct rook_event **e);
+
+/* rook_event_set — set e and wake every current waiter (a later clear does
+ * not re-park them). Any thread; never suspends. NULL: no-op. */
+ROOK_API void rook_event_set(struct rook_event *e);
+
+/* rook_event_clear — clear e; later waits block until the next set. Any
+ * thread; never suspends. NULL: no-op. */
+ROOK_API void rook_event_clear(struct rook_event *e);
+
+/* Whether e is set now. Never suspends. NULL: false. */
+ROOK_API bool rook_event_is_set(const struct rook_event *e);
+
+/* rook_event_wait — return once e is set (at once if it is). Blocking call
+ * (a checkpoint even when set). 0; -ECANCELED; -ETIMEDOUT; -EINVAL e NULL. */
+ROOK_API int rook_event_wait(struct rook_event *e);
+
+ROOK_API void rook_event_destroy(struct rook_event *e);
+
+/* rook_cond_create — a condition variable. 0; -EINVAL; -ENOMEM. */
+ROOK_API int rook_cond_create(struct rook_cond **c);
+
+/*
+ * rook_cond_wait — release m (which the caller must own), wait for a signal
+ * or broadcast, and re-acquire m before returning, whatever it returns (the
+ * re-acquire cannot be cancelled). Wake-ups may be spurious: re-check the
+ * predicate in a loop. Blocking call; any task or plain thread.
+ *   0 signalled; -ECANCELED; -ETIMEDOUT (a signal is then passed on to
+ *   the next waiter, never lost); -EPERM the caller does not own m (m is
+ *   untouched); -EINVAL c or m NULL.
+ */
+ROOK_API int rook_cond_wait(struct rook_cond *c, struct rook_mutex *m);
+
+/* Wake the oldest waiter (signal) or all waiters (broadcast); they then
+ * re-acquire their mutex one at a time. Any thread, with or without the
+ * mutex; never suspends. NULL: no-op. */
+ROOK_API void rook_cond_signal(struct rook_cond *c);
+ROOK_API void rook_cond_broadcast(struct rook_cond *c);
+
+ROOK_API void rook_cond_destroy(struct rook_cond *c);
+
+/* ------------------------------------------------------------------ */
+/* IO                                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every call below is a blocking call: it submits the operation on the
+ * calling worker's io_uring ring and suspends only the calling task until
+ * the kernel completes it. They must be called from a task: from a plain
+ * thread they return -EPERM at once (use the plain syscalls there), except
+ * rook_blocking, which runs fn inline.
+ *
+ * Cancellation and deadlines: a cancelled task, or one whose deadline
+ * passes, has its operation cancelled in the kernel, and the call returns
+ * only after the kernel has let go of the caller's buffers (they are never
+ * written after the call returned). It then returns -ECANCELED (or
+ * -ETIMEDOUT), unless the operation completed anyway with bytes moved (the
+ * byte count is returned: no bytes are lost) or an fd made (rook_open,
+ * rook_accept: the fd is returned, never leaked); the next blocking call
+ * then reports the cancellation. A call made while a cancellation or an
+ * expired deadline is pending returns at once without doing anything.
+ *
+ * Other results are the kernel's: a negative errno value as the matching
+ * syscall would set (-EBADF, -EAGAIN, -ECONNRESET, -EPIPE, ...). An
+ * operation in flight on an fd that another task closes with rook_close
+ * returns -EBADF. Buffers are borrowed until the call returns. Lengths above
+ * 0x7ffff000 are clamped to it (as Linux does), so a transfer may be short.
+ *
+ * If io_uring cannot be set up (kernel without io_uring, blocked by a
+ * seccomp profile such as Docker's default, kernel.io_uring_disabled, or
+ * RLIMIT_MEMLOCK too low on kernels before 5.12), rook_run and rook_rt_start
+ * print one line on stderr saying so and return -ENOSYS.
+ */
+
+/*
+ * rook_read / rook_write — like pread/pwrite at offset off, or read/write
+ * at (and advancing) the current file position when off < 0. Returns the
+ * bytes transferred: fewer than len is a short transfer (0 from rook_read:
+ * end of file). -EINVAL buf NULL with len > 0. rook_write to a pipe or
+ * socket whose reader is gone returns -EPIPE (SIGPIPE is raised as by
+ * write(2); use rook_send to avoid it).
+ */
+ROOK_API ssize_t rook_read(int fd, void *buf, size_t len, int64_t off);
+ROOK_API ssize_t rook_write(int fd, const void *buf, size_t len, int64_t off);
+
+/* rook_readv / rook_writev — scatter/gather forms (preadv/pwritev, or the
+ * current position when off < 0). iov and the buffers it names are
+ * borrowed until the call returns. -EINVAL iov NULL with cnt > 0, or cnt
+ * outside [0, IOV_MAX]. */
+ROOK_API ssize_t rook_readv(int fd, const struct iovec *iov, int cnt, int64_t off);
+ROOK_API ssize_t rook_writev(int fd, const struct iovec *iov, int cnt, int64_t off);
+
+/* rook_open — openat(AT_FDCWD, path, flags, mode): the new fd, or -errno
+ * (-ENOENT, -EACCES, -EMFILE, ...). -EINVAL path NULL. Add O_CLOEXEC
+ * yourself if you want it. */
+ROOK_API int rook_open(const char *path, int flags, mode_t mode);
+
+/*
+ * rook_close — cancel every operation still in flight on fd in this
+ * runtime (those calls return -EBADF), then close it. Not cancellable: the
+ * fd is closed even if the caller is cancelled (a pending cancellation is
+ * reported by the next blocking call). 0, or -EBADF (not an open fd), -EIO.
+ */
+ROOK_API int rook_close(int fd);
+
+/* rook_fsync — fsync(fd): 0 or -errno (-EIO, -EBADF, -EINVAL). */
+ROOK_API int rook_fsync(int fd);
+
+/*
+ * rook_accept — accept a connection on listening socket fd; the new fd is
+ * close-on-exec. addr/len as accept(2) (both NULL, or both set, *len in
+ * and out). The new fd, or -errno (-EMFILE/-ENFILE: out of fds, the
+ * listener keeps working; -EINVAL addr without len).
+ */
+ROOK_API int rook_accept(int fd, struct sockaddr *addr, socklen_t *len);
+
+/* rook_connect — connect(2) on socket fd: 0 or -errno (-ECONNREFUSED,
+ * -ETIMEDOUT (the kernel's), -ENETUNREACH, ...). -EINVAL addr NULL. */
+ROOK_API int rook_connect(int fd, const struct sockaddr *addr, socklen_t len);
+
+/*
+ * rook_recv / rook_send — recv(2)/send(2) with flags (MSG_*). Returns the
+ * bytes transferred; rook_recv returns 0 when the peer has closed, and
+ * -ECONNRESET when it reset. rook_send adds MSG_NOSIGNAL: a closed peer is
+ * -EPIPE, never SIGPIPE. -EINVAL buf NULL with len > 0.
+ */
+ROOK_API ssize_t rook_recv(int fd, void *buf, size_t len, int flags);
+ROOK_API ssize_t rook_send(int fd, const void *buf, size_t len, int flags);
+
+/*
+ * rook_poll — wait until fd (one another library owns: libpq, libcurl, a
+ * pipe) is ready for events (POLLIN, POLLOUT, ...; one-shot). Returns the
+ * ready events (> 0; POLLERR and POLLHUP are always reported), or -errno.
+ * -EINVAL events == 0.
+ */
+ROOK_API int rook_poll(int fd, short events);
+
+/*
+ * rook_tcp_listen — a TCP socket bound to host:port and listening with
+ * backlog (<= 0: SOMAXCONN), SO_REUSEADDR set, close-on-exec. host NULL
+ * or "" binds every address (IPv4 and IPv6 where available); names are
+ * resolved on the blocking pool, numeric addresses directly. Port 0 picks
+ * a free port (read it back with getsockname). The fd, or -errno:
+ * -ENOENT the name does not resolve, -EADDRINUSE, -EACCES, -EAGAIN
+ * temporary resolver failure, -ENOMEM.
+ */
+ROOK_API int rook_tcp_listen(const char *host, uint16_t port, int backlog);
+
+/*
+ * rook_tcp_connect — resolve host (on the blocking pool unless numeric)
+ * and connect to the first address that accepts, close-on-exec. The
+ * connected fd, or the last address's error (-ECONNREFUSED, ...), -ENOENT
+ * the name does not resolve, -EINVAL host NULL.
+ */
+ROOK_API int rook_tcp_connect(const char *host, uint16_t port);
+
+/*
+ * rook_read_full / rook_write_full — read (at the current position) until
+ * len bytes or end of file; write until all len bytes are written. Return
+ * the bytes transferred: len, or fewer only at end of file (read) or when
+ * an error (or cancellation) stops a transfer that had moved bytes already
+ * (the error then shows at the next call). With nothing transferred, the
+ * error itself. Both work on files, pipes and sockets (rook_write_full uses
+ * rook_write: a socket whose peer is gone raises SIGPIPE unless ignored).
+ */
+ROOK_API ssize_t rook_read_full(int fd, void *buf, size_t len);
+ROOK_API ssize_t rook_write_full(int fd, const void *buf, size_t len);
+
+/*
+ * rook_blocking — asyncio's run_in_executor: run fn(arg) on the blocking
+ * pool (threads created on demand up to a limit, 64; an idle thread exits
+ * after 10 s) while the calling task is suspended, and return fn's return
+ * value. arg is borrowed until the call returns. fn runs on a pool thread:
+ * it must not call rook's blocking calls expecting a task (it is a plain
+ * thread there). Cancellation: a job not started yet is withdrawn and the
+ * call returns -ECANCELED / -ETIMEDOUT; a running fn cannot be interrupted,
+ * so the call waits for it and returns its value. From a plain thread fn
+ * runs inline. -EINVAL fn NULL; -EAGAIN the pool has no thread and none
+ * could be created.
+ */
+ROOK_API int rook_blocking(rook_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,7 @@ static int rt_alloc(struct rook_rt **out, const struct rook_config *cfg)
 	rt->rt_stack_size = cfg->stack_size;
 	rt->rt_flags = cfg->flags;
 	atomic_store_explicit(&rt->rt_idle_deadline, UINT64_MAX, memory_order_relaxed);
+	rt->rt_ring_entries = cfg->ring_entries;
 	rook__stack_pool_init(&rt->rt_stacks, cfg->stack_size);
 	void *ws = NULL;
 	if (posix_memalign(&ws, 64, sizeof(struct rook__worker) * cfg->workers) != 0)

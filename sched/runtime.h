@@ -23,6 +23,7 @@ struct rook_rt {
 	struct rook__worker *rt_workers; /* array of rt_nworkers */
 	size_t rt_stack_size;
 	unsigned rt_flags;
+	unsigned rt_ring_entries; /* io_uring SQ entries per worker; 0: default */
 
 	/* Injection queue: tasks spawned or woken from outside the runtime. */
 	_Alignas(64) struct rook__spin rt_inj_lock;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "sched/alloc.h"
+#include "sched/park.h"
 #include "sched/runtime.h"
 #include "sched/stats.h"
 #include "sched/worker.h"
@@ -319,6 +320,9 @@ int rook_yield(void)
 	int r = rook__wait_check();
 	if (r)
 		return r;
+	/* IO that completed may have made other tasks runnable. */
+	if (w->w_io)
+		rook__park_poll(w);
 	if (rook__worker_has_other_work(w))
 		rook__task_switch_out(ROOK__POST_YIELD);
 	return rook__wait_check();

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The IO backend boundary. ops.c describes each operation as a struct
+ * rook__io_req and calls rook__io_submit, which prepares it for the backend,
+ * submits it, suspends the task and completes it (cancellation included).
+ * The io_uring backend is uring.c (with ring.c); a readiness backend (epoll
+ * plus the blocking pool for files) would implement these two functions and
+ * the park point, and ops.c would not change.
+ */
+#ifndef ROOK_IO_BACKEND_H
+#define ROOK_IO_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+enum rook__io_kind {
+	ROOK__IO_READ,
+	ROOK__IO_WRITE,
+	ROOK__IO_READV,
+	ROOK__IO_WRITEV,
+	ROOK__IO_OPEN,
+	ROOK__IO_CLOSE,
+	ROOK__IO_FSYNC,
+	ROOK__IO_ACCEPT,
+	ROOK__IO_CONNECT,
+	ROOK__IO_RECV,
+	ROOK__IO_SEND,
+	ROOK__IO_POLL,
+};
+
+struct rook__io_req {
+	enum rook__io_kind r_kind;
+	int r_fd;
+	void *r_buf;               /* READ/RECV/WRITE/SEND buffer; READV/WRITEV iovec */
+	size_t r_len;              /* bytes; iovec count for READV/WRITEV */
+	int64_t r_off;             /* file offset; -1: current position */
+	int r_flags;               /* open, recv/send, accept flags; poll events */
+	const char *r_path;        /* OPEN */
+	mode_t r_mode;             /* OPEN */
+	struct sockaddr *r_addr;   /* ACCEPT (out) / CONNECT (in) */
+	socklen_t *r_addrlen;      /* ACCEPT */
+	socklen_t r_alen;          /* CONNECT */
+};
+
+/*
+ * Perform rq from the calling task. Returns the operation's result (>= 0)
+ * or a negative errno value; -ECANCELED / -ETIMEDOUT when the task was
+ * cancelled or its deadline passed before the operation finished (unless it
+ * transferred bytes or produced an fd: then that result), -EBADF when the
+ * fd was closed by rook_close while the operation was in flight, -EPERM
+ * outside a task. Returns only after the kernel has let go of every buffer
+ * in rq.
+ */
+int rook__io_submit(const struct rook__io_req *rq);
+
+/*
+ * Cancel every operation in flight on fd in the caller's runtime, and wait
+ * (not cancellable) until the kernel has answered each cancel. For close.
+ */
+void rook__io_cancel_fd(int fd);
+
+#endif

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-worker io_uring ring (io_uring backend). Each worker owns one ring,
+ * created on its own thread (IORING_SETUP_SINGLE_ISSUER where the kernel has
+ * it), and is the only thread that touches its SQ and CQ. Other threads
+ * reach a ring only through rook__park_wake and the remote-request list
+ * (rook__ring_post), both safe from any thread.
+ *
+ * The ring also implements the park point of sched/park.h: a worker sleeps
+ * in io_uring_enter waiting for one completion, bounded by its timeout.
+ */
+#ifndef ROOK_IO_RING_H
+#define ROOK_IO_RING_H
+
+#include <liburing.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sched/lock.h"
+
+struct rook__worker;
+struct rook__waiter;
+
+/* CQE user_data tags that are not an operation (ops are 8-aligned
+ * pointers; bit 0 set marks the CQE of a cancel request for that op). */
+#define ROOK__UD_EFD 2u      /* the eventfd read armed for wake-ups */
+#define ROOK__UD_WAKE 4u     /* a MSG_RING wake-up from another ring */
+#define ROOK__UD_IGNORE 6u   /* CQEs nobody waits for (a MSG_RING's own) */
+
+/* Remote requests a ring's owner performs for another thread. */
+enum rook__ring_req_kind {
+	ROOK__REQ_CANCEL_OP = 1, /* ASYNC_CANCEL the op (its own ring) */
+	ROOK__REQ_CANCEL_FD = 2, /* ASYNC_CANCEL every op on o_fd */
+};
+
+/*
+ * One operation in flight. Lives on the calling task's stack until the call
+ * returns, which happens only after every CQE that names it has been
+ * handled (the op's own, and the one of each cancel request aimed at it).
+ * o_state packs the number of CQEs still due (high 32 bits) and the waiter
+ * token the last of them claims (low 32 bits).
+ */
+struct rook__io_op {
+	_Atomic uint64_t o_state;
+	struct rook__waiter *o_waiter;
+	struct rook__io *o_io;     /* the ring its SQE went to */
+	int o_res;                 /* the op's CQE result (written before o_state drops) */
+	bool o_fast;               /* completed in the poll right after it was queued */
+	uint32_t o_batch;          /* that poll's number */
+};
+
+/* A request for another ring's owner; valid until its CQE was handled. */
+struct rook__ring_req {
+	struct rook__ring_req *q_next; /* on the ring's list, under i_req_lock */
+	struct rook__io_op *q_op;      /* counts the request's CQE */
+	int q_kind;                    /* enum rook__ring_req_kind */
+	int q_fd;                      /* ROOK__REQ_CANCEL_FD */
+};
+
+struct rook__io {
+	struct io_uring i_ring;
+	struct rook__worker *i_worker;
+	struct rook__io *i_pool_next; /* type-stable pool of ring states */
+	int i_efd;                    /* eventfd wake-ups; -1 after fini */
+	uint64_t i_efd_buf;           /* the armed read's buffer */
+	unsigned i_queued;            /* SQEs prepared since the last flush */
+	uint32_t i_batch;             /* flushes (and sleeps) so far */
+	uint32_t i_sq_flags_taskrun;  /* IORING_SQ_TASKRUN if the ring sets it */
+	_Atomic int i_inflight;       /* ops whose main CQE is due (any thread reads) */
+	/* Park word: 0 running, 1 asleep in io_uring_enter, 2 wake pending,
+	 * 3 dead (after fini). See the protocol in ring.c. */
+	_Alignas(64) _Atomic uint32_t i_park;
+	_Atomic int i_wakers;         /* wakers inside rook__park_wake */
+	struct rook__spin i_req_lock;
+	struct rook__ring_req *i_req_head; /* under i_req_lock */
+	_Atomic bool i_req_any;
+	/* Cooperative budget (owner only): consecutive fast ops by one task. */
+	_Alignas(64) const void *i_streak_task;
+	unsigned i_streak;
+};
+
+/* Owner only: an SQE to fill; flushes the SQ when it is full (never NULL). */
+struct io_uring_sqe *rook__ring_sqe(struct rook__io *io);
+
+/* Owner only: account an SQE prepared for op (op NULL: not an op). */
+void rook__ring_queued(struct rook__io *io, struct rook__io_op *op);
+
+/* Any thread: ask io's owner to perform q (which must stay valid until the
+ * CQE it causes has been handled), and wake the owner. */
+void rook__ring_post(struct rook__io *io, struct rook__ring_req *q);
+
+/* Owner only: prepare the SQE of request q on io. */
+void rook__ring_prep_req(struct rook__io *io, const struct rook__ring_req *q);
+
+/* Handle a CQE that names op (main: the op's own; else a cancel's). */
+void rook__ring_op_cqe(struct rook__io *io, struct rook__io_op *op, bool main, int res);
+
+/* Whether the kernel supports IORING_ASYNC_CANCEL_FD (Linux 5.19). */
+bool rook__ring_can_cancel_fd(void);
+
+#endif

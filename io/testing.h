@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal hooks of the IO layer for rook's own tests and perf suite. Not
+ * installed, not exported from the shared library (tests link the static
+ * archive).
+ */
+#ifndef ROOK_IO_TESTING_H
+#define ROOK_IO_TESTING_H
+
+/* Make every later rook__park_init fail as if io_uring setup had returned
+ * err (a negative errno: -ENOSYS, -EPERM, -ENOMEM); 0 turns it off. */
+void rook__io_force_unavailable(int err);
+
+/* How a worker wakes a parked one: ROOK__WAKE_EVENTFD (any thread writes
+ * the parked worker's eventfd) or ROOK__WAKE_MSG_RING (a worker sends
+ * IORING_OP_MSG_RING from its own ring; plain threads still use the
+ * eventfd). For measurements; returns the previous mode. */
+enum { ROOK__WAKE_EVENTFD = 0, ROOK__WAKE_MSG_RING = 1 };
+int rook__io_set_wake_mode(int mode);
+
+/* Number of worker wake-ups sent through each path so far (process-wide). */
+void rook__io_wake_counts(unsigned long *eventfd, unsigned long *msg_ring);
+
+#endif
