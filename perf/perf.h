@@ -24,6 +24,7 @@ struct perf_run {
 	uint64_t pr_ops;       /* set by the workload: ops done, unit per WORKLOADS.md */
 	bool pr_check_failed;  /* set by perf_check */
 	char pr_check_msg[160]; /* the first failed check */
+	char pr_extra[160];     /* set by the workload: "key=value ..." extras */
 };
 
 /*
@@ -52,11 +53,19 @@ bool perf_check(struct perf_run *run, const char *what, int64_t got, int64_t wan
  */
 int perf_join_all(struct rook_task **h, size_t n);
 
+/* VmRSS / VmHWM of this process in KiB (-1 if unreadable). The driver
+ * resets VmHWM to the current RSS just before a workload starts. */
+long perf_rss_kib(void);
+long perf_peak_rss_kib(void);
+
 /* Workload bodies, one file per family. */
 int perf_spawn_many(struct perf_run *run);   /* wl_tasks.c */
 int perf_yield_many(struct perf_run *run);   /* wl_tasks.c */
 int perf_chained_spawn(struct perf_run *run); /* wl_tasks.c */
 int perf_skynet(struct perf_run *run);       /* wl_tree.c */
 int perf_fib(struct perf_run *run);          /* wl_tree.c */
+int perf_sleep_fanout(struct perf_run *run);   /* wl_time.c */
+int perf_timer_lateness(struct perf_run *run); /* wl_time.c */
+int perf_sleep_million(struct perf_run *run);  /* wl_time.c */
 
 #endif

@@ -31,10 +31,13 @@ static const struct perf_workload perf_workloads[] = {
 	{ "chained_spawn", perf_chained_spawn, 0 },
 	{ "skynet", perf_skynet, PERF_REPORT_MEM },
 	{ "fib", perf_fib, PERF_REPORT_MEM },
-	{ "sleep_fanout", NULL, 0 },
+	{ "sleep_fanout", perf_sleep_fanout, 0 },
 	{ "mpmc_queue", NULL, 0 },
 	{ "tcp_echo", NULL, 0 },
 	{ "file_io", NULL, 0 },
+	/* rook's own, beyond WORKLOADS.md */
+	{ "timer_lateness", perf_timer_lateness, 0 },
+	{ "sleep_million", perf_sleep_million, 0 },
 };
 #define NWORKLOADS (sizeof(perf_workloads) / sizeof(perf_workloads[0]))
 
@@ -96,20 +99,32 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* VmHWM of this process in KiB, or -1. */
-static long peak_rss_kib(void)
+/* A "Key: N kB" line of /proc/self/status, or -1. */
+static long status_kib(const char *key)
 {
 	FILE *f = fopen("/proc/self/status", "r");
 	char line[256];
+	size_t klen = strlen(key);
 	long kib = -1;
 
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':' &&
+		    sscanf(line + klen + 1, " %ld kB", &kib) == 1)
 			break;
 	fclose(f);
 	return kib;
+}
+
+long perf_rss_kib(void)
+{
+	return status_kib("VmRSS");
+}
+
+long perf_peak_rss_kib(void)
+{
+	return status_kib("VmHWM");
 }
 
 /* Reset VmHWM to the current RSS (Linux >= 4.0); best effort. */
@@ -138,7 +153,7 @@ static int perf_main_task(void *arg)
 	job->pj_wall_s = now_s() - t0;
 	rook__stats_get(&st);
 	job->pj_peak_tasks = st.peak_live_tasks;
-	job->pj_peak_rss_kib = peak_rss_kib();
+	job->pj_peak_rss_kib = perf_peak_rss_kib();
 	return rc;
 }
 
@@ -154,6 +169,8 @@ static void print_bench(const struct perf_job *job)
 	if (job->pj_wl->pw_report & PERF_REPORT_MEM)
 		printf(" peak_live_tasks=%llu peak_rss_kib=%ld",
 		       (unsigned long long)job->pj_peak_tasks, job->pj_peak_rss_kib);
+	if (job->pj_run.pr_extra[0])
+		printf(" %s", job->pj_run.pr_extra);
 	if (job->pj_run.pr_quick)
 		printf(" quick=1");
 	printf("\n");

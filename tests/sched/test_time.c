@@ -252,3 +252,66 @@ Test(time, runtime_stops_promptly_with_sleeping_tasks, .timeout = 60)
 	cr_assert_eq(atomic_load(&sleepers_cancelled), n);
 	expect_clean_shutdown(fds);
 }
+
+/*
+ * Timers fire while every worker runs CPU-bound tasks that yield often
+ * (issue 3's timer_lateness scenario): a yield is a scheduling point, so
+ * a due timer must fire there even when no other task is runnable yet.
+ */
+struct yielding_hogs {
+	_Atomic int y_woke;
+	_Atomic uint64_t y_slept_ns;
+};
+
+static int timed_sleeper(void *arg)
+{
+	struct yielding_hogs *y = arg;
+	uint64_t t0 = rook_now();
+	int rc = rook_sleep(10 * ROOK_MSEC);
+	atomic_store(&y->y_slept_ns, rook_now() - t0);
+	atomic_store_explicit(&y->y_woke, rc == 0 ? 1 : -1, memory_order_release);
+	return rc;
+}
+
+/* Spins in 50 us slices with a yield between them until the sleeper woke
+ * (at most 5 s). */
+static int yielding_hog(void *arg)
+{
+	struct yielding_hogs *y = arg;
+	uint64_t start = rook_now();
+	while (!atomic_load_explicit(&y->y_woke, memory_order_acquire) &&
+	       ms_since(start) < 5000) {
+		uint64_t t0 = rook_now();
+		while (rook_now() - t0 < 50 * ROOK_USEC)
+			;
+		T_CHECK_EQ(rook_yield(), 0);
+	}
+	return 0;
+}
+
+static int yielding_hogs_main(void *arg)
+{
+	struct yielding_hogs y = { 0 };
+	struct rook_task *s, *hog = NULL;
+
+	T_CHECK_EQ(rook_spawn(&s, timed_sleeper, &y), 0);
+	T_CHECK_EQ(rook_yield(), 0); /* let it start and arm its timer */
+	if (rook_workers() > 1)
+		T_CHECK_EQ(rook_spawn(&hog, yielding_hog, &y), 0);
+	yielding_hog(&y);
+	T_CHECK_EQ(atomic_load(&y.y_woke), 1);
+	T_CHECK(atomic_load(&y.y_slept_ns) >= 10 * ROOK_MSEC);
+	T_CHECK(atomic_load(&y.y_slept_ns) < 2 * ROOK_SEC);
+	if (hog)
+		T_CHECK_EQ(rook_join(hog, NULL), 0);
+	T_CHECK_EQ(rook_join(s, NULL), 0);
+	return 0;
+}
+
+Test(time, timer_fires_while_every_worker_runs_yielding_cpu_tasks, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, yielding_hogs_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, yielding_hogs_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
