@@ -59,7 +59,7 @@ static void cancel_live(struct rook_group *g)
 {
 	for (struct rook__gchild *c = g->g_live; c; c = c->c_next)
 		if (c->c_task)
-			rook_cancel(c->c_task);
+			rook__task_cancel(c->c_task);
 }
 
 /* g_lock held: claim every waiter; returns the private wake list. */

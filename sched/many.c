@@ -47,9 +47,11 @@ int rook_gather(struct rook_task **ts, size_t n, int *statuses)
 			return r; /* interrupted: no handle released */
 	}
 	for (size_t i = 0; i < n; i++) {
+		int st = ts[i]->t_status;
+		/* A handle listed twice (or joined meanwhile) is released once. */
+		rook__task_release_handle(ts[i]);
 		if (statuses)
-			statuses[i] = ts[i]->t_status;
-		rook__task_put(ts[i]);
+			statuses[i] = st;
 	}
 	return 0;
 }
@@ -176,6 +178,6 @@ int rook_wait_for(rook_fn fn, void *arg, uint64_t timeout_ns, int *status)
 	}
 	if (r == 0 && status)
 		*status = t->t_status;
-	rook__task_put(t);
+	rook__task_release_handle(t);
 	return r;
 }

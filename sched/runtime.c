@@ -125,7 +125,7 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	t->t_scopes = NULL;
 	t->t_nscopes = t->t_scope_cap = 0;
 	t->t_dl_eff = UINT64_MAX;
-	t->t_detached_spawn = out == NULL;
+	atomic_store_explicit(&t->t_handle, out != NULL, memory_order_relaxed);
 	t->t_fn = fn;
 	t->t_arg = arg;
 	t->t_rt = rt;
@@ -198,7 +198,7 @@ static void cancel_if_ours(struct rook_task *t, void *ctx)
 	if (!rook__task_tryget(t))
 		return;
 	if (t->t_rt == ctx)
-		rook_cancel(t);
+		rook__task_cancel(t);
 	rook__task_put(t);
 }
 

@@ -226,7 +226,7 @@ int rook_spawn(struct rook_task **t, rook_fn fn, void *arg)
 
 bool rook_done(const struct rook_task *t)
 {
-	if (!rook__task_valid(t))
+	if (!rook__task_alive(t))
 		return false;
 	return atomic_load_explicit(&((struct rook_task *)t)->t_state, memory_order_acquire) ==
 	       ROOK__T_DONE;
@@ -236,13 +236,19 @@ void rook_detach(struct rook_task *t)
 {
 	if (!rook__task_valid(t))
 		return;
-	rook__task_put(t);
+	rook__task_release_handle(t);
 }
 
 int rook_cancel(struct rook_task *t)
 {
-	if (!rook__task_valid(t))
+	if (!rook__task_alive(t))
 		return -EINVAL;
+	rook__task_cancel(t);
+	return 0;
+}
+
+void rook__task_cancel(struct rook_task *t)
+{
 	/* seq_cst: pairs with the store of w_state in wait_begin and the load
 	 * of t_cancel in wait_park (see wait.c). */
 	atomic_store_explicit(&t->t_cancel, 1, memory_order_seq_cst);
@@ -254,7 +260,6 @@ int rook_cancel(struct rook_task *t)
 	    atomic_load_explicit(&t->t_shield, memory_order_relaxed) == 0 &&
 	    rook__wait_claim(w, s, -ECANCELED))
 		rook__wait_wake(w);
-	return 0;
 }
 
 /* Wait until t is DONE without releasing it. 0, -ECANCELED, -ETIMEDOUT. */
@@ -305,9 +310,11 @@ int rook_join(struct rook_task *t, int *status)
 	int r = rook__task_wait_done(t);
 	if (r != 0)
 		return r;
+	int st = t->t_status;
+	if (!rook__task_release_handle(t))
+		return -EINVAL; /* another join released it meanwhile */
 	if (status)
-		*status = t->t_status;
-	rook__task_put(t);
+		*status = st;
 	return 0;
 }
 

@@ -50,7 +50,7 @@ struct rook_task {
 	_Atomic uint32_t t_park; /* ROOK__P_* */
 	int t_status;
 	_Atomic int t_shield;    /* shield depth; written by the owner only */
-	bool t_detached_spawn;   /* spawned with t NULL */
+	_Atomic bool t_handle;   /* the handle is held (not joined/detached) */
 	rook_fn t_fn;
 	void *t_arg;
 	struct rook_rt *t_rt;
@@ -95,6 +95,10 @@ void rook__task_finish(struct rook_task *t, int status);
 /* Make a parked task runnable again (exactly once per park). */
 void rook__task_unpark(struct rook_task *t);
 
+/* Request cancellation of t (no handle needed: the caller guarantees t is
+ * alive, e.g. by holding a reference). See rook_cancel. */
+void rook__task_cancel(struct rook_task *t);
+
 /* True if the caller (a task) has a cancellation to deliver now. */
 bool rook__task_cancel_pending(const struct rook_task *t);
 
@@ -114,11 +118,30 @@ void rook__task_started(void);
 struct rook__task_cache;
 void rook__task_cache_drain(struct rook__task_cache *c);
 
-/* Checks a handle: magic intact. */
-static inline bool rook__task_valid(const struct rook_task *t)
+/* A live task (its slot holds a task: a handle, or rook_self()). */
+static inline bool rook__task_alive(const struct rook_task *t)
 {
 	return t && atomic_load_explicit(&((struct rook_task *)t)->t_magic,
 					 memory_order_relaxed) == ROOK__TASK_MAGIC;
+}
+
+/* Checks a handle: a live task whose handle has not been released yet
+ * (a released handle's task may still be running out its last steps). */
+static inline bool rook__task_valid(const struct rook_task *t)
+{
+	struct rook_task *m = (struct rook_task *)t;
+	return m && atomic_load_explicit(&m->t_magic, memory_order_relaxed) == ROOK__TASK_MAGIC &&
+	       atomic_load_explicit(&m->t_handle, memory_order_relaxed);
+}
+
+/* Give up the handle's reference exactly once: false if it was already
+ * released (a second join or detach). */
+static inline bool rook__task_release_handle(struct rook_task *t)
+{
+	if (!atomic_exchange_explicit(&t->t_handle, false, memory_order_acq_rel))
+		return false;
+	rook__task_put(t);
+	return true;
 }
 
 #endif

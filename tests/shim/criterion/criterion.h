@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 struct rook_shim_opts {
 	double timeout;
@@ -52,9 +53,8 @@ _Noreturn void rook_shim_skip(const char *fmt, ...) __attribute__((format(printf
 	rook_shim_check((cond), (fatal), __FILE__, __LINE__, text, "" __VA_ARGS__)
 
 #define cr_assert(c, ...) ROOK_SHIM_CHECK(true, (c), #c, __VA_ARGS__)
-#define cr_expect(c, ...) ROOK_SHIM_CHECK(false, (c), #c, __VA_ARGS__)
+#define cr_assert_not(c, ...) ROOK_SHIM_CHECK(true, !(c), "!(" #c ")", __VA_ARGS__)
 #define cr_assert_eq(a, b, ...) ROOK_SHIM_CHECK(true, (a) == (b), #a " == " #b, __VA_ARGS__)
-#define cr_expect_eq(a, b, ...) ROOK_SHIM_CHECK(false, (a) == (b), #a " == " #b, __VA_ARGS__)
 #define cr_assert_neq(a, b, ...) ROOK_SHIM_CHECK(true, (a) != (b), #a " != " #b, __VA_ARGS__)
 #define cr_assert_lt(a, b, ...) ROOK_SHIM_CHECK(true, (a) < (b), #a " < " #b, __VA_ARGS__)
 #define cr_assert_leq(a, b, ...) ROOK_SHIM_CHECK(true, (a) <= (b), #a " <= " #b, __VA_ARGS__)
@@ -62,6 +62,18 @@ _Noreturn void rook_shim_skip(const char *fmt, ...) __attribute__((format(printf
 #define cr_assert_geq(a, b, ...) ROOK_SHIM_CHECK(true, (a) >= (b), #a " >= " #b, __VA_ARGS__)
 #define cr_assert_null(p, ...) ROOK_SHIM_CHECK(true, (p) == NULL, #p " == NULL", __VA_ARGS__)
 #define cr_assert_not_null(p, ...) ROOK_SHIM_CHECK(true, (p) != NULL, #p " != NULL", __VA_ARGS__)
+#define cr_assert_str_eq(a, b, ...) ROOK_SHIM_CHECK(true, strcmp((a), (b)) == 0, #a " == " #b, __VA_ARGS__)
+#define cr_expect(c, ...) ROOK_SHIM_CHECK(false, (c), #c, __VA_ARGS__)
+#define cr_expect_not(c, ...) ROOK_SHIM_CHECK(false, !(c), "!(" #c ")", __VA_ARGS__)
+#define cr_expect_eq(a, b, ...) ROOK_SHIM_CHECK(false, (a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_expect_neq(a, b, ...) ROOK_SHIM_CHECK(false, (a) != (b), #a " != " #b, __VA_ARGS__)
+#define cr_expect_lt(a, b, ...) ROOK_SHIM_CHECK(false, (a) < (b), #a " < " #b, __VA_ARGS__)
+#define cr_expect_leq(a, b, ...) ROOK_SHIM_CHECK(false, (a) <= (b), #a " <= " #b, __VA_ARGS__)
+#define cr_expect_gt(a, b, ...) ROOK_SHIM_CHECK(false, (a) > (b), #a " > " #b, __VA_ARGS__)
+#define cr_expect_geq(a, b, ...) ROOK_SHIM_CHECK(false, (a) >= (b), #a " >= " #b, __VA_ARGS__)
+#define cr_expect_null(p, ...) ROOK_SHIM_CHECK(false, (p) == NULL, #p " == NULL", __VA_ARGS__)
+#define cr_expect_not_null(p, ...) ROOK_SHIM_CHECK(false, (p) != NULL, #p " != NULL", __VA_ARGS__)
+#define cr_expect_str_eq(a, b, ...) ROOK_SHIM_CHECK(false, strcmp((a), (b)) == 0, #a " == " #b, __VA_ARGS__)
 #define cr_log_info(...) rook_shim_log(__VA_ARGS__)
 #define cr_skip_test(...) rook_shim_skip("" __VA_ARGS__)
 
