@@ -327,9 +327,8 @@ int rook_yield(void)
 	int r = rook__wait_check();
 	if (r)
 		return r;
-	/* IO that completed may have made other tasks runnable. */
-	if (w->w_io)
-		rook__park_poll(w);
+	/* IO completions and due timers may make other tasks runnable. */
+	rook__worker_poll(w);
 	if (rook__worker_has_other_work(w))
 		rook__task_switch_out(ROOK__POST_YIELD);
 	return rook__wait_check();

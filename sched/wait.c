@@ -153,10 +153,13 @@ int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_
 
 int rook__wait_check(void)
 {
-	struct rook_task *t = rook_self();
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *t = w ? w->w_current : NULL;
 	if (!t)
 		return 0;
-	if (rook__task_cancel_pending(t))
+	/* The common case is two loads: no cancel requested, no deadline. */
+	if (atomic_load_explicit(&t->t_cancel, memory_order_acquire) &&
+	    atomic_load_explicit(&t->t_shield, memory_order_relaxed) == 0)
 		return -ECANCELED;
 	if (t->t_dl_eff != UINT64_MAX && rook__now() >= t->t_dl_eff)
 		return -ETIMEDOUT;

@@ -555,13 +555,18 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 }
 
 /* Owner: the next local task, ready to switch to; NULL if none. */
+void rook__worker_poll(struct rook__worker *w)
+{
+	if (w->w_io)
+		rook__park_poll(w);
+	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_relaxed) != UINT64_MAX)
+		fire_timers(w, rook__now());
+}
+
 static struct rook_task *pick_local(struct rook__worker *w)
 {
 	for (;;) {
-		if (w->w_io)
-			rook__park_poll(w);
-		if (atomic_load_explicit(&w->w_timers.h_next, memory_order_relaxed) != UINT64_MAX)
-			fire_timers(w, rook__now());
+		rook__worker_poll(w);
 		struct rook_task *t = local_next(w);
 		if (!t || atomic_load_explicit(&t->t_state, memory_order_relaxed) != ROOK__T_NEW ||
 		    task_prepare(w, t))

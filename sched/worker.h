@@ -92,6 +92,9 @@ void rook__task_switch_out(enum rook__post post);
 
 void *rook__worker_main(void *arg);
 
+/* Owner: handle IO completions and due timers now (a yield's checkpoint). */
+void rook__worker_poll(struct rook__worker *w);
+
 /* True if something else is runnable on w or in the injection queue. */
 bool rook__worker_has_other_work(struct rook__worker *w);
 
