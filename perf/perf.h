@@ -58,5 +58,7 @@ int perf_yield_many(struct perf_run *run);   /* wl_tasks.c */
 int perf_chained_spawn(struct perf_run *run); /* wl_tasks.c */
 int perf_skynet(struct perf_run *run);       /* wl_tree.c */
 int perf_fib(struct perf_run *run);          /* wl_tree.c */
+int perf_ping_pong(struct perf_run *run);    /* wl_queue.c */
+int perf_mpmc_queue(struct perf_run *run);   /* wl_queue.c */
 
 #endif

@@ -27,12 +27,12 @@
 static const struct perf_workload perf_workloads[] = {
 	{ "spawn_many", perf_spawn_many, 0 },
 	{ "yield_many", perf_yield_many, 0 },
-	{ "ping_pong", NULL, 0 },
+	{ "ping_pong", perf_ping_pong, 0 },
 	{ "chained_spawn", perf_chained_spawn, 0 },
 	{ "skynet", perf_skynet, PERF_REPORT_MEM },
 	{ "fib", perf_fib, PERF_REPORT_MEM },
 	{ "sleep_fanout", NULL, 0 },
-	{ "mpmc_queue", NULL, 0 },
+	{ "mpmc_queue", perf_mpmc_queue, 0 },
 	{ "tcp_echo", NULL, 0 },
 	{ "file_io", NULL, 0 },
 };
