@@ -288,6 +288,36 @@ static void reap(struct rook__io *io)
 
 /* ---- remote requests --------------------------------------------------- */
 
+static void kick_msg_ring(struct rook__io *self, struct rook__io *io)
+{
+	atomic_fetch_add_explicit(&wakes_msg, 1, memory_order_relaxed);
+	struct io_uring_sqe *sqe = rook__ring_sqe(self);
+	io_uring_prep_msg_ring(sqe, io->i_ring.ring_fd, 0, ROOK__UD_WAKE, 0);
+	/* Linux 5.17: no CQE on our ring unless it failed. */
+	io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_MSG_SRC);
+	rook__ring_queued(self, NULL);
+	flush(self, false);
+}
+
+static void wake_io(struct rook__io *io)
+{
+	atomic_fetch_add_explicit(&io->i_wakers, 1, memory_order_seq_cst);
+	uint32_t old = atomic_exchange_explicit(&io->i_park, 2, memory_order_seq_cst);
+	if (old == 1) {
+		struct rook__worker *me = rook__worker_self();
+		struct rook__io *self = me ? me->w_io : NULL;
+		if (self && self != io && !ring_dead(self) &&
+		    atomic_load_explicit(&wake_mode, memory_order_relaxed) == ROOK__WAKE_MSG_RING)
+			kick_msg_ring(self, io);
+		else
+			kick_eventfd(io);
+	}
+	/* Pairs with the seq_cst load in park_fini. */
+	atomic_fetch_sub_explicit(&io->i_wakers, 1, memory_order_seq_cst);
+}
+
+
 void rook__ring_prep_req(struct rook__io *io, const struct rook__ring_req *q)
 {
 	struct io_uring_sqe *sqe = rook__ring_sqe(io);
@@ -308,7 +338,7 @@ void rook__ring_post(struct rook__io *io, struct rook__ring_req *q)
 	rook__spin_unlock(&io->i_req_lock);
 	/* The wake's seq_cst exchange orders the list push before the owner's
 	 * next poll (its CAS in park_wait reads our 2). */
-	rook__park_wake(io->i_worker);
+	wake_io(io);
 }
 
 static void take_requests(struct rook__io *io)
@@ -321,7 +351,10 @@ static void take_requests(struct rook__io *io)
 	while (q) {
 		/* q may be gone once its CQE is handled: read next first. */
 		struct rook__ring_req *next = q->q_next;
-		rook__ring_prep_req(io, q);
+		if (q->q_kind == ROOK__REQ_WAKE)
+			rook__wait_wake(q->q_waiter);
+		else
+			rook__ring_prep_req(io, q);
 		q = next;
 	}
 }
@@ -450,34 +483,8 @@ void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
 	reap(io);
 }
 
-static void kick_msg_ring(struct rook__io *self, struct rook__io *io)
-{
-	atomic_fetch_add_explicit(&wakes_msg, 1, memory_order_relaxed);
-	struct io_uring_sqe *sqe = rook__ring_sqe(self);
-	io_uring_prep_msg_ring(sqe, io->i_ring.ring_fd, 0, ROOK__UD_WAKE, 0);
-	/* Linux 5.17: no CQE on our ring unless it failed. */
-	io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_MSG_SRC);
-	rook__ring_queued(self, NULL);
-	flush(self, false);
-}
-
 void rook__park_wake(struct rook__worker *w)
 {
-	struct rook__io *io = w->w_io;
-	if (!io)
-		return;
-	atomic_fetch_add_explicit(&io->i_wakers, 1, memory_order_seq_cst);
-	uint32_t old = atomic_exchange_explicit(&io->i_park, 2, memory_order_seq_cst);
-	if (old == 1) {
-		struct rook__worker *me = rook__worker_self();
-		struct rook__io *self = me ? me->w_io : NULL;
-		if (self && self != io && !ring_dead(self) &&
-		    atomic_load_explicit(&wake_mode, memory_order_relaxed) == ROOK__WAKE_MSG_RING)
-			kick_msg_ring(self, io);
-		else
-			kick_eventfd(io);
-	}
-	/* Pairs with the seq_cst load in park_fini. */
-	atomic_fetch_sub_explicit(&io->i_wakers, 1, memory_order_seq_cst);
+	if (w->w_io)
+		wake_io(w->w_io);
 }
