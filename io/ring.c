@@ -52,6 +52,7 @@
 #include "sched/alloc.h"
 #include "sched/park.h"
 #include "sched/runtime.h"
+#include "sched/task.h"
 #include "sched/wait.h"
 #include "sched/worker.h"
 
@@ -234,7 +235,12 @@ void rook__ring_op_cqe(struct rook__io *io, struct rook__io_op *op, bool main, i
 					       memory_order_acq_rel);
 	if ((s >> 32) != 1)
 		return;
-	if (rook__wait_claim(w, (uint32_t)s, res))
+	if (!rook__wait_claim(w, (uint32_t)s, res))
+		return;
+	/* Completions run in completion order (FIFO), not newest first. */
+	if (w->w_task)
+		rook__task_unpark_fifo(w->w_task);
+	else
 		rook__wait_wake(w);
 }
 

@@ -82,6 +82,8 @@ void rook__task_finish(struct rook_task *t, int status);
 
 /* Make a parked task runnable again (exactly once per park). */
 void rook__task_unpark(struct rook_task *t);
+/* The same, but t goes to the back of the FIFO yield queue (IO wake-ups). */
+void rook__task_unpark_fifo(struct rook_task *t);
 
 /* True if the caller (a task) has a cancellation to deliver now. */
 bool rook__task_cancel_pending(const struct rook_task *t);
