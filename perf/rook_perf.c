@@ -33,8 +33,10 @@ static const struct perf_workload perf_workloads[] = {
 	{ "fib", perf_fib, PERF_REPORT_MEM },
 	{ "sleep_fanout", NULL, 0 },
 	{ "mpmc_queue", perf_mpmc_queue, 0 },
-	{ "tcp_echo", NULL, 0 },
-	{ "file_io", NULL, 0 },
+	{ "tcp_echo", perf_tcp_echo, 0 },
+	{ "file_io", perf_file_io, 0 },
+	/* Not in WORKLOADS.md: the wake-path probe of io/ring.c. */
+	{ "wake_ping", perf_wake_ping, 0 },
 };
 #define NWORKLOADS (sizeof(perf_workloads) / sizeof(perf_workloads[0]))
 
@@ -136,6 +138,8 @@ static int perf_main_task(void *arg)
 	t0 = now_s();
 	rc = job->pj_wl->pw_fn(&job->pj_run);
 	job->pj_wall_s = now_s() - t0;
+	if (job->pj_run.pr_cleanup)
+		job->pj_run.pr_cleanup(&job->pj_run);
 	rook__stats_get(&st);
 	job->pj_peak_tasks = st.peak_live_tasks;
 	job->pj_peak_rss_kib = peak_rss_kib();
@@ -154,6 +158,8 @@ static void print_bench(const struct perf_job *job)
 	if (job->pj_wl->pw_report & PERF_REPORT_MEM)
 		printf(" peak_live_tasks=%llu peak_rss_kib=%ld",
 		       (unsigned long long)job->pj_peak_tasks, job->pj_peak_rss_kib);
+	if (job->pj_run.pr_extra[0])
+		printf(" %s", job->pj_run.pr_extra);
 	if (job->pj_run.pr_quick)
 		printf(" quick=1");
 	printf("\n");
