@@ -22,8 +22,10 @@
 
 #include <rook.h>
 
+#include "io/ring.h"
 #include "sched/task.h"
 #include "sched/wait.h"
+#include "sched/worker.h"
 
 #define POOL_MAX_DEFAULT 64u
 #define POOL_IDLE_MS_DEFAULT 10000ul
@@ -35,6 +37,8 @@ struct job {
 	rook_fn j_fn;
 	void *j_arg;
 	struct rook__waiter *j_w;
+	struct rook__io *j_io;      /* the caller's worker ring: wakes it */
+	struct rook__ring_req j_q;  /* the wake request posted there */
 	uint32_t j_token; /* under pool_lock */
 	int j_state;      /* under pool_lock */
 	int j_res;        /* under pool_lock */
@@ -108,9 +112,14 @@ static void run_job(struct job *j)
 	uint32_t token = j->j_token;
 	pthread_mutex_unlock(&pool_lock);
 	/* A stale token (the caller was cancelled and saw DONE) fails the
-	 * claim harmlessly: waiters are type-stable. */
-	if (rook__wait_claim(w, token, res))
-		rook__wait_wake(w);
+	 * claim harmlessly: waiters are type-stable. Once claimed, the caller
+	 * stays suspended until woken, so j is still there; the wake itself is
+	 * done by a worker: waking from here would touch the runtime, which may
+	 * be freed as soon as the task has run to its end. */
+	if (rook__wait_claim(w, token, res)) {
+		j->j_q = (struct rook__ring_req){ .q_kind = ROOK__REQ_WAKE, .q_waiter = w };
+		rook__ring_post(j->j_io, &j->j_q);
+	}
 }
 
 static void *pool_main(void *arg)
@@ -195,7 +204,9 @@ int rook_blocking(rook_fn fn, void *arg)
 		return r;
 	pthread_once(&pool_once, pool_init);
 	struct rook__waiter *w = &self->t_waiter;
-	struct job j = { .j_fn = fn, .j_arg = arg, .j_w = w, .j_state = J_QUEUED };
+	struct rook__worker *me = rook__worker_self();
+	struct job j = { .j_fn = fn, .j_arg = arg, .j_w = w, .j_io = me->w_io,
+			 .j_state = J_QUEUED };
 	pthread_mutex_lock(&pool_lock);
 	j.j_token = rook__wait_begin(w, rook__wait_cancellable());
 	uint32_t token = j.j_token;

@@ -32,6 +32,7 @@ struct rook__waiter;
 enum rook__ring_req_kind {
 	ROOK__REQ_CANCEL_OP = 1, /* ASYNC_CANCEL the op (its own ring) */
 	ROOK__REQ_CANCEL_FD = 2, /* ASYNC_CANCEL every op on o_fd */
+	ROOK__REQ_WAKE = 3,      /* rook__wait_wake(q_waiter), claimed already */
 };
 
 /*
@@ -56,6 +57,7 @@ struct rook__ring_req {
 	struct rook__io_op *q_op;      /* counts the request's CQE */
 	int q_kind;                    /* enum rook__ring_req_kind */
 	int q_fd;                      /* ROOK__REQ_CANCEL_FD */
+	struct rook__waiter *q_waiter; /* ROOK__REQ_WAKE */
 };
 
 struct rook__io {
@@ -87,7 +89,10 @@ struct io_uring_sqe *rook__ring_sqe(struct rook__io *io);
 void rook__ring_queued(struct rook__io *io, struct rook__io_op *op);
 
 /* Any thread: ask io's owner to perform q (which must stay valid until the
- * CQE it causes has been handled), and wake the owner. */
+ * CQE it causes has been handled; for ROOK__REQ_WAKE, until the owner has
+ * woken q_waiter), and wake the owner. Touches only io (type-stable), never
+ * the runtime, so a thread outside the runtime can use it to wake a task
+ * without racing with the runtime's teardown. */
 void rook__ring_post(struct rook__io *io, struct rook__ring_req *q);
 
 /* Owner only: prepare the SQE of request q on io. */

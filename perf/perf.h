@@ -24,7 +24,8 @@ struct perf_run {
 	uint64_t pr_ops;       /* set by the workload: ops done, unit per WORKLOADS.md */
 	bool pr_check_failed;  /* set by perf_check */
 	char pr_check_msg[160]; /* the first failed check */
-	char pr_extra[160];     /* set by the workload: "key=value ..." extras */
+	char pr_extra[160];     /* set by the workload: appended to its BENCH line */
+	void (*pr_cleanup)(struct perf_run *run); /* set by the workload: run untimed */
 };
 
 /*
@@ -67,5 +68,10 @@ int perf_fib(struct perf_run *run);          /* wl_tree.c */
 int perf_sleep_fanout(struct perf_run *run);   /* wl_time.c */
 int perf_timer_lateness(struct perf_run *run); /* wl_time.c */
 int perf_sleep_million(struct perf_run *run);  /* wl_time.c */
+int perf_ping_pong(struct perf_run *run);    /* wl_queue.c */
+int perf_mpmc_queue(struct perf_run *run);   /* wl_queue.c */
+int perf_tcp_echo(struct perf_run *run);     /* wl_io.c */
+int perf_file_io(struct perf_run *run);      /* wl_io.c */
+int perf_wake_ping(struct perf_run *run);    /* wl_io.c (not in WORKLOADS.md) */
 
 #endif

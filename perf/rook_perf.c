@@ -27,17 +27,18 @@
 static const struct perf_workload perf_workloads[] = {
 	{ "spawn_many", perf_spawn_many, 0 },
 	{ "yield_many", perf_yield_many, 0 },
-	{ "ping_pong", NULL, 0 },
+	{ "ping_pong", perf_ping_pong, 0 },
 	{ "chained_spawn", perf_chained_spawn, 0 },
 	{ "skynet", perf_skynet, PERF_REPORT_MEM },
 	{ "fib", perf_fib, PERF_REPORT_MEM },
 	{ "sleep_fanout", perf_sleep_fanout, 0 },
-	{ "mpmc_queue", NULL, 0 },
-	{ "tcp_echo", NULL, 0 },
-	{ "file_io", NULL, 0 },
+	{ "mpmc_queue", perf_mpmc_queue, 0 },
+	{ "tcp_echo", perf_tcp_echo, 0 },
+	{ "file_io", perf_file_io, 0 },
 	/* rook's own, beyond WORKLOADS.md */
 	{ "timer_lateness", perf_timer_lateness, 0 },
 	{ "sleep_million", perf_sleep_million, 0 },
+	{ "wake_ping", perf_wake_ping, 0 }, /* the wake-path probe of io/ring.c */
 };
 #define NWORKLOADS (sizeof(perf_workloads) / sizeof(perf_workloads[0]))
 
@@ -151,6 +152,8 @@ static int perf_main_task(void *arg)
 	t0 = now_s();
 	rc = job->pj_wl->pw_fn(&job->pj_run);
 	job->pj_wall_s = now_s() - t0;
+	if (job->pj_run.pr_cleanup)
+		job->pj_run.pr_cleanup(&job->pj_run);
 	rook__stats_get(&st);
 	job->pj_peak_tasks = st.peak_live_tasks;
 	job->pj_peak_rss_kib = perf_peak_rss_kib();

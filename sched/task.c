@@ -208,6 +208,14 @@ void rook__task_unpark(struct rook_task *t)
 		rook__schedule(t, true);
 }
 
+void rook__task_unpark_fifo(struct rook_task *t)
+{
+	/* As rook__task_unpark. */
+	uint32_t old = atomic_exchange_explicit(&t->t_park, ROOK__P_WOKEN, memory_order_acq_rel);
+	if (old == ROOK__P_PARKED)
+		rook__schedule_fifo(t);
+}
+
 /* ---- public task calls ---------------------------------------------- */
 
 struct rook_task *rook_self(void)

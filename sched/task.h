@@ -94,6 +94,8 @@ void rook__task_finish(struct rook_task *t, int status);
 
 /* Make a parked task runnable again (exactly once per park). */
 void rook__task_unpark(struct rook_task *t);
+/* The same, but t goes to the back of the FIFO yield queue (IO wake-ups). */
+void rook__task_unpark_fifo(struct rook_task *t);
 
 /* Request cancellation of t (no handle needed: the caller guarantees t is
  * alive, e.g. by holding a reference). See rook_cancel. */

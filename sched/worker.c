@@ -207,6 +207,15 @@ published:
 		rook__notify(rt);
 }
 
+void rook__schedule_fifo(struct rook_task *t)
+{
+	struct rook__worker *w = rook__worker_self();
+	if (!w || w->w_rt != t->t_rt)
+		inject(t->t_rt, t);
+	else
+		yield_push(w, t);
+}
+
 bool rook__worker_has_other_work(struct rook__worker *w)
 {
 	return atomic_load_explicit(&w->w_lifo, memory_order_relaxed) ||

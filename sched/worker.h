@@ -85,6 +85,11 @@ struct rook__worker *rook__worker_self(void);
  * LIFO slot (lifo) or deque; otherwise to the injection queue. */
 void rook__schedule(struct rook_task *t, bool lifo);
 
+/* Make t runnable at the back of the caller's yield queue (FIFO; the
+ * injection queue from outside): for tasks woken by IO completions, which
+ * must run in completion order. */
+void rook__schedule_fifo(struct rook_task *t);
+
 /* Switch from the running task to its worker's scheduler, which performs
  * post on the task once its context is saved. Returns when the task runs
  * again (maybe on another worker). */
