@@ -120,8 +120,6 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
 	t->t_status = 0;
 	atomic_store_explicit(&t->t_shield, 0, memory_order_relaxed);
-	t->t_timer.tm_heap = NULL;
-	t->t_timer.tm_index = -1;
 	t->t_scopes = NULL;
 	t->t_nscopes = t->t_scope_cap = 0;
 	t->t_dl_eff = UINT64_MAX;

@@ -61,7 +61,6 @@ struct rook_task {
 	struct rook__jnode *t_joiners;
 	uint64_t t_id;
 	struct rook__waiter t_waiter; /* this task's own blocking calls */
-	struct rook__timer t_timer;   /* ends the current wait at a deadline */
 	struct rook__scope *t_scopes; /* deadline scopes (lazily allocated) */
 	int t_nscopes, t_scope_cap;
 	uint64_t t_dl_eff;            /* effective deadline, UINT64_MAX: none */

@@ -118,6 +118,10 @@ int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_
 		at = t->t_dl_eff;
 		res = -ETIMEDOUT;
 	}
+	/* The timer lives in this frame: the task disarms it (under the heap
+	 * lock) before the frame goes away, and a firer touches it only under
+	 * that lock. */
+	struct rook__timer tm = { .tm_index = -1 };
 	bool armed = false;
 	if (at != UINT64_MAX) {
 		if (rook__now() >= at) {
@@ -126,12 +130,11 @@ int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_
 				return res;
 			}
 		} else {
-			struct rook__timer *tm = &t->t_timer;
-			tm->tm_deadline = at;
-			tm->tm_w = w;
-			tm->tm_token = token;
-			tm->tm_result = res;
-			if (rook__worker_timer_arm(tm) < 0) {
+			tm.tm_deadline = at;
+			tm.tm_w = w;
+			tm.tm_token = token;
+			tm.tm_result = res;
+			if (rook__worker_timer_arm(&tm) < 0) {
 				if (rook__wait_claim(w, token, -ENOMEM)) {
 					atomic_store_explicit(&t->t_park, ROOK__P_RUNNING,
 							      memory_order_relaxed);
@@ -147,7 +150,7 @@ int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_
 		rook__task_switch_out(ROOK__POST_PARK);
 	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
 	if (armed)
-		rook__timer_disarm(&t->t_timer);
+		rook__timer_disarm(&tm);
 	return w->w_result;
 }
 
