@@ -18,6 +18,7 @@
 #include "sched/runtime.h"
 #include "sched/task.h"
 #include "sched/wait.h"
+#include "sched/waitq.h"
 
 struct rook__gchild {
 	struct rook_group *c_group;
@@ -36,7 +37,7 @@ struct rook_group {
 	long g_nlive;
 	bool g_failed, g_cancelled;
 	int g_first_status;
-	struct rook__jnode *g_waiters;
+	struct rook__waitq g_waitq; /* rook_group_wait/next callers */
 };
 
 int rook_group_create(struct rook_group **out)
@@ -60,30 +61,6 @@ static void cancel_live(struct rook_group *g)
 	for (struct rook__gchild *c = g->g_live; c; c = c->c_next)
 		if (c->c_task)
 			rook__task_cancel(c->c_task);
-}
-
-/* g_lock held: claim every waiter; returns the private wake list. */
-static struct rook__waiter *claim_waiters(struct rook_group *g)
-{
-	struct rook__waiter *wake = NULL;
-	for (struct rook__jnode *n = g->g_waiters; n; n = n->j_next) {
-		n->j_linked = false;
-		if (rook__wait_claim(n->j_w, n->j_token, 0)) {
-			n->j_w->w_next_wake = wake;
-			wake = n->j_w;
-		}
-	}
-	g->g_waiters = NULL;
-	return wake;
-}
-
-static void wake_list(struct rook__waiter *wake)
-{
-	while (wake) {
-		struct rook__waiter *next = wake->w_next_wake;
-		rook__wait_wake(wake);
-		wake = next;
-	}
 }
 
 static void live_unlink(struct rook_group *g, struct rook__gchild *c)
@@ -125,9 +102,10 @@ static int child_main(void *arg)
 		g->g_first_status = st;
 		cancel_live(g);
 	}
-	struct rook__waiter *wake = claim_waiters(g);
+	struct rook__waiter *wake = NULL;
+	rook__waitq_claim_all(&g->g_waitq, 0, &wake);
 	rook__spin_unlock(&g->g_lock);
-	wake_list(wake);
+	rook__waitq_wake_all(wake);
 	return st;
 }
 
@@ -158,9 +136,11 @@ int rook_group_spawn(struct rook_group *g, rook_fn fn, void *arg)
 		rook__spin_lock(&g->g_lock);
 		live_unlink(g, c);
 		g->g_nlive--;
-		struct rook__waiter *wake = g->g_nlive == 0 ? claim_waiters(g) : NULL;
+		struct rook__waiter *wake = NULL;
+		if (g->g_nlive == 0)
+			rook__waitq_claim_all(&g->g_waitq, 0, &wake);
 		rook__spin_unlock(&g->g_lock);
-		wake_list(wake);
+		rook__waitq_wake_all(wake);
 		rook__free(c);
 	}
 	return r;
@@ -180,24 +160,14 @@ void rook_group_cancel(struct rook_group *g)
  * return. 0, or the caller's -ECANCELED / -ETIMEDOUT / -ENOMEM. */
 static int wait_change(struct rook_group *g, bool interruptible)
 {
+	struct rook__wnode n;
 	struct rook__waiter *w = rook__waiter_self();
-	struct rook__jnode n = { .j_w = w, .j_linked = true };
-	n.j_token = rook__wait_begin(w, interruptible && rook__wait_cancellable());
-	n.j_next = g->g_waiters;
-	if (n.j_next)
-		n.j_next->j_prev = &n;
-	g->g_waiters = &n;
+	rook__waitq_push(&g->g_waitq, &n, w, interruptible && rook__wait_cancellable(), NULL);
 	rook__spin_unlock(&g->g_lock);
-	int r = rook__wait_park(w, n.j_token);
+	int r = rook__wait_park(w, n.n_token);
 	rook__spin_lock(&g->g_lock);
-	if (n.j_linked) {
-		if (n.j_prev)
-			n.j_prev->j_next = n.j_next;
-		else
-			g->g_waiters = n.j_next;
-		if (n.j_next)
-			n.j_next->j_prev = n.j_prev;
-	}
+	if (n.n_linked)
+		rook__waitq_unlink(&g->g_waitq, &n);
 	return r;
 }
 
