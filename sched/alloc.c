@@ -39,6 +39,14 @@ void *rook__calloc(size_t n, size_t size)
 	return calloc(n, size);
 }
 
+void *rook__alloc_aligned(size_t align, size_t n)
+{
+	void *p = NULL;
+	if (rook__alloc_fail_now() || posix_memalign(&p, align, n) != 0)
+		return NULL;
+	return p;
+}
+
 void rook__free(void *p)
 {
 	free(p);

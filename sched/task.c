@@ -42,9 +42,10 @@ static struct rook_task *pool_take(void)
 	rook__spin_unlock(&pool_lock);
 	if (t)
 		return t;
-	struct chunk *c = rook__calloc(1, sizeof(*c));
+	struct chunk *c = rook__alloc_aligned(_Alignof(struct chunk), sizeof(*c));
 	if (!c)
 		return NULL;
+	memset(c, 0, sizeof(*c));
 	for (unsigned i = 1; i < CHUNK_TASKS; i++)
 		atomic_init(&c->c_tasks[i].t_magic, ROOK__TASK_DEAD);
 	rook__spin_lock(&pool_lock);
@@ -335,8 +336,10 @@ int rook_yield(void)
 	int r = rook__wait_check();
 	if (r)
 		return r;
-	/* IO completions and due timers may make other tasks runnable. */
-	rook__worker_poll(w);
+	/* With nothing else queued, IO completions and due timers may still
+	 * make a task runnable (switch_out polls them itself otherwise). */
+	if (!rook__worker_has_other_work(w))
+		rook__worker_poll(w);
 	if (rook__worker_has_other_work(w))
 		rook__task_switch_out(ROOK__POST_YIELD);
 	return rook__wait_check();

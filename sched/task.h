@@ -42,8 +42,10 @@ enum {
 struct rook__stack;
 struct rook__jnode;
 
+/* Cache-line aligned: a task polled by one worker (its cancel flag, its
+ * deadline) must not share a line with tasks another worker writes. */
 struct rook_task {
-	_Atomic uint32_t t_magic;
+	_Alignas(64) _Atomic uint32_t t_magic;
 	_Atomic int t_refs;
 	_Atomic int t_state;     /* ROOK__T_* */
 	_Atomic int t_cancel;    /* cancellation requested (sticky) */
