@@ -26,6 +26,8 @@
  */
 #include "sched/queue.h"
 
+#include "sched/check.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -272,7 +274,7 @@ static int put(struct rook_queue *q, const void *item, bool may_wait)
 	if (!q || !item)
 		return -EINVAL;
 	if (may_wait) {
-		int r = rook__wait_check();
+		int r = rook__wait_check_fast();
 		if (r)
 			return r;
 	}
@@ -292,7 +294,7 @@ static int get(struct rook_queue *q, void *item, bool may_wait)
 	if (!q || !item)
 		return -EINVAL;
 	if (may_wait) {
-		int r = rook__wait_check();
+		int r = rook__wait_check_fast();
 		if (r)
 			return r;
 	}
@@ -384,7 +386,7 @@ int rook_queue_join(struct rook_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	int r = rook__wait_check();
+	int r = rook__wait_check_fast();
 	if (r)
 		return r;
 	rook__spin_lock(&q->q_lock);

@@ -21,6 +21,8 @@
  */
 #include "sched/sync.h"
 
+#include "sched/check.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -147,7 +149,7 @@ int rook_mutex_lock(struct rook_mutex *m)
 {
 	if (!m)
 		return -EINVAL;
-	int r = rook__wait_check();
+	int r = rook__wait_check_fast();
 	if (r)
 		return r;
 	return lock(m, self_id(), rook__wait_cancellable());
@@ -233,7 +235,7 @@ int rook_sem_acquire(struct rook_sem *s)
 {
 	if (!s)
 		return -EINVAL;
-	int r = rook__wait_check();
+	int r = rook__wait_check_fast();
 	if (r)
 		return r;
 	rook__spin_lock(&s->s_lock);
@@ -349,7 +351,7 @@ int rook_event_wait(struct rook_event *e)
 {
 	if (!e)
 		return -EINVAL;
-	int r = rook__wait_check();
+	int r = rook__wait_check_fast();
 	if (r)
 		return r;
 	/* Acquire: pairs with the release store in set. */
@@ -399,7 +401,7 @@ int rook_cond_wait(struct rook_cond *c, struct rook_mutex *m)
 		return -EINVAL;
 	if ((atomic_load_explicit(&m->m_owner, memory_order_relaxed) & ~M_WAITERS) != me)
 		return -EPERM;
-	int r = rook__wait_check();
+	int r = rook__wait_check_fast();
 	if (r)
 		return r; /* still holding m */
 	/* Linked before m is released, so a signal after the release finds

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "sched/alloc.h"
+#include "sched/check.h"
 #include "sched/park.h"
 #include "sched/runtime.h"
 #include "sched/stats.h"
@@ -276,7 +277,7 @@ int rook__task_wait_done(struct rook_task *t)
 {
 	if (atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE)
 		return 0;
-	int r = rook__wait_check();
+	int r = rook__wait_check_fast();
 	if (r)
 		return r;
 	struct rook__waiter *w = rook__waiter_self();
@@ -333,7 +334,7 @@ int rook_yield(void)
 	struct rook_task *t = w ? w->w_current : NULL;
 	if (!t)
 		return -EPERM;
-	int r = rook__wait_check();
+	int r = rook__wait_check_fast();
 	if (r)
 		return r;
 	/* With nothing else queued, IO completions and due timers may still
@@ -342,5 +343,5 @@ int rook_yield(void)
 		rook__worker_poll(w);
 	if (rook__worker_has_other_work(w))
 		rook__task_switch_out(ROOK__POST_YIELD);
-	return rook__wait_check();
+	return rook__wait_check_fast();
 }

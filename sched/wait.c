@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "sched/check.h"
 #include "sched/task.h"
 #include "sched/timer.h"
 #include "sched/worker.h"
@@ -156,17 +157,7 @@ int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_
 
 int rook__wait_check(void)
 {
-	struct rook__worker *w = rook__worker_self();
-	struct rook_task *t = w ? w->w_current : NULL;
-	if (!t)
-		return 0;
-	/* The common case is two loads: no cancel requested, no deadline. */
-	if (atomic_load_explicit(&t->t_cancel, memory_order_acquire) &&
-	    atomic_load_explicit(&t->t_shield, memory_order_relaxed) == 0)
-		return -ECANCELED;
-	if (t->t_dl_eff != UINT64_MAX && rook__now() >= t->t_dl_eff)
-		return -ETIMEDOUT;
-	return 0;
+	return rook__wait_check_fast();
 }
 
 bool rook__wait_cancellable(void)
