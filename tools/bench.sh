@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 #
 # tools/bench.sh — build rook-perf (Release) and run the workloads of
-# shared/bench/WORKLOADS.md on rook, optionally side by side with the peer
-# runtimes (Go, Tokio, Boost.Fiber), then summarise.
+# shared/bench/WORKLOADS.md on rook and on Python asyncio (perf/asyncio/, the
+# single-threaded event-loop model; uvloop too when importable), optionally
+# side by side with the peer runtimes (Go, Tokio, Boost.Fiber), then
+# summarise.
 #
 #   tools/bench.sh [--workloads a,b] [--threads 1,2] [--runs N] [--quick]
 #                  [--peers DIR] [--timeout S]
@@ -12,13 +14,18 @@
 #   --threads     default: 1, every power of two up to nproc, and nproc
 #   --runs N      runs per (workload, impl, threads); the median is reported
 #                 (default 3; 1 with --quick unless --runs is given)
-#   --quick       rook-perf's smoke-test sizes (peers always run full size, so
-#                 only the rates are comparable)
+#   --quick       smoke-test sizes for rook-perf and perf/asyncio (peers always
+#                 run full size, so only the rates are comparable); with the
+#                 default threads it finishes in well under a minute
 #   --peers DIR   DIR is shared/peers: builds DIR/cpu once if $BUILD_DIR
 #                 (default /tmp/peers-cpu-build) lacks the binaries, then runs
 #                 DIR/cpu/run-one.sh IMPL WORKLOAD THREADS for go, tokio and
 #                 boost_fiber, alternating with the rook runs
 #   --timeout S   per run (default 120)
+#
+# asyncio and uvloop run once per workload they implement, at threads=1 (an
+# event loop is one thread), in the iteration of the first --threads value;
+# without --quick some run a reduced N (their BENCH line says reduced=1).
 #
 # Run as root on a fresh Debian 12 machine it installs what is missing with
 # apt-get. Output: every raw BENCH line on stdout, progress on stderr, and
@@ -32,9 +39,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="$ROOT/build-release"
 PERF="$BUILD/perf/rook-perf"
 RESULTS="$ROOT/perf/results"
+ASYNCIO="$ROOT/perf/asyncio"
+PYTHON=/usr/bin/python3
 PEER_IMPLS=(go tokio boost_fiber)
 PEER_BINS=(bench-go bench-tokio bench-fiber)
-BASE_PKGS=(cmake gcc g++ make pkg-config liburing-dev libhwloc-dev libcriterion-dev gnuplot-nox)
+BASE_PKGS=(cmake gcc g++ make pkg-config liburing-dev libhwloc-dev libcriterion-dev gnuplot-nox
+	python3)
+OPTIONAL_PKGS=(python3-uvloop) # installed when running as root, else skipped
 PEER_PKGS=(golang-go librust-tokio-dev librust-async-channel-dev libboost-fiber-dev
 	libboost-context-dev libtbb-dev libuv1-dev python3-uvloop)
 export BUILD_DIR="${BUILD_DIR:-/tmp/peers-cpu-build}"
@@ -89,6 +100,9 @@ ensure_packages() {
 		command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || want+=(cargo)
 	fi
 	for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+	if [ "$(id -u)" = 0 ]; then
+		for p in "${OPTIONAL_PKGS[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+	fi
 	[ ${#missing[@]} -eq 0 ] && return 0
 	if [ "$(id -u)" != 0 ]; then
 		die "missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
@@ -133,6 +147,24 @@ build_peers() {
 
 # ---- what to run --------------------------------------------------------
 
+# The event loops perf/asyncio runs on: asyncio, and uvloop if importable.
+ASYNC_IMPLS=()
+detect_asyncio() {
+	if [ ! -x "$PYTHON" ]; then
+		say "no $PYTHON: no asyncio rows"
+		return 0
+	fi
+	ASYNC_IMPLS=(asyncio)
+	if "$PYTHON" -c 'import uvloop' 2>/dev/null; then
+		ASYNC_IMPLS+=(uvloop)
+	else
+		say "uvloop is not importable (python3-uvloop): asyncio rows only"
+	fi
+}
+
+# Whether perf/asyncio has workload $1.
+has_asyncio() { [ ${#ASYNC_IMPLS[@]} -gt 0 ] && [ -f "$ASYNCIO/$1.py" ]; }
+
 default_threads() {
 	local n t=1 list=""
 	n=$(nproc)
@@ -161,10 +193,16 @@ resolve_plan() {
 run_one() {
 	local impl=$1 w=$2 t=$3 r=$4 out rc=0 line status rate extras
 	local cmd=("$opt_peers/cpu/run-one.sh" "$impl" "$w" "$t")
-	if [ "$impl" = rook ]; then
+	case $impl in
+	rook)
 		cmd=("$PERF" --workload "$w" --threads "$t")
 		[ $opt_quick = 1 ] && cmd+=(--quick)
-	fi
+		;;
+	asyncio | uvloop)
+		cmd=("$PYTHON" "$ASYNCIO/$w.py" --loop "$impl")
+		[ $opt_quick = 1 ] && cmd+=(--quick)
+		;;
+	esac
 	out=$(timeout -k 5 "$opt_timeout" "${cmd[@]}" 2>"$TMP/stderr") || rc=$?
 	line=$(grep -m1 '^BENCH ' <<<"$out" || true)
 	if [ $rc -eq 0 ] && [ -n "$line" ]; then
@@ -185,17 +223,37 @@ run_one() {
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$impl" "$t" "$r" "$status" "$rate" "${extras:--}" >>"$RAW"
 }
 
+# The impls of one (workload, thread count) cell; the event loops only in
+# the first thread count's cell, where they run with threads=1.
+cell_impls() {
+	local w=$1 t=$2
+	CELL=(rook)
+	[ -n "$opt_peers" ] && CELL+=("${PEER_IMPLS[@]}")
+	if [ "$t" = "${opt_threads%%,*}" ] && has_asyncio "$w"; then
+		CELL+=("${ASYNC_IMPLS[@]}")
+	fi
+}
+
 run_all() {
-	local w t r impl impls=(rook)
-	[ -n "$opt_peers" ] && impls+=("${PEER_IMPLS[@]}")
+	local w t r impl ti total=0 step=0
 	for w in ${opt_workloads//,/ }; do
 		for t in ${opt_threads//,/ }; do
+			cell_impls "$w" "$t"
+			total=$((total + opt_runs * ${#CELL[@]}))
+		done
+	done
+	for w in ${opt_workloads//,/ }; do
+		for t in ${opt_threads//,/ }; do
+			cell_impls "$w" "$t"
 			for r in $(seq 1 "$opt_runs"); do
-				for impl in "${impls[@]}"; do
+				for impl in "${CELL[@]}"; do
+					step=$((step + 1))
 					# A workload an impl lacks is not retried.
 					[ -z "${UNSUPPORTED[$impl/$w]:-}" ] || continue
-					say "$w threads=$t run $r/$opt_runs: $impl"
-					run_one "$impl" "$w" "$t" "$r"
+					ti=$t
+					case $impl in asyncio | uvloop) ti=1 ;; esac
+					say "[$step/$total] $w threads=$ti run $r/$opt_runs: $impl"
+					run_one "$impl" "$w" "$ti" "$r"
 				done
 			done
 		done
@@ -237,7 +295,8 @@ summarise() {
 
 # $SUMMARY -> Markdown table on stdout.
 markdown_table() {
-	awk -F'\t' '
+	awk -F'\t' -v peers="${PEER_IMPLS[*]}" '
+	BEGIN { np = split(peers, pl, " "); for (i = 1; i <= np; i++) is_peer[pl[i]] = 1 }
 	function human(r) {
 		if (r !~ /^[0-9.]+$/) return r
 		if (r >= 1e9) return sprintf("%.2fG", r / 1e9)
@@ -248,17 +307,19 @@ markdown_table() {
 	function num(r) { return r ~ /^[0-9.]+$/ }
 	NR == FNR {
 		if ($2 == "rook" && $3 == 1 && num($4)) base[$1] = $4
-		if ($2 != "rook" && num($4) && $4 > best[$1, $3]) best[$1, $3] = $4
+		if ($2 == "asyncio" && num($4)) aio[$1] = $4
+		if (($2 in is_peer) && num($4) && $4 > best[$1, $3]) best[$1, $3] = $4
 		next
 	}
 	FNR == 1 {
-		print "| workload | impl | threads | ops/s (median) | vs rook t1 | vs best peer | ok runs | extras (median run) |"
-		print "|---|---|---|---|---|---|---|---|"
+		print "| workload | impl | threads | ops/s (median) | vs rook t1 | vs asyncio | vs best peer | ok runs | extras (median run) |"
+		print "|---|---|---|---|---|---|---|---|---|"
 	}
 	{
 		sp = (num($4) && base[$1] > 0) ? sprintf("%.2fx", $4 / base[$1]) : "-"
+		ap = (num($4) && aio[$1] > 0) ? sprintf("%.2fx", $4 / aio[$1]) : "-"
 		bp = (num($4) && best[$1, $3] > 0) ? sprintf("%.2fx", $4 / best[$1, $3]) : "-"
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, human($4), sp, bp, $5, $6
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, human($4), sp, ap, bp, $5, $6
 	}' "$SUMMARY" "$SUMMARY"
 }
 
@@ -272,13 +333,16 @@ write_markdown() {
 		echo "Machine: $(nproc) CPUs (${cpu:-unknown CPU}), $(uname -sr)." \
 			"Runs per cell: $opt_runs (median ops/s)." \
 			"rook: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')."
-		[ $opt_quick = 1 ] && echo && echo "**--quick**: rook ran the smoke-test sizes (peers full size); only rates are comparable, and barely."
+		[ $opt_quick = 1 ] && echo && echo "**--quick**: rook and asyncio ran the smoke-test sizes (peers full size); only rates are comparable, and barely."
 		echo
 		markdown_table
 		echo
 		echo "vs rook t1 = ops/s ÷ rook's median at 1 worker for the same workload;" \
+			"vs asyncio = ops/s ÷ Python asyncio's (one event loop, threads=1; perf/asyncio/);" \
 			"vs best peer = ops/s ÷ the fastest of ${PEER_IMPLS[*]} at the same threads" \
-			"(>1: faster than every peer). \`-\`: not run, unsupported or failed."
+			"(>1: faster than every peer). \`-\`: not run, unsupported or failed." \
+			"asyncio/uvloop rows that say reduced=1 ran a smaller N than WORKLOADS.md (size= gives it);" \
+			"ops counts the work done, so the rates compare."
 		echo "Workload definitions: shared/bench/WORKLOADS.md; how the peers map them: shared/peers/cpu/NOTES.md."
 	} >"$md"
 	say "wrote $md"
@@ -309,7 +373,7 @@ write_svg() {
 	gnuplot <<-EOF || { say "gnuplot failed: no SVG"; return 0; }
 		set terminal svg size $width,600 dynamic background rgb 'white'
 		set output '$svg'
-		set title 'rook vs peers: ops/s (median of $opt_runs), log scale'
+		set title 'rook vs asyncio and peers: ops/s (median of $opt_runs), log scale'
 		set datafile missing '-'
 		set style data histograms
 		set style histogram clustered gap 1
@@ -334,13 +398,15 @@ main() {
 	build_rook
 	build_peers
 	resolve_plan
+	detect_asyncio
 	TMP=$(mktemp -d)
 	trap 'rm -rf "$TMP"' EXIT
 	RAW=$TMP/raw.tsv SUMMARY=$TMP/summary.tsv
 	: >"$RAW"
 	mkdir -p "$RESULTS"
 	say "workloads: $opt_workloads; threads: $opt_threads; runs: $opt_runs" \
-		"$([ $opt_quick = 1 ] && echo '(quick)')${opt_peers:+; peers: ${PEER_IMPLS[*]}}"
+		"$([ $opt_quick = 1 ] && echo '(quick)')${opt_peers:+; peers: ${PEER_IMPLS[*]}}" \
+		"${ASYNC_IMPLS[*]:+; event loops: ${ASYNC_IMPLS[*]}}"
 	run_all
 	summarise
 	echo
