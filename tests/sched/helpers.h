@@ -102,4 +102,20 @@ static inline int run_with(unsigned workers, unsigned flags, rook_fn fn, void *a
 	return rook_run(&cfg, fn, arg);
 }
 
+
+/* A sleep that outlasts any test (tasks that must be cancelled). */
+#define FOREVER (60 * ROOK_SEC)
+
+static inline uint64_t ms_since(uint64_t t0)
+{
+	return (rook_now() - t0) / ROOK_MSEC;
+}
+
+/* Inside a task: yield until *f is set. */
+static inline void await_flag(_Atomic int *f)
+{
+	while (!atomic_load_explicit(f, memory_order_acquire))
+		T_CHECK_EQ(rook_yield(), 0);
+}
+
 #endif

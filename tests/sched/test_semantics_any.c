@@ -17,12 +17,7 @@
 #include "helpers.h"
 #include "sched/testing.h"
 
-#define FOREVER (60 * ROOK_SEC)
 
-static uint64_t ms_since(uint64_t t0)
-{
-	return (rook_now() - t0) / ROOK_MSEC;
-}
 
 struct probe {
 	_Atomic int p_started, p_ended, p_rc;

@@ -17,18 +17,8 @@
 #include "helpers.h"
 #include "sched/testing.h"
 
-#define FOREVER (60 * ROOK_SEC)
 
-static uint64_t ms_since(uint64_t t0)
-{
-	return (rook_now() - t0) / ROOK_MSEC;
-}
 
-static void await_flag(_Atomic int *f)
-{
-	while (!atomic_load_explicit(f, memory_order_acquire))
-		T_CHECK_EQ(rook_yield(), 0);
-}
 
 /* Sleeps "forever"; returns p_ret (1: the sleep's result). */
 struct probe {

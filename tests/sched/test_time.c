@@ -17,10 +17,6 @@
 #include "helpers.h"
 #include "sched/testing.h"
 
-static uint64_t ms_since(uint64_t t0)
-{
-	return (rook_now() - t0) / ROOK_MSEC;
-}
 
 static int sleep_20ms_main(void *arg)
 {
