@@ -82,6 +82,11 @@ int rook__deque_push(struct rook__deque *d, void *x)
 
 void *rook__deque_pop(struct rook__deque *d)
 {
+	/* Empty fast path without the fence: top only grows, so a bottom at or
+	 * below any top we read means empty now. */
+	if (atomic_load_explicit(&d->d_bottom, memory_order_relaxed) <=
+	    atomic_load_explicit(&d->d_top, memory_order_relaxed))
+		return NULL;
 	int64_t b = atomic_load_explicit(&d->d_bottom, memory_order_relaxed) - 1;
 	struct rook__deque_buf *a = atomic_load_explicit(&d->d_buf, memory_order_relaxed);
 	atomic_store_explicit(&d->d_bottom, b, memory_order_relaxed);

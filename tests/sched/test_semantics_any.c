@@ -52,6 +52,10 @@ static int ordered_child(void *arg)
 	while (atomic_load_explicit(o->o_turn, memory_order_acquire) != o->o_rank)
 		if (rook_yield() != 0)
 			return -ECANCELED;
+	/* The previous child bumped the turn but may not have finished yet:
+	 * give it time to end first, so the finish order is the rank order. */
+	if (o->o_rank > 0 && rook_sleep(10 * ROOK_MSEC) != 0)
+		return -ECANCELED;
 	atomic_fetch_add_explicit(o->o_turn, 1, memory_order_release);
 	return o->o_value;
 }
