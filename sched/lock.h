@@ -32,10 +32,17 @@ static inline bool rook__spin_trylock(struct rook__spin *l)
 
 static inline void rook__spin_lock(struct rook__spin *l)
 {
-	unsigned spins = 0;
+	unsigned spins = 0, backoff = 1;
 	while (!rook__spin_trylock(l)) {
+		/* Exponential backoff: under contention the holder's core keeps
+		 * the line for a few acquisitions instead of it bouncing on
+		 * every one. */
+		for (unsigned i = 0; i < backoff; i++)
+			rook__cpu_relax();
+		if (backoff < 64)
+			backoff *= 2;
 		while (atomic_load_explicit(&l->s_held, memory_order_relaxed)) {
-			if (++spins < 128)
+			if (++spins < 256)
 				rook__cpu_relax();
 			else
 				sched_yield();
