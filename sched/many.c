@@ -67,15 +67,7 @@ static int first_done(struct rook_task **ts, size_t n)
 static void unlink_node(struct rook_task *t, struct rook__jnode *n)
 {
 	rook__spin_lock(&t->t_lock);
-	if (n->j_linked) {
-		if (n->j_prev)
-			n->j_prev->j_next = n->j_next;
-		else
-			t->t_joiners = n->j_next;
-		if (n->j_next)
-			n->j_next->j_prev = n->j_prev;
-		n->j_linked = false;
-	}
+	rook__jnode_remove(t, n);
 	rook__spin_unlock(&t->t_lock);
 }
 
@@ -84,14 +76,8 @@ static bool link_node(struct rook_task *t, struct rook__jnode *n)
 {
 	rook__spin_lock(&t->t_lock);
 	bool done = is_done(t);
-	if (!done) {
-		n->j_linked = true;
-		n->j_prev = NULL;
-		n->j_next = t->t_joiners;
-		if (n->j_next)
-			n->j_next->j_prev = n;
-		t->t_joiners = n;
-	}
+	if (!done)
+		rook__jnode_push(t, n);
 	rook__spin_unlock(&t->t_lock);
 	return !done;
 }

@@ -288,24 +288,12 @@ int rook__task_wait_done(struct rook_task *t)
 		return 0;
 	}
 	n.j_token = rook__wait_begin(w, rook__wait_cancellable());
-	n.j_linked = true;
-	n.j_next = t->t_joiners;
-	if (n.j_next)
-		n.j_next->j_prev = &n;
-	n.j_prev = NULL;
-	t->t_joiners = &n;
+	rook__jnode_push(t, &n);
 	rook__spin_unlock(&t->t_lock);
 	r = rook__wait_park(w, n.j_token);
 	if (r != 0) {
 		rook__spin_lock(&t->t_lock);
-		if (n.j_linked) {
-			if (n.j_prev)
-				n.j_prev->j_next = n.j_next;
-			else
-				t->t_joiners = n.j_next;
-			if (n.j_next)
-				n.j_next->j_prev = n.j_prev;
-		}
+		rook__jnode_remove(t, &n);
 		rook__spin_unlock(&t->t_lock);
 	}
 	return r;

@@ -84,6 +84,30 @@ struct rook__jnode {
 	struct rook__jnode *j_prev, *j_next;
 };
 
+/* t_lock held: put n on t's joiner list / take it off if still there. */
+static inline void rook__jnode_push(struct rook_task *t, struct rook__jnode *n)
+{
+	n->j_linked = true;
+	n->j_prev = NULL;
+	n->j_next = t->t_joiners;
+	if (n->j_next)
+		n->j_next->j_prev = n;
+	t->t_joiners = n;
+}
+
+static inline void rook__jnode_remove(struct rook_task *t, struct rook__jnode *n)
+{
+	if (!n->j_linked)
+		return;
+	if (n->j_prev)
+		n->j_prev->j_next = n->j_next;
+	else
+		t->t_joiners = n->j_next;
+	if (n->j_next)
+		n->j_next->j_prev = n->j_prev;
+	n->j_linked = false;
+}
+
 struct rook_task *rook__task_alloc(void);
 void rook__task_put(struct rook_task *t); /* drop one reference */
 
