@@ -1,55 +1,108 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Queues across threads: a ring of fixed-size items under one spinlock,
- * with FIFO lists of waiting getters, putters and joiners (sched/waitq.h).
+ * Queues across threads.
  *
- * Direct hand-off, no barging. A put that finds a waiting getter copies its
- * item straight into that getter's buffer; a get that frees a slot of a full
- * queue moves the first waiting putter's item in. So, under the lock:
- *   getters waiting  =>  q_count == 0
- *   putters waiting  =>  the queue is full (bounded) and not closed
- * and a newcomer never overtakes a waiter. An item or a slot goes to a
- * waiter only through a successful rook__wait_claim; a waiter whose wait was
- * already ended by a cancel or a deadline is skipped, so a cancelled getter
- * never consumes an item, a cancelled putter never puts one, and no item or
- * slot is lost to a waiter that has given up.
+ * The common case takes no lock. Items move through a ring of R slots in
+ * the manner of Vyukov's bounded MPMC queue: each slot carries a stamp that
+ * says whose turn it is, producers claim a slot with one CAS on q_tail and
+ * consumers with one CAS on q_head, and those two words sit on cache lines
+ * of their own, so producers and consumers on different cores share a line
+ * only near an empty or a full ring. Everything else (waiting, hand-off,
+ * items beyond the ring, close, task_done/join) goes through q_lock.
  *
- * q_unfinished counts items accepted by put and not yet task_done'd; items
- * got and not yet task_done'd are q_unfinished - q_count.
+ * Positions are stamps, lap * ONE_LAP + index, ONE_LAP being the smallest
+ * power of two above R (no division on the fast path). For the position p
+ * of slot p's index:
+ *   stamp == p             the slot is free for the put at p
+ *   stamp == p + 1         it holds the item put at p
+ * and the get at p frees it for the next lap by stamping p + ONE_LAP.
  *
- * Wake-up protocol: every wake of a waiter happens after a successful claim
- * made under q_lock, and the waiter is linked (and its wait begun) under
- * the same lock before it parks, so a grant cannot slip between its check
- * and its park. q_active counts waits that will take q_lock again (every
- * linked waiter until it is granted, or until it leaves after a cancel or a
- * deadline); rook_queue_destroy waits for it to reach zero before freeing.
+ * q_tail and q_head hold stamp << 2 | flags. A set flag makes the fast
+ * path's CAS impossible, so the caller takes the slow path under q_lock:
+ *   T_CLOSED  (tail)  closed: puts fail with -EPIPE, gets drain what is left.
+ *   T_GETTERS (tail)  getters are waiting. Set under q_lock by a CAS that
+ *                     sees head == tail, so the ring is empty and stays
+ *                     empty while the flag is up: a put hands its item
+ *                     straight to the first getter.
+ *   H_BEHIND  (head)  items wait behind a full ring: in the backlog (the
+ *                     part of the capacity beyond the ring, or all of it
+ *                     past R for an unbounded queue) or with blocked
+ *                     putters. Set under q_lock by a CAS that sees the ring
+ *                     full. While it is up each get, under q_lock, takes
+ *                     the head item and puts the oldest item from behind
+ *                     into the same slot as the new tail, so the ring stays
+ *                     full, order is kept, and a newcomer cannot overtake.
+ * Invariants under q_lock: T_GETTERS => the ring is empty; backlog items or
+ * live waiting putters => H_BEHIND and a full ring; waiting putters => the
+ * backlog is at its limit.
+ *
+ * Hence direct hand-off and no barging, as before the ring had no lock:
+ * waiters are served in FIFO order, an item or a slot goes to a waiter only
+ * through a successful rook__wait_claim, and a waiter whose wait was ended
+ * by a cancel or a deadline is skipped, so a cancelled getter consumes
+ * nothing and a cancelled putter puts nothing.
+ *
+ * Counting for task_done/join without a counter on the fast path: items put
+ * = linear(tail) + q_handed (hand-offs to getters) + q_bcount (backlog);
+ * items got = linear(head) + q_handed; q_done counts task_done calls.
+ *
+ * q_active counts waits that will take q_lock again (every linked waiter
+ * until it is granted, or until it leaves after a cancel or a deadline);
+ * rook_queue_destroy waits for it to reach zero before freeing.
  */
 #include "sched/queue.h"
 
 #include "sched/check.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "sched/alloc.h"
 #include "sched/lock.h"
+#include "sched/testing.h"
 #include "sched/wait.h"
 #include "sched/waitq.h"
 
-#define MIN_SLOTS 16u
+#define T_CLOSED 1u
+#define T_GETTERS 2u
+#define H_BEHIND 1u
+#define FLAGS 3u
+
+/* Ring size: the capacity, but no more than RING_MAX slots or RING_BYTES
+ * (a larger capacity continues in the backlog); RING_UNBOUNDED slots for
+ * an unbounded queue. */
+#define RING_MAX 4096u
+#define RING_UNBOUNDED 256u
+#define RING_BYTES (64u * 1024u)
+#define BACKLOG_MIN 16u
+
+enum { RING_OK, RING_EMPTY_OR_FULL, RING_FLAGGED };
 
 struct rook_queue {
-	struct rook__spin q_lock;
+	/* Fixed at creation. */
+	char *q_ring;       /* R slots of q_stride bytes: stamp, then the item */
+	size_t q_item;      /* item size in bytes */
+	size_t q_stride;
+	uint64_t q_rcap;    /* R */
+	uint64_t q_lapmask; /* ONE_LAP - 1 */
+	unsigned q_lapshift;
+	size_t q_blimit;    /* backlog items at most; SIZE_MAX: unbounded */
+
+	_Alignas(64) _Atomic uint64_t q_tail;
+	_Alignas(64) _Atomic uint64_t q_head;
+
+	_Alignas(64) struct rook__spin q_lock;
 	bool q_closed;
-	size_t q_item;       /* item size in bytes */
-	size_t q_cap;        /* 0: unbounded */
-	char *q_buf;         /* q_slots items; grows up to q_cap */
-	size_t q_slots;
-	size_t q_head;       /* index of the oldest item */
-	size_t q_count;      /* items in the ring */
-	size_t q_unfinished; /* put and not yet task_done */
-	size_t q_active;     /* waits that will take q_lock again */
+	char *q_bbuf;       /* backlog: a growable ring of q_bslots items */
+	size_t q_bslots;
+	size_t q_bhead;
+	size_t q_bcount;
+	size_t q_active;    /* waits that will take q_lock again */
+	_Atomic uint64_t q_handed; /* written under q_lock */
+	_Atomic uint64_t q_done;
+	_Atomic bool q_join_wait;  /* joiners are linked */
 	struct rook__waitq q_getters; /* n_buf: where the item goes */
 	struct rook__waitq q_putters; /* n_buf: the item to put */
 	struct rook__waitq q_joiners;
@@ -76,101 +129,241 @@ static inline void copy_item(void *dst, const void *src, size_t n)
 	}
 }
 
+/* Waiting for a put or get in flight on another thread to publish (a few
+ * instructions, unless that thread was preempted). */
+static inline void spin(unsigned *n)
+{
+	if (++*n < 128)
+		rook__cpu_relax();
+	else
+		sched_yield();
+}
+
+/* After a lost CAS: back off exponentially, so that under contention the
+ * winner's core keeps the line for a few operations instead of it moving
+ * on every one. */
+static inline void backoff(unsigned *n)
+{
+	unsigned k = *n < 6 ? *n : 6;
+	for (unsigned i = 0; i < (1u << k); i++)
+		rook__cpu_relax();
+	++*n;
+}
+
+static _Atomic size_t ring_limit; /* tests: rook__queue_ring_limit */
+
+void rook__queue_ring_limit(size_t slots)
+{
+	atomic_store_explicit(&ring_limit, slots, memory_order_relaxed);
+}
+
 int rook_queue_create(struct rook_queue **qp, size_t item_size, size_t capacity)
 {
-	if (!qp || item_size == 0)
+	if (!qp || item_size == 0 || item_size > SIZE_MAX / 4 - 64)
 		return -EINVAL;
-	size_t slots = capacity && capacity < MIN_SLOTS ? capacity : MIN_SLOTS;
-	if (item_size > SIZE_MAX / MIN_SLOTS)
-		return -EINVAL;
-	struct rook_queue *q = rook__calloc(1, sizeof(*q));
+	size_t stride = sizeof(uint64_t) + ((item_size + 7) & ~(size_t)7);
+	size_t r = capacity ? capacity : RING_UNBOUNDED;
+	if (r > RING_MAX)
+		r = RING_MAX;
+	if (r > RING_BYTES / stride)
+		r = RING_BYTES / stride ? RING_BYTES / stride : 1;
+	size_t limit = atomic_load_explicit(&ring_limit, memory_order_relaxed);
+	if (limit && r > limit)
+		r = limit;
+	unsigned shift = 0;
+	while (((uint64_t)1 << shift) <= r)
+		shift++;
+
+	struct rook_queue *q = rook__alloc_aligned(64, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	q->q_buf = rook__alloc(slots * item_size);
-	if (!q->q_buf)
-		goto fail_buf;
+	memset(q, 0, sizeof(*q));
+	q->q_ring = rook__alloc_aligned(64, r * stride);
+	if (!q->q_ring) {
+		rook__free(q);
+		return -ENOMEM;
+	}
 	q->q_item = item_size;
-	q->q_cap = capacity;
-	q->q_slots = slots;
+	q->q_stride = stride;
+	q->q_rcap = r;
+	q->q_lapshift = shift;
+	q->q_lapmask = ((uint64_t)1 << shift) - 1;
+	q->q_blimit = capacity ? capacity - r : SIZE_MAX;
+	for (size_t i = 0; i < r; i++)
+		atomic_init((_Atomic uint64_t *)(q->q_ring + i * stride), (uint64_t)i);
 	*qp = q;
 	return 0;
-
-fail_buf:
-	rook__free(q);
-	return -ENOMEM;
 }
 
-/* ---- ring --------------------------------------------------------------- */
+/* ---- the ring ------------------------------------------------------------ */
 
-static inline bool ring_full(const struct rook_queue *q)
+static inline _Atomic uint64_t *slot_at(const struct rook_queue *q, uint64_t pos)
 {
-	return q->q_cap && q->q_count == q->q_cap;
+	return (_Atomic uint64_t *)(q->q_ring + (pos & q->q_lapmask) * q->q_stride);
 }
 
-static inline void ring_take(struct rook_queue *q, void *item)
+static inline void *slot_item(_Atomic uint64_t *s)
 {
-	copy_item(item, q->q_buf + q->q_head * q->q_item, q->q_item);
-	if (++q->q_head == q->q_slots)
-		q->q_head = 0;
-	q->q_count--;
+	return (char *)s + sizeof(uint64_t);
 }
 
-/* Needs q_count < q_slots. */
-static inline void ring_append(struct rook_queue *q, const void *item)
+static inline uint64_t pos_next(const struct rook_queue *q, uint64_t pos)
 {
-	size_t tail = q->q_head + q->q_count;
-	if (tail >= q->q_slots)
-		tail -= q->q_slots;
-	copy_item(q->q_buf + tail * q->q_item, item, q->q_item);
-	q->q_count++;
+	if ((pos & q->q_lapmask) + 1 < q->q_rcap)
+		return pos + 1;
+	return (pos | q->q_lapmask) + 1;
 }
 
-/* The ring size the queue grows to next, or 0 if it cannot grow. */
-static size_t ring_next_slots(const struct rook_queue *q)
+/* Items that have passed position pos since the queue was made. */
+static inline uint64_t pos_linear(const struct rook_queue *q, uint64_t pos)
 {
-	size_t limit = SIZE_MAX / q->q_item;
-	if (q->q_cap && q->q_cap < limit)
-		limit = q->q_cap;
-	if (q->q_slots >= limit)
-		return 0;
-	return q->q_slots > limit / 2 ? limit : q->q_slots * 2;
+	return (pos >> q->q_lapshift) * q->q_rcap + (pos & q->q_lapmask);
 }
 
 /*
- * Called with q_lock held and the ring full of q_slots < capacity items:
- * grow it. Allocates with the lock dropped; returns with it held, 0 or
- * -ENOMEM. The caller re-checks everything (the queue may have changed).
+ * Put item into the ring. RING_OK; RING_EMPTY_OR_FULL, the ring is full;
+ * RING_FLAGGED, q_tail has a flag up (nothing done).
  */
-static int ring_grow(struct rook_queue *q)
+static inline int ring_push(struct rook_queue *q, const void *item)
 {
-	size_t slots = ring_next_slots(q);
-	if (slots == 0)
-		return -ENOMEM;
+	uint64_t w = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+	unsigned spins = 0, lost = 0;
+
+	for (;;) {
+		if (w & FLAGS)
+			return RING_FLAGGED;
+		uint64_t pos = w >> 2;
+		_Atomic uint64_t *s = slot_at(q, pos);
+		/* Acquire: the get that freed the slot has read its item. */
+		uint64_t st = atomic_load_explicit(s, memory_order_acquire);
+		if (st == pos) {
+			if (atomic_compare_exchange_weak_explicit(&q->q_tail, &w,
+								  pos_next(q, pos) << 2,
+								  memory_order_relaxed,
+								  memory_order_relaxed)) {
+				copy_item(slot_item(s), item, q->q_item);
+				atomic_store_explicit(s, pos + 1, memory_order_release);
+				return RING_OK;
+			}
+			backoff(&lost);
+			continue;
+		}
+		if (st + q->q_lapmask == pos) {
+			/* The slot still holds the last lap's item: full, unless
+			 * its get is under way. */
+			uint64_t h = atomic_load_explicit(&q->q_head, memory_order_relaxed) >> 2;
+			if (h + q->q_lapmask + 1 == pos)
+				return RING_EMPTY_OR_FULL;
+		}
+		spin(&spins);
+		w = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+	}
+}
+
+/*
+ * Take the head item of the ring into item. RING_OK; RING_EMPTY_OR_FULL,
+ * the ring is empty and *tail is the q_tail seen (its flags say whether
+ * the queue is closed); RING_FLAGGED, H_BEHIND is up (nothing done).
+ */
+static inline int ring_pop(struct rook_queue *q, void *item, uint64_t *tail)
+{
+	uint64_t w = atomic_load_explicit(&q->q_head, memory_order_relaxed);
+	unsigned spins = 0, lost = 0;
+
+	for (;;) {
+		if (w & H_BEHIND)
+			return RING_FLAGGED;
+		uint64_t pos = w >> 2;
+		_Atomic uint64_t *s = slot_at(q, pos);
+		/* Acquire: the put's item is written. */
+		uint64_t st = atomic_load_explicit(s, memory_order_acquire);
+		if (st == pos + 1) {
+			if (atomic_compare_exchange_weak_explicit(&q->q_head, &w,
+								  pos_next(q, pos) << 2,
+								  memory_order_relaxed,
+								  memory_order_relaxed)) {
+				copy_item(item, slot_item(s), q->q_item);
+				atomic_store_explicit(s, pos + q->q_lapmask + 1, memory_order_release);
+				return RING_OK;
+			}
+			backoff(&lost);
+			continue;
+		}
+		if (st == pos) {
+			/* Not written this lap: empty, unless its put is under way. */
+			uint64_t t = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+			if (t >> 2 == pos) {
+				*tail = t;
+				return RING_EMPTY_OR_FULL;
+			}
+		}
+		spin(&spins);
+		w = atomic_load_explicit(&q->q_head, memory_order_relaxed);
+	}
+}
+
+/* ---- the backlog (under q_lock) ------------------------------------------ */
+
+static inline void *backlog_at(const struct rook_queue *q, size_t i)
+{
+	size_t k = q->q_bhead + i;
+	if (k >= q->q_bslots)
+		k -= q->q_bslots;
+	return q->q_bbuf + k * q->q_item;
+}
+
+static inline void backlog_drop_head(struct rook_queue *q)
+{
+	if (++q->q_bhead == q->q_bslots)
+		q->q_bhead = 0;
+	q->q_bcount--;
+}
+
+/*
+ * Append item (needs q_bcount < q_blimit). 0, 1 if the backlog had to grow
+ * (the lock was dropped meanwhile: the caller re-checks everything and
+ * calls again), or -ENOMEM.
+ */
+static int backlog_push(struct rook_queue *q, const void *item)
+{
+	if (q->q_bcount < q->q_bslots) {
+		copy_item(backlog_at(q, q->q_bcount), item, q->q_item);
+		q->q_bcount++;
+		return 0;
+	}
+	size_t limit = SIZE_MAX / q->q_item;
+	if (q->q_blimit < limit)
+		limit = q->q_blimit;
+	size_t slots = q->q_bslots ? q->q_bslots * 2 : BACKLOG_MIN;
+	if (slots > limit || slots < q->q_bslots)
+		slots = limit;
 	rook__spin_unlock(&q->q_lock);
 	char *buf = rook__alloc(slots * q->q_item);
 	rook__spin_lock(&q->q_lock);
 	if (!buf)
 		return -ENOMEM;
-	if (q->q_slots >= slots || q->q_count < q->q_slots) {
-		/* Someone else grew it or made room meanwhile. */
+	if (q->q_bslots >= slots) {
+		/* Someone else grew it meanwhile. */
 		rook__spin_unlock(&q->q_lock);
 		rook__free(buf);
 		rook__spin_lock(&q->q_lock);
-		return 0;
+		return 1;
 	}
-	size_t first = q->q_slots - q->q_head; /* items from head to the end */
-	if (first > q->q_count)
-		first = q->q_count;
-	memcpy(buf, q->q_buf + q->q_head * q->q_item, first * q->q_item);
-	memcpy(buf + first * q->q_item, q->q_buf, (q->q_count - first) * q->q_item);
-	char *old = q->q_buf;
-	q->q_buf = buf;
-	q->q_slots = slots;
-	q->q_head = 0;
+	size_t first = q->q_bslots - q->q_bhead; /* items from head to the end */
+	if (first > q->q_bcount)
+		first = q->q_bcount;
+	if (q->q_bcount) {
+		memcpy(buf, q->q_bbuf + q->q_bhead * q->q_item, first * q->q_item);
+		memcpy(buf + first * q->q_item, q->q_bbuf, (q->q_bcount - first) * q->q_item);
+	}
+	char *old = q->q_bbuf;
+	q->q_bbuf = buf;
+	q->q_bslots = slots;
+	q->q_bhead = 0;
 	rook__spin_unlock(&q->q_lock);
 	rook__free(old);
 	rook__spin_lock(&q->q_lock);
-	return 0;
+	return 1;
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -193,10 +386,27 @@ static void active_drop(struct rook_queue *q, struct rook__waiter **wake)
 	}
 }
 
+/* Under q_lock: lower the flag that says wq has waiters once it has none.
+ * Nobody else moves q_tail while T_GETTERS is up, nor q_head while
+ * H_BEHIND is. */
+static void flags_settle(struct rook_queue *q)
+{
+	if (rook__waitq_empty(&q->q_getters) &&
+	    (atomic_load_explicit(&q->q_tail, memory_order_relaxed) & T_GETTERS))
+		atomic_fetch_and_explicit(&q->q_tail, ~(uint64_t)T_GETTERS, memory_order_relaxed);
+	if (rook__waitq_empty(&q->q_putters) && q->q_bcount == 0 &&
+	    (atomic_load_explicit(&q->q_head, memory_order_relaxed) & H_BEHIND))
+		atomic_fetch_and_explicit(&q->q_head, ~(uint64_t)H_BEHIND, memory_order_relaxed);
+	if (rook__waitq_empty(&q->q_joiners) &&
+	    atomic_load_explicit(&q->q_join_wait, memory_order_relaxed))
+		atomic_store_explicit(&q->q_join_wait, false, memory_order_relaxed);
+}
+
 /*
- * Called with q_lock held: wait on list wq with buf, unlocking q. Returns
- * what the wait ended with: 0 granted (the item moved), -EPIPE closed or
- * destroyed, -ECANCELED, -ETIMEDOUT. Never touches q after a grant.
+ * Called with q_lock held, the list's flag up: wait on list wq with buf,
+ * unlocking q. Returns what the wait ended with: 0 granted (the item
+ * moved), -EPIPE closed or destroyed, -ECANCELED, -ETIMEDOUT. Never
+ * touches q after a grant.
  */
 static int wait_on(struct rook_queue *q, struct rook__waitq *wq, void *buf)
 {
@@ -213,6 +423,7 @@ static int wait_on(struct rook_queue *q, struct rook__waitq *wq, void *buf)
 	rook__spin_lock(&q->q_lock);
 	if (n.n_linked)
 		rook__waitq_unlink(wq, &n);
+	flags_settle(q);
 	active_drop(q, &wake);
 	rook__spin_unlock(&q->q_lock);
 	rook__waitq_wake_all(wake);
@@ -222,75 +433,165 @@ static int wait_on(struct rook_queue *q, struct rook__waitq *wq, void *buf)
 /* ---- put and get --------------------------------------------------------- */
 
 /*
- * Under q_lock: try to put item without waiting. 0 done, -EAGAIN full,
- * -EPIPE closed, -ENOMEM (unbounded growth failed). May drop and re-take
- * the lock to grow the ring.
+ * Under q_lock, H_BEHIND up (so the ring is full, or it is about to be
+ * lowered): take the head item into item and refill its slot, as the new
+ * tail, from the backlog or the first waiting putter.
  */
-static int put_locked(struct rook_queue *q, const void *item, struct rook__waiter **wake)
+static void take_behind(struct rook_queue *q, uint64_t pos, void *item,
+			struct rook__waiter **wake)
 {
-	for (;;) {
-		if (q->q_closed)
-			return -EPIPE;
-		if (!rook__waitq_empty(&q->q_getters)) {
-			struct rook__wnode *n = rook__waitq_claim_first(&q->q_getters, 0);
-			if (n) {
-				copy_item(n->n_buf, item, q->q_item);
-				q->q_unfinished++;
-				grant(q, n, wake);
-				return 0;
-			}
-		}
-		if (q->q_count < q->q_slots) {
-			ring_append(q, item);
-			q->q_unfinished++;
-			return 0;
-		}
-		if (ring_full(q))
-			return -EAGAIN;
-		int r = ring_grow(q);
-		if (r)
-			return r;
-	}
-}
+	_Atomic uint64_t *s = slot_at(q, pos);
+	unsigned spins = 0;
 
-/* Under q_lock: take the head item; refill from the first waiting putter. */
-static void take_locked(struct rook_queue *q, void *item, struct rook__waiter **wake)
-{
-	ring_take(q, item);
-	if (rook__waitq_empty(&q->q_putters))
+	while (atomic_load_explicit(s, memory_order_acquire) != pos + 1)
+		spin(&spins); /* its put is under way */
+	copy_item(item, slot_item(s), q->q_item);
+
+	struct rook__wnode *n = NULL;
+	const void *src = NULL;
+	if (q->q_bcount > 0)
+		src = backlog_at(q, 0);
+	else if ((n = rook__waitq_claim_first(&q->q_putters, 0)) != NULL)
+		src = n->n_buf;
+	if (!src) {
+		/* Nothing behind after all (putters gave up): a plain get. */
+		atomic_store_explicit(&q->q_head, pos_next(q, pos) << 2, memory_order_relaxed);
+		atomic_store_explicit(s, pos + q->q_lapmask + 1, memory_order_release);
 		return;
-	struct rook__wnode *n = rook__waitq_claim_first(&q->q_putters, 0);
-	if (n) {
-		ring_append(q, n->n_buf);
-		q->q_unfinished++;
-		grant(q, n, wake);
 	}
+	/* Full ring: the tail is this slot one lap on, and no put can claim
+	 * it (its stamp says it still holds an item). */
+	uint64_t t = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+	uint64_t tpos = t >> 2;
+	copy_item(slot_item(s), src, q->q_item);
+	atomic_store_explicit(&q->q_tail, pos_next(q, tpos) << 2 | (t & FLAGS),
+			      memory_order_relaxed);
+	atomic_store_explicit(s, tpos + 1, memory_order_release);
+	if (n) {
+		grant(q, n, wake);
+	} else {
+		backlog_drop_head(q);
+		/* A blocked putter moves into the backlog's free place. */
+		n = rook__waitq_claim_first(&q->q_putters, 0);
+		if (n) {
+			copy_item(backlog_at(q, q->q_bcount), n->n_buf, q->q_item);
+			q->q_bcount++;
+			grant(q, n, wake);
+		}
+	}
+	bool behind = q->q_bcount > 0 || !rook__waitq_empty(&q->q_putters);
+	atomic_store_explicit(&q->q_head, pos_next(q, pos) << 2 | (behind ? H_BEHIND : 0),
+			      memory_order_release);
 }
 
-static int put(struct rook_queue *q, const void *item, bool may_wait)
+static int put_slow(struct rook_queue *q, const void *item, bool may_wait)
 {
 	struct rook__waiter *wake = NULL;
+	int r;
 
-	if (!q || !item)
-		return -EINVAL;
-	if (may_wait) {
-		int r = rook__wait_check_fast();
-		if (r)
-			return r;
-	}
 	rook__spin_lock(&q->q_lock);
-	int r = put_locked(q, item, &wake);
-	if (r == -EAGAIN && may_wait)
+	for (;;) {
+		uint64_t t = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+		if (t & T_CLOSED) {
+			r = -EPIPE;
+			break;
+		}
+		if (t & T_GETTERS) {
+			struct rook__wnode *n = rook__waitq_claim_first(&q->q_getters, 0);
+			flags_settle(q);
+			if (!n)
+				continue;
+			copy_item(n->n_buf, item, q->q_item);
+			atomic_store_explicit(&q->q_handed,
+					      atomic_load_explicit(&q->q_handed, memory_order_relaxed) + 1,
+					      memory_order_relaxed);
+			grant(q, n, &wake);
+			r = 0;
+			break;
+		}
+		uint64_t h = atomic_load_explicit(&q->q_head, memory_order_relaxed);
+		if (!(h & H_BEHIND)) {
+			if (ring_push(q, item) == RING_OK) {
+				r = 0;
+				break;
+			}
+			/* Full. Raise H_BEHIND, if the ring is still full, before
+			 * anything goes behind it. */
+			h = atomic_load_explicit(&q->q_head, memory_order_relaxed);
+			t = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+			if ((h >> 2) + q->q_lapmask + 1 != t >> 2)
+				continue;
+			if (q->q_blimit == 0 && !may_wait) {
+				r = -EAGAIN;
+				break;
+			}
+			if (!atomic_compare_exchange_strong_explicit(&q->q_head, &h, h | H_BEHIND,
+								     memory_order_relaxed,
+								     memory_order_relaxed))
+				continue;
+		}
+		if (q->q_bcount < q->q_blimit) {
+			r = backlog_push(q, item);
+			if (r == 1)
+				continue;
+			if (r < 0)
+				flags_settle(q);
+			break;
+		}
+		if (!may_wait) {
+			r = -EAGAIN;
+			break;
+		}
 		return wait_on(q, &q->q_putters, (void *)item); /* unlocks */
+	}
 	rook__spin_unlock(&q->q_lock);
 	rook__waitq_wake_all(wake);
 	return r;
 }
 
-static int get(struct rook_queue *q, void *item, bool may_wait)
+static int get_slow(struct rook_queue *q, void *item, bool may_wait)
 {
 	struct rook__waiter *wake = NULL;
+	int r;
 
+	rook__spin_lock(&q->q_lock);
+	for (;;) {
+		uint64_t h = atomic_load_explicit(&q->q_head, memory_order_relaxed);
+		if (h & H_BEHIND) {
+			take_behind(q, h >> 2, item, &wake);
+			r = 0;
+			break;
+		}
+		uint64_t t;
+		r = ring_pop(q, item, &t);
+		if (r == RING_OK)
+			break;
+		if (r == RING_FLAGGED)
+			continue;
+		if (t & T_CLOSED) {
+			r = -EPIPE;
+			break;
+		}
+		if (!may_wait) {
+			r = -EAGAIN;
+			break;
+		}
+		/* Empty: head == tail was seen at t, and the head cannot pass
+		 * the tail, so if the CAS succeeds the ring is still empty. */
+		if (!(t & T_GETTERS) &&
+		    !atomic_compare_exchange_strong_explicit(&q->q_tail, &t, t | T_GETTERS,
+							     memory_order_relaxed,
+							     memory_order_relaxed))
+			continue;
+		return wait_on(q, &q->q_getters, item); /* unlocks */
+	}
+	rook__spin_unlock(&q->q_lock);
+	rook__waitq_wake_all(wake);
+	return r;
+}
+
+static inline int put(struct rook_queue *q, const void *item, bool may_wait)
+{
 	if (!q || !item)
 		return -EINVAL;
 	if (may_wait) {
@@ -298,22 +599,30 @@ static int get(struct rook_queue *q, void *item, bool may_wait)
 		if (r)
 			return r;
 	}
-	rook__spin_lock(&q->q_lock);
-	if (q->q_count > 0) {
-		take_locked(q, item, &wake);
-		rook__spin_unlock(&q->q_lock);
-		rook__waitq_wake_all(wake);
+	int r = ring_push(q, item);
+	if (__builtin_expect(r == RING_OK, 1))
 		return 0;
-	}
-	if (q->q_closed) {
-		rook__spin_unlock(&q->q_lock);
-		return -EPIPE;
-	}
-	if (!may_wait) {
-		rook__spin_unlock(&q->q_lock);
+	if (r == RING_EMPTY_OR_FULL && !may_wait && q->q_blimit == 0)
 		return -EAGAIN;
+	return put_slow(q, item, may_wait);
+}
+
+static inline int get(struct rook_queue *q, void *item, bool may_wait)
+{
+	if (!q || !item)
+		return -EINVAL;
+	if (may_wait) {
+		int r = rook__wait_check_fast();
+		if (r)
+			return r;
 	}
-	return wait_on(q, &q->q_getters, item); /* unlocks */
+	uint64_t t;
+	int r = ring_pop(q, item, &t);
+	if (__builtin_expect(r == RING_OK, 1))
+		return 0;
+	if (r == RING_EMPTY_OR_FULL && !may_wait)
+		return t & T_CLOSED ? -EPIPE : -EAGAIN;
+	return get_slow(q, item, may_wait);
 }
 
 int rook_queue_put(struct rook_queue *q, const void *item)
@@ -348,6 +657,17 @@ static void end_all(struct rook_queue *q, struct rook__waitq *wq, int result,
 		grant(q, n, wake);
 }
 
+/* Under q_lock: close q and end the waits of getters and putters. */
+static void close_locked(struct rook_queue *q, struct rook__waiter **wake)
+{
+	q->q_closed = true;
+	atomic_fetch_or_explicit(&q->q_tail, T_CLOSED, memory_order_relaxed);
+	/* Getters wait only on an empty ring: nothing is left for them. */
+	end_all(q, &q->q_getters, -EPIPE, wake);
+	end_all(q, &q->q_putters, -EPIPE, wake);
+	flags_settle(q);
+}
+
 void rook_queue_close(struct rook_queue *q)
 {
 	struct rook__waiter *wake = NULL;
@@ -355,12 +675,17 @@ void rook_queue_close(struct rook_queue *q)
 	if (!q)
 		return;
 	rook__spin_lock(&q->q_lock);
-	q->q_closed = true;
-	/* Getters wait only on an empty queue: nothing is left for them. */
-	end_all(q, &q->q_getters, -EPIPE, &wake);
-	end_all(q, &q->q_putters, -EPIPE, &wake);
+	close_locked(q, &wake);
 	rook__spin_unlock(&q->q_lock);
 	rook__waitq_wake_all(wake);
+}
+
+/* Items put and not yet task_done'd. Under q_lock for an exact answer. */
+static uint64_t unfinished(const struct rook_queue *q)
+{
+	uint64_t put = pos_linear(q, atomic_load_explicit(&q->q_tail, memory_order_seq_cst) >> 2) +
+		       atomic_load_explicit(&q->q_handed, memory_order_relaxed) + q->q_bcount;
+	return put - atomic_load_explicit(&q->q_done, memory_order_seq_cst);
 }
 
 int rook_queue_task_done(struct rook_queue *q)
@@ -369,14 +694,25 @@ int rook_queue_task_done(struct rook_queue *q)
 
 	if (!q)
 		return -EINVAL;
+	uint64_t done = atomic_load_explicit(&q->q_done, memory_order_relaxed);
+	do {
+		/* Items got only grow: one seen now is one got. */
+		uint64_t got = pos_linear(q, atomic_load_explicit(&q->q_head,
+								  memory_order_relaxed) >> 2) +
+			       atomic_load_explicit(&q->q_handed, memory_order_relaxed);
+		if (done >= got)
+			return -EINVAL; /* no item got is waiting for its task_done */
+	} while (!atomic_compare_exchange_weak_explicit(&q->q_done, &done, done + 1,
+							memory_order_seq_cst,
+							memory_order_relaxed));
+	/* Pairs with the joiner's store of q_join_wait and re-check. */
+	if (!atomic_load_explicit(&q->q_join_wait, memory_order_seq_cst))
+		return 0;
 	rook__spin_lock(&q->q_lock);
-	if (q->q_unfinished == q->q_count) {
-		/* No item got is waiting for its task_done. */
-		rook__spin_unlock(&q->q_lock);
-		return -EINVAL;
-	}
-	if (--q->q_unfinished == 0)
+	if (unfinished(q) == 0) {
 		end_all(q, &q->q_joiners, 0, &wake);
+		flags_settle(q);
+	}
 	rook__spin_unlock(&q->q_lock);
 	rook__waitq_wake_all(wake);
 	return 0;
@@ -390,11 +726,15 @@ int rook_queue_join(struct rook_queue *q)
 	if (r)
 		return r;
 	rook__spin_lock(&q->q_lock);
-	if (q->q_unfinished == 0) {
-		rook__spin_unlock(&q->q_lock);
-		return 0;
+	if (unfinished(q) != 0) {
+		atomic_store_explicit(&q->q_join_wait, true, memory_order_seq_cst);
+		/* A task_done that did not see the flag finished before this. */
+		if (unfinished(q) != 0)
+			return wait_on(q, &q->q_joiners, NULL); /* unlocks */
+		flags_settle(q);
 	}
-	return wait_on(q, &q->q_joiners, NULL); /* unlocks */
+	rook__spin_unlock(&q->q_lock);
+	return 0;
 }
 
 size_t rook_queue_len(const struct rook_queue *q)
@@ -404,7 +744,10 @@ size_t rook_queue_len(const struct rook_queue *q)
 	/* The lock is the object's own mutable state, not part of its value. */
 	struct rook_queue *mq = (struct rook_queue *)q;
 	rook__spin_lock(&mq->q_lock);
-	size_t n = mq->q_count;
+	/* Head first: the tail read after it is at or past it. */
+	uint64_t h = atomic_load_explicit(&mq->q_head, memory_order_acquire) >> 2;
+	uint64_t t = atomic_load_explicit(&mq->q_tail, memory_order_acquire) >> 2;
+	size_t n = (size_t)(pos_linear(q, t) - pos_linear(q, h)) + mq->q_bcount;
 	rook__spin_unlock(&mq->q_lock);
 	return n;
 }
@@ -416,10 +759,9 @@ void rook_queue_destroy(struct rook_queue *q)
 	if (!q)
 		return;
 	rook__spin_lock(&q->q_lock);
-	q->q_closed = true;
-	end_all(q, &q->q_getters, -EPIPE, &wake);
-	end_all(q, &q->q_putters, -EPIPE, &wake);
+	close_locked(q, &wake);
 	end_all(q, &q->q_joiners, -EPIPE, &wake);
+	flags_settle(q);
 	rook__spin_unlock(&q->q_lock);
 	rook__waitq_wake_all(wake);
 
@@ -440,7 +782,8 @@ void rook_queue_destroy(struct rook_queue *q)
 		rook__spin_unlock(&q->q_lock);
 		rook__wait_park(w, token);
 	}
-	rook__free(q->q_buf);
+	rook__free(q->q_bbuf);
+	rook__free(q->q_ring);
 	rook__free(q);
 }
 

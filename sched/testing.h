@@ -18,6 +18,11 @@ void rook__alloc_fail_nth(long n);
 /* Fail the next n task-stack allocations (as if mmap returned ENOMEM). */
 void rook__stack_fail_next(unsigned n);
 
+/* Queues created from now on keep at most this many slots in their
+ * lock-free ring (the rest of their capacity goes to the backlog); 0
+ * restores the default. Lets tests drive the backlog with few items. */
+void rook__queue_ring_limit(size_t slots);
+
 /* Process-wide counters (all runtimes). */
 struct rook__stats {
 	uint64_t live_tasks;      /* tasks spawned and not yet freed */

@@ -905,21 +905,133 @@ Test(queue, copies_whole_items_when_item_size_is_odd, .timeout = 30)
 Test(queue, put_fails_with_enomem_and_keeps_items_when_growth_fails, .timeout = 30)
 {
 	struct rook_queue *q;
-	long v;
+	long v, n = 0;
+	int rc = 0;
 
+	/* Unbounded: the first allocation a put needs (where the queue
+	 * grows past its first buffer) fails; every put before it succeeded
+	 * and everything stays in order. */
 	cr_assert_eq(rook_queue_create(&q, sizeof(long), 0), 0);
-	for (v = 0; v < 16; v++)
-		cr_assert_eq(rook_queue_put(q, &v), 0);
 	rook__alloc_fail_nth(1);
-	cr_assert_eq(rook_queue_put(q, &v), -ENOMEM);
+	for (v = 0; v < 1000000 && (rc = rook_queue_put(q, &v)) == 0; v++)
+		n++;
 	rook__alloc_fail_nth(0);
-	cr_assert_eq(rook_queue_len(q), 16);
+	cr_assert_eq(rc, -ENOMEM, "no put needed an allocation in %ld items", n);
+	cr_assert_eq(rook_queue_len(q), (size_t)n);
 	cr_assert_eq(rook_queue_put(q, &v), 0);
-	for (long i = 0; i <= 16; i++) {
+	for (long i = 0; i <= n; i++) {
 		cr_assert_eq(rook_queue_get(q, &v), 0);
 		cr_assert_eq(v, i);
 	}
+	cr_assert_eq(rook_queue_try_get(q, &v), -EAGAIN);
 	rook_queue_destroy(q);
+}
+
+/* ---- capacity beyond the lock-free ring ------------------------------------ */
+
+/*
+ * A queue of capacity 10 whose ring holds 4: the other 6 items wait in the
+ * backlog, and putters wait behind both. Order, capacity, len, try_ calls,
+ * FIFO putters, a cancelled putter, task_done/join and close must not see
+ * the seam.
+ */
+static int backlog_main(void *arg)
+{
+	struct rook_queue *q;
+	struct rook_task *t[3];
+	struct op p[3];
+	long v;
+
+	rook__queue_ring_limit(4);
+	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 10), 0);
+	rook__queue_ring_limit(0);
+	for (long round = 0; round < 3; round++) {
+		for (long i = 0; i < 10; i++) {
+			v = round * 100 + i;
+			T_CHECK_EQ(rook_queue_try_put(q, &v), 0);
+			T_CHECK_EQ(rook_queue_len(q), (size_t)i + 1);
+		}
+		T_CHECK_EQ(rook_queue_try_put(q, &v), -EAGAIN);
+		for (long i = 0; i < 10; i++) {
+			T_CHECK_EQ(rook_queue_try_get(q, &v), 0);
+			T_CHECK_EQ(v, round * 100 + i);
+		}
+		T_CHECK_EQ(rook_queue_try_get(q, &v), -EAGAIN);
+		T_CHECK_EQ(rook_queue_len(q), 0);
+	}
+
+	/* Full: three putters wait in order; the middle one is cancelled and
+	 * puts nothing; each get moves the next waiting item in behind. */
+	for (long i = 0; i < 10; i++)
+		T_CHECK_EQ(rook_queue_put(q, &i), 0);
+	for (int i = 0; i < 3; i++) {
+		p[i] = (struct op){ .o_q = q, .o_item = 10 + i };
+		T_CHECK_EQ(rook_spawn(&t[i], putter, &p[i]), 0);
+		wait_waiters(q, 0, (size_t)i + 1, 0);
+	}
+	T_CHECK_EQ(rook_cancel(t[1]), 0);
+	join_ok(t[1]);
+	T_CHECK_EQ(p[1].o_rc, -ECANCELED);
+	wait_waiters(q, 0, 2, 0);
+	T_CHECK_EQ(rook_queue_len(q), 10);
+	long want[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12 };
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		T_CHECK_EQ(rook_queue_get(q, &v), 0);
+		T_CHECK_EQ(v, want[i]);
+		if (i == 0)
+			T_CHECK_EQ(rook_queue_len(q), 10); /* putter 10 moved in */
+	}
+	join_ok(t[0]);
+	join_ok(t[2]);
+	T_CHECK_EQ(p[0].o_rc, 0);
+	T_CHECK_EQ(p[2].o_rc, 0);
+
+	/* task_done/join count the items in the backlog too. */
+	for (long i = 0; i < 8; i++)
+		T_CHECK_EQ(rook_queue_put(q, &i), 0);
+	struct op j = { .o_q = q };
+	T_CHECK_EQ(rook_spawn(&t[0], joiner, &j), 0);
+	wait_waiters(q, 0, 0, 1);
+	for (int i = 0; i < 3 * 10 + 12; i++) /* every item got so far */
+		T_CHECK_EQ(rook_queue_task_done(q), 0);
+	T_CHECK_EQ(rook_queue_task_done(q), -EINVAL);
+	for (long i = 0; i < 8; i++) {
+		T_CHECK_EQ(rook_queue_get(q, &v), 0);
+		T_CHECK_EQ(v, i);
+		rook_yield();
+		T_CHECK_EQ(atomic_load(&j.o_done), 0);
+		T_CHECK_EQ(rook_queue_task_done(q), 0);
+	}
+	join_ok(t[0]);
+	T_CHECK_EQ(j.o_rc, 0);
+
+	/* Close with items in ring and backlog: all drain, then -EPIPE. */
+	for (long i = 0; i < 10; i++)
+		T_CHECK_EQ(rook_queue_put(q, &i), 0);
+	p[0] = (struct op){ .o_q = q, .o_item = 99 };
+	T_CHECK_EQ(rook_spawn(&t[0], putter, &p[0]), 0);
+	wait_waiters(q, 0, 1, 0);
+	rook_queue_close(q);
+	join_ok(t[0]);
+	T_CHECK_EQ(p[0].o_rc, -EPIPE);
+	T_CHECK_EQ(rook_queue_put(q, &v), -EPIPE);
+	T_CHECK_EQ(rook_queue_try_put(q, &v), -EPIPE);
+	for (long i = 0; i < 10; i++) {
+		T_CHECK_EQ(rook_queue_get(q, &v), 0);
+		T_CHECK_EQ(v, i);
+	}
+	T_CHECK_EQ(rook_queue_get(q, &v), -EPIPE);
+	T_CHECK_EQ(rook_queue_try_get(q, &v), -EPIPE);
+	rook_queue_destroy(q);
+	return 0;
+}
+
+Test(queue, capacity_beyond_the_ring_keeps_order_bounds_and_waiters, .timeout = 60)
+{
+	int fds = fd_count();
+
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, backlog_main, NULL), 0);
+	expect_clean_shutdown(fds);
 }
 
 /* ---- destroy with waiters ------------------------------------------------------------ */

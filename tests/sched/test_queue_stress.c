@@ -2,10 +2,12 @@
 /*
  * Queue stress (issue 4): 8 producer and 8 consumer tasks across both
  * workers plus a plain producer thread and a plain consumer thread move
- * 1,000,000 items through one bounded queue while a supervisor cancels
- * random tasks and respawns them where they left off. A per-item tally
- * checks that every item is received exactly once: a cancelled getter
- * consumes nothing and an item handed to a getter is never lost.
+ * 1,000,000 items through one queue while a supervisor cancels random
+ * tasks and respawns them where they left off. A per-item tally checks
+ * that every item is received exactly once: a cancelled getter consumes
+ * nothing and an item handed to a getter is never lost. Three shapes: a
+ * bounded queue whose lock-free ring holds it all, one with part of its
+ * capacity in the backlog behind the ring, and an unbounded one.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -13,12 +15,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <rook.h>
 
 #include "helpers.h"
 
-enum { NPROD = 8, NCONS = 8, CAPACITY = 64 };
+enum { NPROD = 8, NCONS = 8 };
 
 struct stress;
 
@@ -35,6 +38,8 @@ struct slot {
 struct stress {
 	struct rook_queue *st_q;
 	uint32_t st_n;
+	size_t st_cap;      /* queue capacity; 0: unbounded */
+	size_t st_ring;     /* its lock-free ring's slots at most; 0: default */
 	_Atomic uint8_t *st_tally;
 	_Atomic long st_received;
 	_Atomic long st_dup;
@@ -166,7 +171,9 @@ static int stress_main(void *arg)
 	unsigned seed = 12345;
 	long cancels = 0;
 
-	T_CHECK_EQ(rook_queue_create(&st->st_q, sizeof(uint32_t), CAPACITY), 0);
+	rook__queue_ring_limit(st->st_ring);
+	T_CHECK_EQ(rook_queue_create(&st->st_q, sizeof(uint32_t), st->st_cap), 0);
+	rook__queue_ring_limit(0);
 	for (int i = 0; i <= NPROD; i++) {
 		struct slot *s = &st->st_prod[i];
 		*s = (struct slot){ .s_st = st, .s_producer = true, .s_next = per * (uint32_t)i,
@@ -202,11 +209,14 @@ static int stress_main(void *arg)
 	return 0;
 }
 
-Test(queue, every_item_received_once_when_tasks_cancelled_at_random_stress, .timeout = 300)
+static void stress(size_t cap, size_t ring)
 {
 	int fds = fd_count();
 	static struct stress st;
 
+	memset(&st, 0, sizeof(st));
+	st.st_cap = cap;
+	st.st_ring = ring;
 	/* Only 17 tasks live at once, so TSan's cap on task stacks (see
 	 * scaled) does not apply: a 20th of the items under any sanitizer. */
 	st.st_n = sanitized() ? 50000 : 1000000;
@@ -226,4 +236,22 @@ Test(queue, every_item_received_once_when_tasks_cancelled_at_random_stress, .tim
 	cr_log_info("%ld blocking calls ended by a cancel", cancelled);
 	free((void *)st.st_tally);
 	expect_clean_shutdown(fds);
+}
+
+/* Items through the lock-free ring only, putters waiting behind it. */
+Test(queue, every_item_received_once_when_tasks_cancelled_at_random_stress, .timeout = 300)
+{
+	stress(64, 0);
+}
+
+/* A ring of 8 slots and 56 more in the backlog, putters behind both. */
+Test(queue, every_item_received_once_through_ring_and_backlog_stress, .timeout = 300)
+{
+	stress(64, 8);
+}
+
+/* Unbounded: a ring of 8 slots, the rest in a backlog that grows. */
+Test(queue, every_item_received_once_through_unbounded_backlog_stress, .timeout = 300)
+{
+	stress(0, 8);
 }
