@@ -6,6 +6,7 @@
 #ifndef ROOK_SCHED_TESTING_H
 #define ROOK_SCHED_TESTING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,10 @@ void rook__alloc_fail_nth(long n);
 
 /* Fail the next n task-stack allocations (as if mmap returned ENOMEM). */
 void rook__stack_fail_next(unsigned n);
+
+/* Make guard pages with mprotect even where the kernel has guard markers
+ * (MADV_GUARD_INSTALL), to test the older kernels' path. */
+void rook__stack_guard_force_mprotect(bool on);
 
 /* Process-wide counters (all runtimes). */
 struct rook__stats {
