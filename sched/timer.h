@@ -7,7 +7,8 @@
  * worker the task runs on and disarmed by the task when its wait ends,
  * from whatever worker it resumed on (hence the lock). Any worker may fire
  * any heap's expired timers: an idle worker takes over the timers of a
- * worker busy with a long task.
+ * worker busy with a long task, and so does a busy one between two tasks
+ * (rook__worker_poll looks at one other heap per round).
  */
 #ifndef ROOK_SCHED_TIMER_H
 #define ROOK_SCHED_TIMER_H
