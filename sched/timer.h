@@ -30,9 +30,17 @@ struct rook__timer {
 	int tm_result;
 };
 
+/* A heap slot keeps a copy of its timer's deadline: sifting compares keys
+ * in the array (a node's four children on one cache line) instead of
+ * reading each timer, which lives on its own task's stack page. */
+struct rook__timer_slot {
+	uint64_t ts_deadline;
+	struct rook__timer *ts_tm;
+};
+
 struct rook__timer_heap {
 	struct rook__spin h_lock;
-	struct rook__timer **h_items;
+	struct rook__timer_slot *h_items;
 	int h_n, h_cap;
 	_Atomic uint64_t h_next; /* earliest deadline, UINT64_MAX if empty */
 };
