@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Stack regions, guard budget, per-worker caches and the overflow handler.
- * Invariants: a stack is in exactly one of {a worker cache, the pool's free
- * list, a task}; regions are only unmapped by rook__stack_pool_fini once no
- * task of the runtime is alive.
+ * Invariants: a set-up stack is in exactly one of {a worker cache, the
+ * pool's free list, a task}; a never-used slot is in exactly one of {the
+ * pool's fresh range, a worker cache's fresh range}; regions are only
+ * unmapped by rook__stack_pool_fini once no task of the runtime is alive.
  */
 #include "sched/stack.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +30,19 @@
 #define REGION_FIRST 16u
 #define REGION_MAX 256u
 
+/* Linux 6.13 added guard markers: a guard page installed in the page
+ * table, without splitting the mapping (so without taking the mapping
+ * lock for writing, which stalls the page faults of every other worker).
+ * Older kernels answer -EINVAL and get mprotect. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+enum { GUARD_UNPROBED, GUARD_MARKER, GUARD_MPROTECT };
+
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static int guard_kind = GUARD_UNPROBED; /* written once, under guard_once */
+static _Atomic int guard_forced;        /* tests: GUARD_* or 0 */
 static _Atomic long guard_budget = -1; /* guard pages left; -1 unread */
 static _Atomic unsigned stack_fail_next;
 _Atomic uint64_t rook__stat_guarded, rook__stat_unguarded;
@@ -45,8 +60,10 @@ static size_t page_size(void)
 	return ps;
 }
 
-/* A quarter of vm.max_map_count: each guard page splits a mapping in two,
- * and the application needs the rest. */
+/* A quarter of vm.max_map_count: each guard page made by mprotect splits a
+ * mapping in two, and the application needs the rest. Guard markers split
+ * nothing, but keep the same budget: the promise (which stacks are guarded)
+ * and the one-time cost per stack stay the same on every kernel. */
 static long budget_init(void)
 {
 	long max = 65530;
@@ -78,9 +95,40 @@ static bool take_guard(void)
 	return false;
 }
 
+void rook__stack_guard_force_mprotect(bool on)
+{
+	atomic_store_explicit(&guard_forced, on ? GUARD_MPROTECT : 0, memory_order_relaxed);
+}
+
+static void guard_probe(void)
+{
+	size_t ps = page_size();
+	guard_kind = GUARD_MPROTECT;
+	void *m = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return;
+	if (madvise(m, ps, MADV_GUARD_INSTALL) == 0)
+		guard_kind = GUARD_MARKER;
+	munmap(m, 2 * ps);
+}
+
+/* The guard page below a stack; false if the kernel refused it. */
+static bool guard_install(char *page)
+{
+	size_t ps = page_size();
+	int kind = atomic_load_explicit(&guard_forced, memory_order_relaxed);
+	if (!kind)
+		kind = guard_kind;
+	if (kind == GUARD_MARKER && madvise(page, ps, MADV_GUARD_INSTALL) == 0)
+		return true;
+	return mprotect(page, ps, PROT_NONE) == 0;
+}
+
 int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size)
 {
 	size_t ps = page_size();
+	pthread_once(&guard_once, guard_probe);
 	memset(p, 0, sizeof(*p));
 	p->p_usable = (stack_size + ps - 1) & ~(ps - 1);
 	p->p_slot = p->p_usable + ps;
@@ -103,12 +151,13 @@ void rook__stack_pool_fini(struct rook__stack_pool *p)
 	p->p_regions = NULL;
 	p->p_free = NULL;
 	p->p_nfree = 0;
+	p->p_fresh = NULL;
+	p->p_fresh_left = 0;
 }
 
-/* Pool lock held: map a new region and put its stacks on the free list. */
+/* Pool lock held: map a new region; its slots become the fresh range. */
 static int region_grow(struct rook__stack_pool *p)
 {
-	size_t ps = page_size();
 	unsigned n = p->p_next_count;
 	struct rook__stack_region *r = rook__alloc(sizeof(*r));
 	if (!r)
@@ -124,24 +173,59 @@ static int region_grow(struct rook__stack_pool *p)
 	r->r_len = len;
 	r->r_next = p->p_regions;
 	p->p_regions = r;
-	for (unsigned i = 0; i < n; i++) {
-		char *slot = (char *)base + (size_t)i * p->p_slot;
-		bool guarded = take_guard() && mprotect(slot, ps, PROT_NONE) == 0;
-		char *lo = slot + ps;
-		struct rook__stack *s =
-			(struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack));
-		s->s_lo = guarded ? lo : lo + 256; /* unguarded: keep a margin */
-		s->s_top = (char *)s;
-		s->s_guarded = guarded;
-		s->s_san_fiber = NULL;
-		s->s_next = p->p_free;
-		p->p_free = s;
-		p->p_nfree++;
-		atomic_fetch_add_explicit(guarded ? &rook__stat_guarded : &rook__stat_unguarded, 1,
-					  memory_order_relaxed);
-	}
+	p->p_fresh = base;
+	p->p_fresh_left = n;
 	if (p->p_next_count < REGION_MAX)
 		p->p_next_count *= 2;
+	return 0;
+}
+
+/* Turn a never-used slot into a stack: guard page (within the budget) and
+ * the descriptor at its top. Writing the descriptor commits the top page,
+ * the one the task's first frames use anyway. No lock held. */
+static struct rook__stack *slot_setup(const struct rook__stack_pool *p, char *slot)
+{
+	size_t ps = page_size();
+	bool guarded = take_guard() && guard_install(slot);
+	char *lo = slot + ps;
+	struct rook__stack *s =
+		(struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack));
+	s->s_lo = guarded ? lo : lo + 256; /* unguarded: keep a margin */
+	s->s_top = (char *)s;
+	s->s_guarded = guarded;
+	s->s_san_fiber = NULL;
+	s->s_next = NULL;
+	atomic_fetch_add_explicit(guarded ? &rook__stat_guarded : &rook__stat_unguarded, 1,
+				  memory_order_relaxed);
+	return s;
+}
+
+/* Refill an empty cache: used stacks from the pool if it has any, else a
+ * batch of never-used slots (set up one at a time as they are handed out). */
+static int cache_refill(struct rook__stack_pool *p, struct rook__stack_cache *c)
+{
+	rook__spin_lock(&p->p_lock);
+	if (p->p_free) {
+		for (unsigned i = 0; i < CACHE_BATCH && p->p_free; i++) {
+			struct rook__stack *s = p->p_free;
+			p->p_free = s->s_next;
+			p->p_nfree--;
+			s->s_next = c->c_head;
+			c->c_head = s;
+			c->c_len++;
+		}
+	} else {
+		if (!p->p_fresh_left && region_grow(p) < 0) {
+			rook__spin_unlock(&p->p_lock);
+			return -ENOMEM;
+		}
+		unsigned k = p->p_fresh_left < CACHE_BATCH ? p->p_fresh_left : CACHE_BATCH;
+		c->c_fresh = p->p_fresh;
+		c->c_fresh_left = k;
+		p->p_fresh += (size_t)k * p->p_slot;
+		p->p_fresh_left -= k;
+	}
+	rook__spin_unlock(&p->p_lock);
 	return 0;
 }
 
@@ -154,21 +238,13 @@ struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__sta
 		;
 	if (fail)
 		return NULL;
+	if (!c->c_head && !c->c_fresh_left && cache_refill(p, c) < 0)
+		return NULL;
 	if (!c->c_head) {
-		rook__spin_lock(&p->p_lock);
-		if (!p->p_free && region_grow(p) < 0) {
-			rook__spin_unlock(&p->p_lock);
-			return NULL;
-		}
-		for (unsigned i = 0; i < CACHE_BATCH && p->p_free; i++) {
-			struct rook__stack *s = p->p_free;
-			p->p_free = s->s_next;
-			p->p_nfree--;
-			s->s_next = c->c_head;
-			c->c_head = s;
-			c->c_len++;
-		}
-		rook__spin_unlock(&p->p_lock);
+		char *slot = c->c_fresh;
+		c->c_fresh += p->p_slot;
+		c->c_fresh_left--;
+		return slot_setup(p, slot);
 	}
 	struct rook__stack *s = c->c_head;
 	c->c_head = s->s_next;
@@ -213,6 +289,9 @@ void rook__stack_cache_drain(struct rook__stack_pool *p, struct rook__stack_cach
 	}
 	c->c_len = 0;
 	rook__spin_unlock(&p->p_lock);
+	/* Never-used slots stay reserved until the pool unmaps their region. */
+	c->c_fresh = NULL;
+	c->c_fresh_left = 0;
 }
 
 /* ---- overflow reporting -------------------------------------------- */

@@ -9,6 +9,11 @@
  * on every switch instead (it catches overflows still in progress when the
  * task suspends, not all overflows). Stacks are cached per worker and
  * pooled per runtime; regions are unmapped when the runtime stops.
+ *
+ * A slot is set up (guard page, descriptor) only when a worker first hands
+ * it to a task, by that worker and outside the pool lock: the pool lock
+ * only moves a cursor, so workers commit fresh stack memory in parallel
+ * and nobody stalls behind a whole region being set up.
  */
 #ifndef ROOK_SCHED_STACK_H
 #define ROOK_SCHED_STACK_H
@@ -36,17 +41,21 @@ struct rook__stack_region {
 
 struct rook__stack_pool {
 	struct rook__spin p_lock;
-	struct rook__stack *p_free;
+	struct rook__stack *p_free; /* used stacks given back */
 	size_t p_nfree;
 	struct rook__stack_region *p_regions;
+	char *p_fresh;         /* first never-used slot of the newest region */
+	unsigned p_fresh_left; /* never-used slots left there */
 	unsigned p_next_count; /* stacks in the next region (grows) */
 	size_t p_slot;         /* bytes per stack slot incl. guard page */
 	size_t p_usable;       /* usable bytes */
 };
 
 struct rook__stack_cache {
-	struct rook__stack *c_head;
+	struct rook__stack *c_head; /* used stacks, ready to reuse */
 	unsigned c_len;
+	char *c_fresh;              /* never-used slots reserved by this worker */
+	unsigned c_fresh_left;
 };
 
 int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size);

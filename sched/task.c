@@ -369,8 +369,9 @@ int rook_yield(void)
 	int r = rook__wait_check_fast();
 	if (r)
 		return r;
-	/* With nothing else queued, IO completions and due timers may still
-	 * make a task runnable (switch_out polls them itself otherwise). */
+	/* With nothing else queued, IO completions and due timers (ours or
+	 * another worker's) may still make a task runnable (switch_out polls
+	 * them itself otherwise). */
 	if (!rook__worker_has_other_work(w))
 		rook__worker_poll(w);
 	if (rook__worker_has_other_work(w))

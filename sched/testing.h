@@ -6,6 +6,7 @@
 #ifndef ROOK_SCHED_TESTING_H
 #define ROOK_SCHED_TESTING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,10 @@ void rook__stack_fail_next(unsigned n);
  * lock-free ring (the rest of their capacity goes to the backlog); 0
  * restores the default. Lets tests drive the backlog with few items. */
 void rook__queue_ring_limit(size_t slots);
+
+/* Make guard pages with mprotect even where the kernel has guard markers
+ * (MADV_GUARD_INSTALL), to test the older kernels' path. */
+void rook__stack_guard_force_mprotect(bool on);
 
 /* Process-wide counters (all runtimes). */
 struct rook__stats {

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * 4-ary min-heap of timers (see timer.h). A 4-ary heap halves the depth of
- * a binary one and keeps a node's children on one cache line. Invariant:
- * h_items[i]->tm_index == i for every queued timer; h_next mirrors the top
- * deadline for lock-free peeks by idle workers.
+ * a binary one and keeps a node's children's keys on one cache line.
+ * Invariants: h_items[i].ts_tm->tm_index == i and h_items[i].ts_deadline ==
+ * ts_tm->tm_deadline for every queued timer; h_next mirrors the top
+ * deadline for lock-free peeks by other workers.
  */
 #include "sched/timer.h"
 
@@ -37,35 +38,36 @@ void rook__timer_heap_fini(struct rook__timer_heap *h)
 	h->h_n = h->h_cap = 0;
 }
 
-static void place(struct rook__timer_heap *h, int i, struct rook__timer *tm)
+static void place(struct rook__timer_heap *h, int i, struct rook__timer_slot x)
 {
-	h->h_items[i] = tm;
-	tm->tm_index = i;
+	h->h_items[i] = x;
+	x.ts_tm->tm_index = i;
 }
 
 static void sift_up(struct rook__timer_heap *h, int i)
 {
-	struct rook__timer *tm = h->h_items[i];
+	struct rook__timer_slot x = h->h_items[i];
 	while (i > 0) {
 		int p = (i - 1) / 4;
-		if (h->h_items[p]->tm_deadline <= tm->tm_deadline)
+		if (h->h_items[p].ts_deadline <= x.ts_deadline)
 			break;
 		place(h, i, h->h_items[p]);
 		i = p;
 	}
-	place(h, i, tm);
+	place(h, i, x);
 }
 
 static void sift_down(struct rook__timer_heap *h, int i)
 {
-	struct rook__timer *tm = h->h_items[i];
+	struct rook__timer_slot x = h->h_items[i];
 	for (;;) {
 		int best = -1;
-		uint64_t best_dl = tm->tm_deadline;
-		for (int c = 4 * i + 1; c <= 4 * i + 4 && c < h->h_n; c++) {
-			if (h->h_items[c]->tm_deadline < best_dl) {
+		uint64_t best_dl = x.ts_deadline;
+		int end = 4 * i + 4 < h->h_n ? 4 * i + 4 : h->h_n - 1;
+		for (int c = 4 * i + 1; c <= end; c++) {
+			if (h->h_items[c].ts_deadline < best_dl) {
 				best = c;
-				best_dl = h->h_items[c]->tm_deadline;
+				best_dl = h->h_items[c].ts_deadline;
 			}
 		}
 		if (best < 0)
@@ -73,25 +75,25 @@ static void sift_down(struct rook__timer_heap *h, int i)
 		place(h, i, h->h_items[best]);
 		i = best;
 	}
-	place(h, i, tm);
+	place(h, i, x);
 }
 
 static void publish_next(struct rook__timer_heap *h)
 {
-	atomic_store_explicit(&h->h_next, h->h_n ? h->h_items[0]->tm_deadline : UINT64_MAX,
+	atomic_store_explicit(&h->h_next, h->h_n ? h->h_items[0].ts_deadline : UINT64_MAX,
 			      memory_order_release);
 }
 
 /* Heap lock held. */
 static void remove_at(struct rook__timer_heap *h, int i)
 {
-	struct rook__timer *last = h->h_items[--h->h_n];
-	h->h_items[i]->tm_index = -1;
+	struct rook__timer_slot last = h->h_items[--h->h_n];
+	h->h_items[i].ts_tm->tm_index = -1;
 	if (i == h->h_n)
 		return;
 	place(h, i, last);
 	sift_up(h, i);
-	sift_down(h, last->tm_index);
+	sift_down(h, last.ts_tm->tm_index);
 }
 
 int rook__timer_arm(struct rook__timer_heap *h, struct rook__timer *tm)
@@ -99,7 +101,7 @@ int rook__timer_arm(struct rook__timer_heap *h, struct rook__timer *tm)
 	rook__spin_lock(&h->h_lock);
 	if (h->h_n == h->h_cap) {
 		int cap = h->h_cap ? h->h_cap * 2 : 64;
-		struct rook__timer **items = rook__alloc((size_t)cap * sizeof(*items));
+		struct rook__timer_slot *items = rook__alloc((size_t)cap * sizeof(*items));
 		if (!items) {
 			rook__spin_unlock(&h->h_lock);
 			return -ENOMEM;
@@ -111,8 +113,9 @@ int rook__timer_arm(struct rook__timer_heap *h, struct rook__timer *tm)
 		h->h_cap = cap;
 	}
 	tm->tm_heap = h;
-	place(h, h->h_n++, tm);
-	sift_up(h, tm->tm_index);
+	int i = h->h_n++;
+	place(h, i, (struct rook__timer_slot){ tm->tm_deadline, tm });
+	sift_up(h, i);
 	publish_next(h);
 	rook__spin_unlock(&h->h_lock);
 	return 0;
@@ -138,8 +141,8 @@ int rook__timer_fire(struct rook__timer_heap *h, uint64_t now)
 	int n = 0;
 	if (!rook__spin_trylock(&h->h_lock))
 		return 0; /* someone else is firing or arming: they publish h_next */
-	while (h->h_n > 0 && h->h_items[0]->tm_deadline <= now) {
-		struct rook__timer *tm = h->h_items[0];
+	while (h->h_n > 0 && h->h_items[0].ts_deadline <= now) {
+		struct rook__timer *tm = h->h_items[0].ts_tm;
 		remove_at(h, 0);
 		/* The waiter is in type-stable task memory and the token names
 		 * one wait: a claim for a wait that already ended just fails. */

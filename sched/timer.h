@@ -7,7 +7,8 @@
  * worker the task runs on and disarmed by the task when its wait ends,
  * from whatever worker it resumed on (hence the lock). Any worker may fire
  * any heap's expired timers: an idle worker takes over the timers of a
- * worker busy with a long task.
+ * worker busy with a long task, and so does a busy one between two tasks
+ * (rook__worker_poll looks at one other heap per round).
  */
 #ifndef ROOK_SCHED_TIMER_H
 #define ROOK_SCHED_TIMER_H
@@ -29,9 +30,17 @@ struct rook__timer {
 	int tm_result;
 };
 
+/* A heap slot keeps a copy of its timer's deadline: sifting compares keys
+ * in the array (a node's four children on one cache line) instead of
+ * reading each timer, which lives on its own task's stack page. */
+struct rook__timer_slot {
+	uint64_t ts_deadline;
+	struct rook__timer *ts_tm;
+};
+
 struct rook__timer_heap {
 	struct rook__spin h_lock;
-	struct rook__timer **h_items;
+	struct rook__timer_slot *h_items;
 	int h_n, h_cap;
 	_Atomic uint64_t h_next; /* earliest deadline, UINT64_MAX if empty */
 };

@@ -563,15 +563,30 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 	return true;
 }
 
-/* Owner: the next local task, ready to switch to; NULL if none. */
+/* Owner: IO completions and due timers, once per scheduling round. Besides
+ * its own heap a worker looks at one other worker's heap per round (in
+ * turn): a worker stalled in a long task, or preempted by the OS, then
+ * does not hold back the timers armed on it while another one runs. */
 void rook__worker_poll(struct rook__worker *w)
 {
 	if (w->w_io)
 		rook__park_poll(w);
-	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_relaxed) != UINT64_MAX)
-		fire_timers(w, rook__now());
+	uint64_t now = 0;
+	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_relaxed) != UINT64_MAX) {
+		now = rook__now();
+		fire_timers(w, now);
+	}
+	struct rook_rt *rt = w->w_rt;
+	if (rt->rt_nworkers < 2)
+		return;
+	if (++w->w_timer_turn >= rt->rt_nworkers - 1)
+		w->w_timer_turn = 0;
+	struct rook__worker *v = &rt->rt_workers[w->w_victims[w->w_timer_turn]];
+	if (atomic_load_explicit(&v->w_timers.h_next, memory_order_relaxed) != UINT64_MAX)
+		fire_timers(v, now ? now : rook__now());
 }
 
+/* Owner: the next local task, ready to switch to; NULL if none. */
 static struct rook_task *pick_local(struct rook__worker *w)
 {
 	for (;;) {

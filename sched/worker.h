@@ -57,6 +57,7 @@ struct rook__worker {
 	struct rook_task *w_post_task; /* switched away, post not done yet */
 	uint32_t w_tick;
 	unsigned w_lifo_runs;
+	unsigned w_timer_turn;      /* which other worker's timers poll checks */
 	uint32_t w_rng;
 	unsigned *w_victims;        /* other workers, nearest first */
 	struct rook__stack_cache w_stacks;
@@ -97,7 +98,8 @@ void rook__task_switch_out(enum rook__post post);
 
 void *rook__worker_main(void *arg);
 
-/* Owner: handle IO completions and due timers now (a yield's checkpoint). */
+/* Owner: handle IO completions and due timers now (its own and, in turn,
+ * one other worker's). */
 void rook__worker_poll(struct rook__worker *w);
 
 /* True if something else is runnable on w or in the injection queue. */

@@ -123,7 +123,7 @@ static int overflow_main(void *arg)
  * sanitizers (Criterion's .signal = SIGABRT would count a skip as a failure)
  * and can tell SIGABRT from any other death.
  */
-Test(stack, process_aborts_when_task_overflows_64_kib_stack, .timeout = 60)
+static void expect_overflow_abort(bool force_mprotect)
 {
 	if (sanitized()) {
 		cr_skip_test("stack overflow death test is skipped under sanitizers (%s)",
@@ -137,6 +137,7 @@ Test(stack, process_aborts_when_task_overflows_64_kib_stack, .timeout = 60)
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
+		rook__stack_guard_force_mprotect(force_mprotect);
 		rook_run(&cfg, overflow_main, NULL);
 		/* Reaching here means the overflow went unnoticed. */
 		_exit(3);
@@ -146,6 +147,55 @@ Test(stack, process_aborts_when_task_overflows_64_kib_stack, .timeout = 60)
 		  WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
 	cr_assert_eq(WTERMSIG(wstatus), SIGABRT, "child killed by signal %d (%s), want SIGABRT",
 		     WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+}
+
+/* The guard page is a guard marker where the kernel has them (Linux 6.13),
+ * else an mprotect'ed page: both must catch an overflow. */
+Test(stack, process_aborts_when_task_overflows_64_kib_stack, .timeout = 60)
+{
+	expect_overflow_abort(false);
+}
+
+Test(stack, process_aborts_when_task_overflows_stack_guarded_by_mprotect, .timeout = 60)
+{
+	expect_overflow_abort(true);
+}
+
+static int count_stacks_main(void *arg)
+{
+	static size_t bytes = 4 * KIB;
+	struct rook__stats *before = arg;
+	struct rook_task *t[64];
+
+	rook__stats_get(before);
+	for (int i = 0; i < 64; i++)
+		T_CHECK_EQ(rook_spawn(&t[i], stack_user, &bytes), 0);
+	for (int i = 0; i < 64; i++) {
+		int st = 1;
+		T_CHECK_EQ(rook_join(t[i], &st), 0);
+		T_CHECK_EQ(st, 0);
+	}
+	return 0;
+}
+
+/* Stacks are set up when first handed out, one at a time by the worker
+ * that hands them out: each is counted as guarded or not exactly once, and
+ * a fresh runtime's first stacks are guarded (the budget is far from
+ * spent in this process). */
+Test(stack, every_stack_set_up_is_guarded_or_checked_on_switch, .timeout = 60)
+{
+	int fds = fd_count();
+	struct rook__stats before, after;
+
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, count_stacks_main, &before), 0);
+	t_no_failures();
+	rook__stats_get(&after);
+	uint64_t made = (after.guard_stacks + after.canary_stacks) -
+			(before.guard_stacks + before.canary_stacks);
+	cr_assert_gt(after.guard_stacks, before.guard_stacks);
+	/* 64 tasks and main ran; stacks are reused, so at most 65 new ones. */
+	cr_assert_leq(made, 65);
+	expect_clean_shutdown(fds);
 }
 
 /* ---- memory of many live tasks ------------------------------------------ */

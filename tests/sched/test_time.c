@@ -2,7 +2,8 @@
 /*
  * Timers: rook_sleep accuracy (gross bounds only), sleep(0) as a yield, a
  * deadline in the past, a timer that fires while its worker is stuck in a
- * CPU loop (an idle worker must take it over), many concurrent sleepers,
+ * CPU loop (an idle worker, or a busy one between two tasks, must take it
+ * over), many concurrent sleepers,
  * and stopping a runtime whose tasks are asleep.
  */
 #include <criterion/criterion.h>
@@ -164,6 +165,79 @@ Test(time, timer_fires_while_its_worker_is_busy_in_cpu_loop, .timeout = 60)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, takeover_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/*
+ * The same with no idle worker: the other worker runs a task that yields
+ * every 50 us, so it never parks (where an idle worker fires every heap).
+ * Its scheduling rounds must fire the stuck worker's due timers too.
+ */
+struct busy_takeover {
+	_Atomic int b_hog_worker; /* -1 until the hog runs */
+	_Atomic int b_stop;
+};
+
+static int takeover_yielder(void *arg)
+{
+	struct busy_takeover *b = arg;
+	uint64_t start = rook_now();
+	atomic_store_explicit(&b->b_hog_worker, rook__worker_index(), memory_order_release);
+	while (!atomic_load_explicit(&b->b_stop, memory_order_acquire) && ms_since(start) < 30000) {
+		uint64_t t0 = rook_now();
+		while (rook_now() - t0 < 50 * ROOK_USEC)
+			;
+		T_CHECK_EQ(rook_yield(), 0);
+	}
+	return 0;
+}
+
+static int busy_takeover_main(void *arg)
+{
+	struct busy_takeover b = { .b_hog_worker = -1 };
+	struct rook_task *hog;
+	int tries = 0, done = 0;
+
+	T_CHECK_EQ(rook_spawn(&hog, takeover_yielder, &b), 0);
+	/* Busy, never yielding: the hog can only start on the other worker. */
+	uint64_t t0 = rook_now();
+	while (atomic_load_explicit(&b.b_hog_worker, memory_order_acquire) < 0 &&
+	       ms_since(t0) < 10000)
+		;
+	T_CHECK(atomic_load(&b.b_hog_worker) >= 0);
+	T_CHECK(atomic_load(&b.b_hog_worker) != rook__worker_index());
+	while (!done && tries++ < 200) {
+		struct takeover k = { .k_worker = -1 };
+		struct rook_task *t;
+		T_CHECK_EQ(rook_spawn(&t, takeover_sleeper, &k), 0);
+		while (atomic_load_explicit(&k.k_worker, memory_order_acquire) < 0)
+			T_CHECK_EQ(rook_yield(), 0);
+		/* As in takeover_main: A armed on our worker and has parked. */
+		if (atomic_load(&k.k_worker) == rook__worker_index() &&
+		    !atomic_load(&k.k_woke)) {
+			t0 = rook_now();
+			while (!atomic_load_explicit(&k.k_woke, memory_order_acquire) &&
+			       ms_since(t0) < 10000)
+				; /* busy, never yields */
+			T_CHECK_EQ(atomic_load(&k.k_woke), 1);
+			T_CHECK(atomic_load(&k.k_slept_ns) >= 10 * ROOK_MSEC);
+			T_CHECK(atomic_load(&k.k_slept_ns) < 5 * ROOK_SEC);
+			done = 1;
+		}
+		T_CHECK_EQ(rook_join(t, NULL), 0);
+	}
+	T_CHECK(done);
+	atomic_store_explicit(&b.b_stop, 1, memory_order_release);
+	T_CHECK_EQ(rook_join(hog, NULL), 0);
+	return 0;
+}
+
+Test(time, timer_fires_while_its_worker_is_stuck_and_the_other_runs_yielding_task,
+     .timeout = 120)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, busy_takeover_main, NULL), 0);
+	t_no_failures();
 	expect_clean_shutdown(fds);
 }
 
