@@ -20,10 +20,11 @@
  * q_tail and q_head hold stamp << 2 | flags. A set flag makes the fast
  * path's CAS impossible, so the caller takes the slow path under q_lock:
  *   T_CLOSED  (tail)  closed: puts fail with -EPIPE, gets drain what is left.
- *   T_GETTERS (tail)  getters are waiting. Set under q_lock by a CAS that
- *                     sees head == tail, so the ring is empty and stays
- *                     empty while the flag is up: a put hands its item
- *                     straight to the first getter.
+ *   T_GETTERS (tail)  getters may be waiting. Set under q_lock by a CAS
+ *                     that sees head == tail, so the ring is empty and
+ *                     stays empty while the flag is up: a put hands its
+ *                     item straight to the first getter, and lowers the
+ *                     flag when it finds none left.
  *   H_BEHIND  (head)  items wait behind a full ring: in the backlog (the
  *                     part of the capacity beyond the ring, or all of it
  *                     past R for an unbounded queue) or with blocked
@@ -497,10 +498,15 @@ static int put_slow(struct rook_queue *q, const void *item, bool may_wait)
 			break;
 		}
 		if (t & T_GETTERS) {
+			/* The flag is lowered only once a put finds no getter
+			 * left (here, or when a getter gives up): a getter that
+			 * comes back for the next item, as in a ping-pong, finds
+			 * it still up and waits without a CAS. */
 			struct rook__wnode *n = rook__waitq_claim_first(&q->q_getters, 0);
-			flags_settle(q);
-			if (!n)
+			if (!n) {
+				flags_settle(q);
 				continue;
+			}
 			copy_item(n->n_buf, item, q->q_item);
 			atomic_store_explicit(&q->q_handed,
 					      atomic_load_explicit(&q->q_handed, memory_order_relaxed) + 1,
