@@ -36,6 +36,16 @@
 #define rook__asan_finish(save) ((void)(save))
 #endif
 
+/* Memory rook maps itself and keeps pointers to heap blocks in (the task
+ * pool's chunks): LeakSanitizer scans only what malloc gave out, so it is
+ * told to scan these too. */
+#if defined(ROOK_ASAN) && __has_include(<sanitizer/lsan_interface.h>)
+#include <sanitizer/lsan_interface.h>
+#define rook__lsan_root(p, n) __lsan_register_root_region(p, n)
+#else
+#define rook__lsan_root(p, n) ((void)(p), (void)(n))
+#endif
+
 #ifdef ROOK_TSAN
 #include <sanitizer/tsan_interface.h>
 #define rook__tsan_current() __tsan_get_current_fiber()

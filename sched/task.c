@@ -19,6 +19,7 @@
 #include "sched/check.h"
 #include "sched/park.h"
 #include "sched/runtime.h"
+#include "sched/san.h"
 #include "sched/stats.h"
 #include "sched/worker.h"
 
@@ -72,6 +73,7 @@ static struct chunk *chunk_new(void)
 	if (al + BIG_CHUNK_BYTES < p + 2 * BIG_CHUNK_BYTES)
 		munmap(al + BIG_CHUNK_BYTES, (size_t)(p + 2 * BIG_CHUNK_BYTES - (al + BIG_CHUNK_BYTES)));
 	(void)madvise(al, BIG_CHUNK_BYTES, MADV_HUGEPAGE); /* a hint; may be off */
+	rook__lsan_root(al, BIG_CHUNK_BYTES);
 	c = (struct chunk *)al;
 	c->c_n = (BIG_CHUNK_BYTES - sizeof(*c)) / sizeof(struct rook_task);
 	return c;
