@@ -152,10 +152,16 @@ static inline void backoff(unsigned *n)
 }
 
 static _Atomic size_t ring_limit; /* tests: rook__queue_ring_limit */
+static void (*_Atomic unfinished_hook)(struct rook_queue *); /* tests */
 
 void rook__queue_ring_limit(size_t slots)
 {
 	atomic_store_explicit(&ring_limit, slots, memory_order_relaxed);
+}
+
+void rook__queue_unfinished_hook(void (*fn)(struct rook_queue *q))
+{
+	atomic_store_explicit(&unfinished_hook, fn, memory_order_relaxed);
 }
 
 int rook_queue_create(struct rook_queue **qp, size_t item_size, size_t capacity)
@@ -686,12 +692,26 @@ void rook_queue_close(struct rook_queue *q)
 	rook__waitq_wake_all(wake);
 }
 
-/* Items put and not yet task_done'd. Under q_lock for an exact answer. */
-static uint64_t unfinished(const struct rook_queue *q)
+/*
+ * Items put and not yet task_done'd. Under q_lock, so q_handed and q_bcount
+ * hold still; puts on the lock-free path and task_done calls do not. The
+ * done count is read first: every task_done counted in it was for an item
+ * got, hence put, by then, so the put count read after it covers them all,
+ * and 0 means that at the read of q_done every item put was done. (Read
+ * the other way round, a put and a task_done between the two reads let
+ * the done count catch up with a stale put count: 0 while an item was
+ * outstanding all along.)
+ */
+static uint64_t unfinished(struct rook_queue *q)
 {
+	uint64_t done = atomic_load_explicit(&q->q_done, memory_order_seq_cst);
+	void (*hook)(struct rook_queue *) = atomic_load_explicit(&unfinished_hook,
+								 memory_order_relaxed);
+	if (__builtin_expect(hook != NULL, 0))
+		hook(q);
 	uint64_t put = pos_linear(q, atomic_load_explicit(&q->q_tail, memory_order_seq_cst) >> 2) +
 		       atomic_load_explicit(&q->q_handed, memory_order_relaxed) + q->q_bcount;
-	return put - atomic_load_explicit(&q->q_done, memory_order_seq_cst);
+	return put - done;
 }
 
 int rook_queue_task_done(struct rook_queue *q)

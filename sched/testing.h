@@ -24,6 +24,13 @@ void rook__stack_fail_next(unsigned n);
  * restores the default. Lets tests drive the backlog with few items. */
 void rook__queue_ring_limit(size_t slots);
 
+/* Called, when set, inside the queue's count of unfinished items (join,
+ * and task_done with joiners), with the queue's lock held, between its
+ * reads of the items done and the items put. Lets a test interleave
+ * lock-free puts and task_done calls there; NULL: none. */
+struct rook_queue;
+void rook__queue_unfinished_hook(void (*fn)(struct rook_queue *q));
+
 /* Make guard pages with mprotect even where the kernel has guard markers
  * (MADV_GUARD_INSTALL), to test the older kernels' path. */
 void rook__stack_guard_force_mprotect(bool on);
