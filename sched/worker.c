@@ -20,6 +20,15 @@
  *   rt_nidle > 0, or the re-check sees the published work (Dekker).
  * - A spinning worker that finds work and was the last spinner calls notify
  *   itself, so that one more worker looks for the rest (Go's handoff).
+ * - Exception: a worker's push into its own empty deque does not notify.
+ *   That task is the worker's own next task once the running one switches
+ *   out (a chain of spawns stays on one core instead of being stolen back
+ *   and forth); a second push, while the first is still queued, notifies.
+ *   The rescue for a running task that keeps its worker for long: a parked
+ *   worker never sleeps longer than RESCUE_NS at a time; when it wakes it
+ *   re-checks every queue and, if anything is visible, steals it (or goes
+ *   back to sleep without spinning if nothing is). So a task stranded
+ *   behind a long task waits at most about RESCUE_NS plus one spin.
  * At most half the workers spin at once; a spinner gives up after
  * SPIN_NS and parks. Parking is a futex wait on w_park_word; the IO layer
  * replaces it with io_uring_enter (see park_wait).
@@ -47,6 +56,7 @@
 #define OLDEST_EVERY 16u /* in fairness ticks: the deque's oldest task */
 #define STEAL_MAX 64
 #define SPIN_NS (50 * 1000)
+#define RESCUE_NS (2 * 1000 * 1000) /* longest park (see the protocol) */
 
 static _Thread_local struct rook__worker *tls_worker;
 
@@ -69,6 +79,12 @@ unsigned rook_workers(void)
 {
 	struct rook__worker *w = rook__worker_self();
 	return w ? w->w_rt->rt_nworkers : 0;
+}
+
+unsigned rook__idle_workers(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	return w ? (unsigned)atomic_load_explicit(&w->w_rt->rt_nidle, memory_order_relaxed) : 0;
 }
 
 
@@ -198,10 +214,14 @@ void rook__schedule(struct rook_task *t, bool lifo)
 		if (!t)
 			goto published;
 	}
+	/* Empty before the push: t is our own next task (see the top). */
+	bool first = rook__deque_size(&w->w_deque) == 0;
 	if (rook__deque_push(&w->w_deque, t) < 0) {
 		inject(rt, t);
 		return;
 	}
+	if (first)
+		return;
 published:
 	if (rt->rt_nworkers > 1)
 		rook__notify(rt);
@@ -344,6 +364,32 @@ static bool idle_leave(struct rook__worker *w)
 	return woken;
 }
 
+/* Sleep up to timeout ns, in naps of at most RESCUE_NS: between naps,
+ * return if a notify took us off the idle set, a timer (deadline next) is
+ * due, the runtime exits, or work is visible (a task stranded behind a long
+ * task, see the protocol at the top). */
+static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
+{
+	struct rook_rt *rt = w->w_rt;
+	if (rt->rt_nworkers == 1) {
+		rook__park_wait(w, timeout);
+		return;
+	}
+	for (;;) {
+		rook__park_wait(w, timeout < RESCUE_NS ? timeout : RESCUE_NS);
+		if (timeout <= RESCUE_NS ||
+		    atomic_load_explicit(&w->w_woken_spinning, memory_order_relaxed) ||
+		    atomic_load_explicit(&rt->rt_exit, memory_order_acquire) || work_visible(rt))
+			return;
+		if (next != UINT64_MAX) {
+			uint64_t now = rook__now();
+			if (next <= now)
+				return;
+			timeout = next - now;
+		}
+	}
+}
+
 static void park(struct rook__worker *w)
 {
 	struct rook_rt *rt = w->w_rt;
@@ -368,7 +414,7 @@ static void park(struct rook__worker *w)
 		}
 		if (timeout > 0) {
 			rook__stat_add(w, ROOK__STAT_PARKS, 1);
-			rook__park_wait(w, timeout);
+			park_sleep(w, next, timeout);
 		}
 		if (next != UINT64_MAX) {
 			uint64_t cur = next;
@@ -383,10 +429,14 @@ static void park(struct rook__worker *w)
 
 /* ---- stealing --------------------------------------------------------- */
 
-static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker *v)
+/* A victim's only queued task is its own next task (see the protocol at
+ * the top): taken on a thief's last pass only, as the LIFO slot is, so a
+ * chain of spawns is not pulled from core to core. */
+static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker *v,
+				    bool last_pass)
 {
 	int64_t size = rook__deque_size(&v->w_deque);
-	if (size <= 0)
+	if (size <= 0 || (size == 1 && !last_pass))
 		return NULL;
 	int64_t want = (size + 1) / 2;
 	if (want > STEAL_MAX)
@@ -417,7 +467,7 @@ static struct rook_task *steal_any(struct rook__worker *w, bool last_pass)
 	struct rook_rt *rt = w->w_rt;
 	for (unsigned i = 0; i + 1 < rt->rt_nworkers; i++) {
 		struct rook__worker *v = &rt->rt_workers[w->w_victims[i]];
-		struct rook_task *t = steal_from(w, v);
+		struct rook_task *t = steal_from(w, v, last_pass);
 		if (t)
 			return t;
 		if (last_pass && atomic_load_explicit(&v->w_lifo, memory_order_relaxed)) {
