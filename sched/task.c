@@ -213,7 +213,6 @@ void rook__task_finish(struct rook_task *t, int status)
 	struct rook__waiter *wake = NULL;
 	rook__free(t->t_scopes);
 	t->t_scopes = NULL;
-	t->t_nscopes = t->t_scope_cap = 0;
 	t->t_status = status;
 	rook__spin_lock(&t->t_lock);
 	/* Pairs with the acquire loads of t_state in join and rook_done. */

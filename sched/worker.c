@@ -607,6 +607,8 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 		return false;
 	}
 	rook__stat_add(w, ROOK__STAT_STACKS, 1);
+	/* For overflow reports only: numbered in order of first run. */
+	s->s_task_id = (w->w_next_id++ << 10) | w->w_index;
 	t->t_stack = s;
 	t->t_sp = rook__ctx_make(s->s_top, rook__task_entry, t);
 	atomic_store_explicit(&t->t_state, ROOK__T_STARTED, memory_order_relaxed);
@@ -658,13 +660,13 @@ static void post_switch(struct rook__worker *w)
 		return;
 	w->w_post_task = NULL;
 	if (!t->t_stack->s_guarded && rook__stack_sp_bad(t->t_stack, t->t_sp))
-		rook__stack_overflow_abort(t->t_id, w->w_rt->rt_stack_size);
+		rook__stack_overflow_abort(t->t_stack->s_task_id, w->w_rt->rt_stack_size);
 	switch (w->w_post) {
 	case ROOK__POST_YIELD:
 		yield_push(w, t);
 		break;
 	case ROOK__POST_PARK: {
-		uint32_t expect = ROOK__P_PARKING;
+		uint8_t expect = ROOK__P_PARKING;
 		/* Pairs with the exchange in rook__task_unpark: if the wake came
 		 * first, the task is ours to run again. */
 		if (!atomic_compare_exchange_strong_explicit(&t->t_park, &expect, ROOK__P_PARKED,
@@ -713,9 +715,13 @@ void rook__task_switch_out(enum rook__post post)
 	w->w_post = post;
 	w->w_post_task = t;
 	struct rook_task *next = pick_local(w);
+#ifdef ROOK_ASAN
 	switch_to(w, &t->t_sp, post == ROOK__POST_EXIT ? NULL : &t->t_asan_fake, next);
 	/* Resumed, possibly on another worker: re-read the worker. */
 	rook__asan_finish(t->t_asan_fake);
+#else
+	switch_to(w, &t->t_sp, NULL, next);
+#endif
 	post_switch(rook__worker_self());
 }
 
