@@ -20,15 +20,19 @@
  *   rt_nidle > 0, or the re-check sees the published work (Dekker).
  * - A spinning worker that finds work and was the last spinner calls notify
  *   itself, so that one more worker looks for the rest (Go's handoff).
- * - Exception: a worker's push into its own empty deque does not notify.
- *   That task is the worker's own next task once the running one switches
- *   out (a chain of spawns stays on one core instead of being stolen back
- *   and forth); a second push, while the first is still queued, notifies.
- *   The rescue for a running task that keeps its worker for long: a parked
- *   worker never sleeps longer than RESCUE_NS at a time; when it wakes it
- *   re-checks every queue and, if anything is visible, steals it (or goes
- *   back to sleep without spinning if nothing is). So a task stranded
- *   behind a long task waits at most about RESCUE_NS plus one spin.
+ * - Exception: a worker's push into its own empty deque does not notify
+ *   while no worker sleeps deeply (rt_ndeep == 0, read after a seq_cst
+ *   fence). That task is the worker's own next task once the running one
+ *   switches out (a chain of spawns stays on one core instead of being
+ *   stolen back and forth); a second push, while the first is still
+ *   queued, notifies. The rescue for a running task that keeps its worker
+ *   for long: a parked worker first sleeps in naps of at most RESCUE_NS,
+ *   re-checking every queue in between (and stealing what it sees), so such
+ *   a task waits at most about RESCUE_NS plus one spin. After DEEP_NAPS
+ *   empty naps it sleeps deeply (no idle wake-ups): it increments rt_ndeep
+ *   (seq_cst) and re-checks every queue before sleeping, so either it sees
+ *   the unnotified task or the pusher sees rt_ndeep > 0 and notifies
+ *   (Dekker, as above).
  * At most half the workers spin at once; a spinner gives up after
  * SPIN_NS and parks. Parking is a futex wait on w_park_word; the IO layer
  * replaces it with io_uring_enter (see park_wait).
@@ -56,7 +60,8 @@
 #define OLDEST_EVERY 16u /* in fairness ticks: the deque's oldest task */
 #define STEAL_MAX 64
 #define SPIN_NS (50 * 1000)
-#define RESCUE_NS (2 * 1000 * 1000) /* longest park (see the protocol) */
+#define RESCUE_NS (2 * 1000 * 1000) /* longest nap (see the protocol) */
+#define DEEP_NAPS 64                /* empty naps before a deep sleep */
 
 static _Thread_local struct rook__worker *tls_worker;
 
@@ -220,8 +225,12 @@ void rook__schedule(struct rook_task *t, bool lifo)
 		inject(rt, t);
 		return;
 	}
-	if (first)
-		return;
+	if (first && rt->rt_nworkers > 1) {
+		/* Pairs with the seq_cst increment of rt_ndeep in park_sleep. */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load_explicit(&rt->rt_ndeep, memory_order_relaxed) == 0)
+			return;
+	}
 published:
 	if (rt->rt_nworkers > 1)
 		rook__notify(rt);
@@ -364,10 +373,10 @@ static bool idle_leave(struct rook__worker *w)
 	return woken;
 }
 
-/* Sleep up to timeout ns, in naps of at most RESCUE_NS: between naps,
+/* Sleep up to timeout ns, first in naps of at most RESCUE_NS: between naps,
  * return if a notify took us off the idle set, a timer (deadline next) is
  * due, the runtime exits, or work is visible (a task stranded behind a long
- * task, see the protocol at the top). */
+ * task, see the protocol at the top); after DEEP_NAPS naps, deeply. */
 static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 {
 	struct rook_rt *rt = w->w_rt;
@@ -375,7 +384,16 @@ static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 		rook__park_wait(w, timeout);
 		return;
 	}
-	for (;;) {
+	for (unsigned naps = 0;; naps++) {
+		if (naps == DEEP_NAPS) {
+			/* Pairs with the fence before the skipped notify in
+			 * rook__schedule (work_visible fences too). */
+			atomic_fetch_add_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
+			if (!work_visible(rt))
+				rook__park_wait(w, timeout);
+			atomic_fetch_sub_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
+			return;
+		}
 		rook__park_wait(w, timeout < RESCUE_NS ? timeout : RESCUE_NS);
 		if (timeout <= RESCUE_NS ||
 		    atomic_load_explicit(&w->w_woken_spinning, memory_order_relaxed) ||
@@ -774,14 +792,15 @@ void *rook__worker_main(void *arg)
 int rook__worker_init(struct rook__worker *w, struct rook_rt *rt, unsigned index)
 {
 	memset(w, 0, sizeof(*w));
-	int r = rook__deque_init(&w->w_deque, 8);
-	if (r < 0)
-		return r;
+	/* w_rt first: rook__worker_fini, also run after a failed init, needs it. */
 	w->w_rt = rt;
 	w->w_index = index;
 	w->w_rng = index * 2654435761u + 1;
 	w->w_cpu = -1;
 	w->w_next_id = 1;
+	int r = rook__deque_init(&w->w_deque, 8);
+	if (r < 0)
+		return r;
 	return rook__timer_heap_init(&w->w_timers);
 }
 
