@@ -111,7 +111,7 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 		return -EINVAL;
 	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
 		return -EPIPE;
-	struct rook_task *t = rook__task_alloc();
+	struct rook_task *t = rook__task_alloc(w);
 	if (!t)
 		return -ENOMEM;
 	atomic_store_explicit(&t->t_state, ROOK__T_NEW, memory_order_relaxed);

@@ -115,11 +115,10 @@ static void pool_give(struct rook_task *head, struct rook_task *tail)
 	rook__spin_unlock(&pool_lock);
 }
 
-struct rook_task *rook__task_alloc(void)
+struct rook_task *rook__task_alloc(struct rook__worker *w)
 {
 	if (rook__alloc_fail_now())
 		return NULL;
-	struct rook__worker *w = rook__worker_self();
 	struct rook_task *t;
 	if (w && w->w_tasks.tc_head) {
 		t = w->w_tasks.tc_head;
