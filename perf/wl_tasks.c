@@ -3,9 +3,10 @@
  * Flat task workloads: spawn_many, yield_many and chained_spawn
  * (shared/bench/WORKLOADS.md). Each runs inside rook's main task and keeps
  * the peers' shape: spawn_many puts all N tasks in flight before waiting for
- * any; chained_spawn has only one live link at a time. rook has no event
- * primitive yet, so spawn_many and yield_many wait with rook_join, and the
- * end of the chain is seen by polling a flag between rook_yield calls.
+ * any; chained_spawn has only one live link at a time. spawn_many and
+ * yield_many wait with rook_join; chained_spawn's main task waits on an
+ * event that the last link sets (as the peers wait on a oneshot channel or
+ * a WaitGroup), so it does not keep a worker busy polling.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -104,17 +105,17 @@ int perf_yield_many(struct perf_run *run)
 /* ---- chained_spawn -------------------------------------------------- */
 
 struct chain {
-	long ch_depth;        /* links wanted */
-	atomic_long ch_links; /* links that have run */
-	atomic_int ch_status; /* 0, or the first spawn error of a link */
-	atomic_bool ch_done;  /* set by the last link, or by a failing one */
+	long ch_depth;              /* links wanted */
+	atomic_long ch_links;       /* links that have run */
+	atomic_int ch_status;       /* 0, or the first spawn error of a link */
+	struct rook_event *ch_done; /* set by the last link, or a failing one */
 };
 
 static void chain_finish(struct chain *c, int status)
 {
 	atomic_store_explicit(&c->ch_status, status, memory_order_relaxed);
-	/* Release: pairs with the acquire load in perf_chained_spawn. */
-	atomic_store_explicit(&c->ch_done, true, memory_order_release);
+	/* The event orders the store above before the main task's wake-up. */
+	rook_event_set(c->ch_done);
 }
 
 static int chain_link(void *arg)
@@ -139,16 +140,15 @@ int perf_chained_spawn(struct perf_run *run)
 
 	atomic_init(&c.ch_links, 0);
 	atomic_init(&c.ch_status, 0);
-	atomic_init(&c.ch_done, false);
-	rc = rook_spawn(NULL, chain_link, &c);
+	rc = rook_event_create(&c.ch_done);
 	if (rc < 0)
 		return rc;
-	/* Pairs with the release store in chain_finish. */
-	while (!atomic_load_explicit(&c.ch_done, memory_order_acquire)) {
-		rc = rook_yield();
-		if (rc < 0)
-			return rc;
-	}
+	rc = rook_spawn(NULL, chain_link, &c);
+	if (rc == 0)
+		rc = rook_event_wait(c.ch_done);
+	if (rc < 0)
+		return rc; /* a link may still use the event: left to the process */
+	rook_event_destroy(c.ch_done);
 	rc = atomic_load_explicit(&c.ch_status, memory_order_relaxed);
 	if (rc == 0) {
 		long got = atomic_load_explicit(&c.ch_links, memory_order_relaxed);

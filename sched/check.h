@@ -25,8 +25,11 @@ static inline int rook__wait_check_fast(void)
 	if (__builtin_expect(atomic_load_explicit(&t->t_cancel, memory_order_acquire) != 0, 0) &&
 	    atomic_load_explicit(&t->t_shield, memory_order_relaxed) == 0)
 		return -ECANCELED;
-	if (__builtin_expect(t->t_dl_eff != UINT64_MAX, 0) && rook__now() >= t->t_dl_eff)
-		return -ETIMEDOUT;
+	if (__builtin_expect(t->t_scopes != NULL, 0)) {
+		uint64_t dl = t->t_scopes->ss_dl_eff;
+		if (dl != UINT64_MAX && rook__now() >= dl)
+			return -ETIMEDOUT;
+	}
 	return 0;
 }
 

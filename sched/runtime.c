@@ -17,7 +17,6 @@
 #include "sched/task.h"
 #include "sched/testing.h"
 
-static _Atomic uint64_t ext_next_id = 1;
 
 static void rt_free(struct rook_rt *rt)
 {
@@ -112,7 +111,7 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 		return -EINVAL;
 	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
 		return -EPIPE;
-	struct rook_task *t = rook__task_alloc();
+	struct rook_task *t = rook__task_alloc(w);
 	if (!t)
 		return -ENOMEM;
 	atomic_store_explicit(&t->t_state, ROOK__T_NEW, memory_order_relaxed);
@@ -121,8 +120,6 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	t->t_status = 0;
 	atomic_store_explicit(&t->t_shield, 0, memory_order_relaxed);
 	t->t_scopes = NULL;
-	t->t_nscopes = t->t_scope_cap = 0;
-	t->t_dl_eff = UINT64_MAX;
 	atomic_store_explicit(&t->t_handle, out != NULL, memory_order_relaxed);
 	t->t_fn = fn;
 	t->t_arg = arg;
@@ -132,16 +129,15 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	t->t_next = NULL;
 	atomic_store_explicit(&t->t_lock.s_held, 0, memory_order_relaxed);
 	t->t_joiners = NULL;
+#ifdef ROOK_ASAN
 	t->t_asan_fake = NULL;
+#endif
 	rook__waiter_init(&t->t_waiter, t);
 	if (w) {
-		t->t_id = (w->w_next_id++ << 10) | w->w_index;
 		atomic_store_explicit(&w->w_nspawned,
 				      atomic_load_explicit(&w->w_nspawned, memory_order_relaxed) + 1,
 				      memory_order_release);
 	} else {
-		t->t_id = atomic_fetch_add_explicit(&ext_next_id, 1, memory_order_relaxed) << 10 |
-			  1023u;
 		atomic_fetch_add_explicit(&rt->rt_ext_spawned, 1, memory_order_release);
 	}
 	atomic_store_explicit(&t->t_magic, ROOK__TASK_MAGIC, memory_order_relaxed);

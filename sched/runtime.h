@@ -33,6 +33,7 @@ struct rook_rt {
 	/* Idle set and spinning count (see the protocol in worker.c). */
 	_Alignas(64) _Atomic int rt_nspinning;
 	_Atomic int rt_nidle;
+	_Atomic int rt_ndeep;       /* parked past their naps (worker.c) */
 	_Atomic uint64_t rt_idle_deadline; /* earliest timed wake of a parked worker */
 	struct rook__spin rt_idle_lock;
 	unsigned *rt_idle;          /* stack of parked worker indices */

@@ -367,7 +367,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		char *addr = si->si_addr;
 		char *lo = t->t_stack->s_lo;
 		if (addr < lo && addr >= lo - page_size())
-			rook__stack_overflow_abort(t->t_id,
+			rook__stack_overflow_abort(t->t_stack->s_task_id,
 						   (size_t)(t->t_stack->s_top - lo) +
 							   sizeof(struct rook__stack));
 	}

@@ -31,6 +31,7 @@ struct rook__stack {
 	bool s_guarded;
 	struct rook__stack *s_next;
 	void *s_san_fiber; /* TSan fiber, reused by every task on this stack */
+	uint64_t s_task_id; /* the running task's id, for overflow reports */
 };
 
 struct rook__stack_region {

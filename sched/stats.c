@@ -11,8 +11,6 @@
 #include "sched/testing.h"
 #include "sched/worker.h"
 
-#define STAT_BATCH 64
-
 static _Atomic int64_t totals[ROOK__STAT_COUNT];
 static _Atomic int64_t peaks[ROOK__STAT_COUNT];
 
@@ -26,17 +24,13 @@ static void fold(enum rook__stat which, long d)
 		;
 }
 
-void rook__stat_add(struct rook__worker *w, enum rook__stat which, long d)
+void rook__stat_fold(struct rook__worker *w, enum rook__stat which, long d)
 {
-	if (!w) {
-		fold(which, d);
-		return;
-	}
-	long v = w->w_stat[which] += d;
-	if (labs(v) >= STAT_BATCH) {
+	if (w) {
+		d += w->w_stat[which];
 		w->w_stat[which] = 0;
-		fold(which, v);
 	}
+	fold(which, d);
 }
 
 void rook__stat_flush(struct rook__worker *w)

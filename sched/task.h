@@ -19,6 +19,7 @@
 #include <rook.h>
 
 #include "sched/lock.h"
+#include "sched/san.h"
 #include "sched/timer.h"
 #include "sched/wait.h"
 
@@ -42,39 +43,59 @@ enum {
 struct rook__stack;
 struct rook__jnode;
 
-/* Cache-line aligned: a task polled by one worker (its cancel flag, its
- * deadline) must not share a line with tasks another worker writes. */
-struct rook_task {
-	_Alignas(64) _Atomic uint32_t t_magic;
-	_Atomic int t_refs;
-	_Atomic int t_state;     /* ROOK__T_* */
-	_Atomic int t_cancel;    /* cancellation requested (sticky) */
-	_Atomic uint32_t t_park; /* ROOK__P_* */
-	int t_status;
-	_Atomic int t_shield;    /* shield depth; written by the owner only */
-	_Atomic bool t_handle;   /* the handle is held (not joined/detached) */
-	rook_fn t_fn;
-	void *t_arg;
-	struct rook_rt *t_rt;
-	void *t_sp;                  /* saved context while not running */
-	struct rook__stack *t_stack; /* NULL until first run */
-	struct rook_task *t_next;    /* run queues (injection, yield) */
-	struct rook__spin t_lock;    /* guards t_joiners and the DONE edge */
-	struct rook__jnode *t_joiners;
-	uint64_t t_id;
-	struct rook__waiter t_waiter; /* this task's own blocking calls */
-	struct rook__scope *t_scopes; /* deadline scopes (lazily allocated) */
-	int t_nscopes, t_scope_cap;
-	uint64_t t_dl_eff;            /* effective deadline, UINT64_MAX: none */
-	void *t_asan_fake;            /* ASan fake stack while switched out */
-};
-
 /* A deadline scope: its deadline and the shield depth it was pushed at
  * (only scopes pushed at the current shield depth apply). */
 struct rook__scope {
 	uint64_t sc_deadline;
 	int sc_shield;
 };
+
+/* A task's deadline scopes, allocated by its first rook_deadline_push (most
+ * tasks never push one, so the task itself keeps only a pointer). */
+struct rook__scopes {
+	uint64_t ss_dl_eff; /* effective deadline, UINT64_MAX: none */
+	int ss_n, ss_cap;
+	struct rook__scope ss_items[];
+};
+
+/* Cache-line aligned: a task polled by one worker (its cancel flag, its
+ * deadline) must not share a line with tasks another worker writes. Two
+ * lines exactly (checked below): spawn_many keeps a million tasks live, and
+ * their first touch (page faults and zeroing) is most of its cost, so rare
+ * data lives elsewhere (scopes behind a pointer, the task's id in its
+ * stack) and the small fields are bytes. */
+struct rook_task {
+	_Alignas(64) _Atomic uint32_t t_magic;
+	_Atomic int t_refs;
+	int t_status;
+	_Atomic int t_shield;       /* shield depth; written by the owner only */
+	struct rook__spin t_lock;   /* guards t_joiners and the DONE edge */
+	_Atomic uint8_t t_state;    /* ROOK__T_* */
+	_Atomic uint8_t t_park;     /* ROOK__P_* */
+	_Atomic uint8_t t_cancel;   /* cancellation requested (sticky) */
+	_Atomic bool t_handle;      /* the handle is held (not joined/detached) */
+	rook_fn t_fn;
+	void *t_arg;
+	struct rook_rt *t_rt;
+	void *t_sp;                  /* saved context while not running */
+	struct rook__stack *t_stack; /* NULL until first run */
+	struct rook_task *t_next;    /* run queues (injection, yield) */
+	struct rook__jnode *t_joiners;
+	struct rook__scopes *t_scopes; /* NULL until a deadline is pushed */
+	struct rook__waiter t_waiter;  /* this task's own blocking calls */
+#ifdef ROOK_ASAN
+	void *t_asan_fake;             /* ASan fake stack while switched out */
+#endif
+};
+#ifndef ROOK_ASAN
+_Static_assert(sizeof(struct rook_task) == 128, "struct rook_task grew past two lines");
+#endif
+
+/* The task's effective deadline (UINT64_MAX: none); owner only. */
+static inline uint64_t rook__task_deadline(const struct rook_task *t)
+{
+	return t->t_scopes ? t->t_scopes->ss_dl_eff : UINT64_MAX;
+}
 
 /* A joiner's entry on a task's t_joiners list (lives on the joiner's stack). */
 struct rook__jnode {
@@ -108,7 +129,9 @@ static inline void rook__jnode_remove(struct rook_task *t, struct rook__jnode *n
 	n->j_linked = false;
 }
 
-struct rook_task *rook__task_alloc(void);
+struct rook__worker;
+/* w: the calling worker (its cache of freed tasks), or NULL. */
+struct rook_task *rook__task_alloc(struct rook__worker *w);
 void rook__task_put(struct rook_task *t); /* drop one reference */
 
 /* Body of every task (runs on its stack); never returns. */

@@ -13,6 +13,10 @@
 /* Index of the worker running the caller, or -1 outside a worker. */
 int rook__worker_index(void);
 
+/* Workers of the caller's runtime now in the idle set (parked or about to
+ * park); 0 outside a worker. */
+unsigned rook__idle_workers(void);
+
 /* Fail the n-th call of rook__alloc from now on (1 = the next); 0 disables. */
 void rook__alloc_fail_nth(long n);
 

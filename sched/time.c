@@ -3,8 +3,8 @@
  * Time, deadline scopes and shields. A task keeps a stack of deadline
  * scopes; each records the shield depth it was pushed at, and only scopes
  * pushed at the current depth apply (a shield hides the deadlines outside
- * it, and cancellation, until it is popped). t_dl_eff caches the earliest
- * applicable deadline; every interruptible wait arms one timer for it
+ * it, and cancellation, until it is popped). ss_dl_eff caches the earliest
+ * applicable deadline (the scopes are allocated by the first push); every interruptible wait arms one timer for it
  * (wait.c). All of this is owner-only state: only the task touches it.
  */
 #include <errno.h>
@@ -23,12 +23,21 @@ uint64_t rook_now(void)
 
 static void recompute(struct rook_task *t)
 {
+	struct rook__scopes *ss = t->t_scopes;
+	if (!ss)
+		return;
 	int depth = atomic_load_explicit(&t->t_shield, memory_order_relaxed);
 	uint64_t eff = UINT64_MAX;
-	for (int i = t->t_nscopes - 1; i >= 0 && t->t_scopes[i].sc_shield == depth; i--)
-		if (t->t_scopes[i].sc_deadline < eff)
-			eff = t->t_scopes[i].sc_deadline;
-	t->t_dl_eff = eff;
+	for (int i = ss->ss_n - 1; i >= 0 && ss->ss_items[i].sc_shield == depth; i--)
+		if (ss->ss_items[i].sc_deadline < eff)
+			eff = ss->ss_items[i].sc_deadline;
+	ss->ss_dl_eff = eff;
+}
+
+/* The number of scopes t holds. */
+static int nscopes(const struct rook_task *t)
+{
+	return t->t_scopes ? t->t_scopes->ss_n : 0;
 }
 
 int rook_deadline_push(uint64_t abs_ns)
@@ -36,23 +45,27 @@ int rook_deadline_push(uint64_t abs_ns)
 	struct rook_task *t = rook_self();
 	if (!t)
 		return -EPERM;
-	if (t->t_nscopes == t->t_scope_cap) {
-		int cap = t->t_scope_cap ? t->t_scope_cap * 2 : 4;
+	struct rook__scopes *ss = t->t_scopes;
+	if (!ss || ss->ss_n == ss->ss_cap) {
+		int n = ss ? ss->ss_n : 0;
+		int cap = ss ? ss->ss_cap * 2 : 4;
 		if (cap > ROOK_MAX_SCOPES)
 			return -ENOSPC;
-		struct rook__scope *sc = rook__alloc((size_t)cap * sizeof(*sc));
-		if (!sc)
+		struct rook__scopes *grown =
+			rook__alloc(sizeof(*grown) + (size_t)cap * sizeof(grown->ss_items[0]));
+		if (!grown)
 			return -ENOMEM;
-		for (int i = 0; i < t->t_nscopes; i++)
-			sc[i] = t->t_scopes[i];
-		rook__free(t->t_scopes);
-		t->t_scopes = sc;
-		t->t_scope_cap = cap;
+		grown->ss_n = n;
+		grown->ss_cap = cap;
+		for (int i = 0; i < n; i++)
+			grown->ss_items[i] = ss->ss_items[i];
+		rook__free(ss);
+		t->t_scopes = ss = grown;
 	}
-	t->t_scopes[t->t_nscopes].sc_deadline = abs_ns;
-	t->t_scopes[t->t_nscopes].sc_shield = atomic_load_explicit(&t->t_shield,
-								   memory_order_relaxed);
-	t->t_nscopes++;
+	ss->ss_items[ss->ss_n].sc_deadline = abs_ns;
+	ss->ss_items[ss->ss_n].sc_shield = atomic_load_explicit(&t->t_shield,
+								memory_order_relaxed);
+	ss->ss_n++;
 	recompute(t);
 	return 0;
 }
@@ -60,11 +73,11 @@ int rook_deadline_push(uint64_t abs_ns)
 bool rook_deadline_pop(void)
 {
 	struct rook_task *t = rook_self();
-	if (!t || t->t_nscopes == 0 ||
-	    t->t_scopes[t->t_nscopes - 1].sc_shield !=
+	if (!t || nscopes(t) == 0 ||
+	    t->t_scopes->ss_items[t->t_scopes->ss_n - 1].sc_shield !=
 		    atomic_load_explicit(&t->t_shield, memory_order_relaxed))
 		return false; /* nothing pushed at this depth: misuse, no effect */
-	uint64_t dl = t->t_scopes[--t->t_nscopes].sc_deadline;
+	uint64_t dl = t->t_scopes->ss_items[--t->t_scopes->ss_n].sc_deadline;
 	recompute(t);
 	return rook__now() >= dl;
 }
@@ -91,8 +104,8 @@ void rook_shield_pop(void)
 	if (depth == 0)
 		return;
 	/* Scopes pushed inside the shield and never popped end with it. */
-	while (t->t_nscopes > 0 && t->t_scopes[t->t_nscopes - 1].sc_shield == depth)
-		t->t_nscopes--;
+	while (nscopes(t) > 0 && t->t_scopes->ss_items[t->t_scopes->ss_n - 1].sc_shield == depth)
+		t->t_scopes->ss_n--;
 	atomic_store_explicit(&t->t_shield, depth - 1, memory_order_relaxed);
 	recompute(t);
 }

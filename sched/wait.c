@@ -115,8 +115,8 @@ int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_
 	 * comes first (an uninterruptible wait ignores deadlines). */
 	uint64_t at = wake_at;
 	int res = wake_result;
-	if (interruptible && t->t_dl_eff < at) {
-		at = t->t_dl_eff;
+	if (interruptible && rook__task_deadline(t) < at) {
+		at = rook__task_deadline(t);
 		res = -ETIMEDOUT;
 	}
 	/* The timer lives in this frame: the task disarms it (under the heap

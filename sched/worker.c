@@ -20,6 +20,19 @@
  *   rt_nidle > 0, or the re-check sees the published work (Dekker).
  * - A spinning worker that finds work and was the last spinner calls notify
  *   itself, so that one more worker looks for the rest (Go's handoff).
+ * - Exception: a worker's push into its own empty deque does not notify
+ *   while no worker sleeps deeply (rt_ndeep == 0, read after a seq_cst
+ *   fence). That task is the worker's own next task once the running one
+ *   switches out (a chain of spawns stays on one core instead of being
+ *   stolen back and forth); a second push, while the first is still
+ *   queued, notifies. The rescue for a running task that keeps its worker
+ *   for long: a parked worker first sleeps in naps of at most RESCUE_NS,
+ *   re-checking every queue in between (and stealing what it sees), so such
+ *   a task waits at most about RESCUE_NS plus one spin. After DEEP_NAPS
+ *   empty naps it sleeps deeply (no idle wake-ups): it increments rt_ndeep
+ *   (seq_cst) and re-checks every queue before sleeping, so either it sees
+ *   the unnotified task or the pusher sees rt_ndeep > 0 and notifies
+ *   (Dekker, as above).
  * At most half the workers spin at once; a spinner gives up after
  * SPIN_NS and parks. Parking is a futex wait on w_park_word; the IO layer
  * replaces it with io_uring_enter (see park_wait).
@@ -47,6 +60,8 @@
 #define OLDEST_EVERY 16u /* in fairness ticks: the deque's oldest task */
 #define STEAL_MAX 64
 #define SPIN_NS (50 * 1000)
+#define RESCUE_NS (2 * 1000 * 1000) /* longest nap (see the protocol) */
+#define DEEP_NAPS 64                /* empty naps before a deep sleep */
 
 static _Thread_local struct rook__worker *tls_worker;
 
@@ -69,6 +84,12 @@ unsigned rook_workers(void)
 {
 	struct rook__worker *w = rook__worker_self();
 	return w ? w->w_rt->rt_nworkers : 0;
+}
+
+unsigned rook__idle_workers(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	return w ? (unsigned)atomic_load_explicit(&w->w_rt->rt_nidle, memory_order_relaxed) : 0;
 }
 
 
@@ -198,9 +219,17 @@ void rook__schedule(struct rook_task *t, bool lifo)
 		if (!t)
 			goto published;
 	}
+	/* Empty before the push: t is our own next task (see the top). */
+	bool first = rook__deque_size(&w->w_deque) == 0;
 	if (rook__deque_push(&w->w_deque, t) < 0) {
 		inject(rt, t);
 		return;
+	}
+	if (first && rt->rt_nworkers > 1) {
+		/* Pairs with the seq_cst increment of rt_ndeep in park_sleep. */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load_explicit(&rt->rt_ndeep, memory_order_relaxed) == 0)
+			return;
 	}
 published:
 	if (rt->rt_nworkers > 1)
@@ -344,6 +373,41 @@ static bool idle_leave(struct rook__worker *w)
 	return woken;
 }
 
+/* Sleep up to timeout ns, first in naps of at most RESCUE_NS: between naps,
+ * return if a notify took us off the idle set, a timer (deadline next) is
+ * due, the runtime exits, or work is visible (a task stranded behind a long
+ * task, see the protocol at the top); after DEEP_NAPS naps, deeply. */
+static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
+{
+	struct rook_rt *rt = w->w_rt;
+	if (rt->rt_nworkers == 1) {
+		rook__park_wait(w, timeout);
+		return;
+	}
+	for (unsigned naps = 0;; naps++) {
+		if (naps == DEEP_NAPS) {
+			/* Pairs with the fence before the skipped notify in
+			 * rook__schedule (work_visible fences too). */
+			atomic_fetch_add_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
+			if (!work_visible(rt))
+				rook__park_wait(w, timeout);
+			atomic_fetch_sub_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
+			return;
+		}
+		rook__park_wait(w, timeout < RESCUE_NS ? timeout : RESCUE_NS);
+		if (timeout <= RESCUE_NS ||
+		    atomic_load_explicit(&w->w_woken_spinning, memory_order_relaxed) ||
+		    atomic_load_explicit(&rt->rt_exit, memory_order_acquire) || work_visible(rt))
+			return;
+		if (next != UINT64_MAX) {
+			uint64_t now = rook__now();
+			if (next <= now)
+				return;
+			timeout = next - now;
+		}
+	}
+}
+
 static void park(struct rook__worker *w)
 {
 	struct rook_rt *rt = w->w_rt;
@@ -368,7 +432,7 @@ static void park(struct rook__worker *w)
 		}
 		if (timeout > 0) {
 			rook__stat_add(w, ROOK__STAT_PARKS, 1);
-			rook__park_wait(w, timeout);
+			park_sleep(w, next, timeout);
 		}
 		if (next != UINT64_MAX) {
 			uint64_t cur = next;
@@ -383,10 +447,14 @@ static void park(struct rook__worker *w)
 
 /* ---- stealing --------------------------------------------------------- */
 
-static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker *v)
+/* A victim's only queued task is its own next task (see the protocol at
+ * the top): taken on a thief's last pass only, as the LIFO slot is, so a
+ * chain of spawns is not pulled from core to core. */
+static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker *v,
+				    bool last_pass)
 {
 	int64_t size = rook__deque_size(&v->w_deque);
-	if (size <= 0)
+	if (size <= 0 || (size == 1 && !last_pass))
 		return NULL;
 	int64_t want = (size + 1) / 2;
 	if (want > STEAL_MAX)
@@ -417,7 +485,7 @@ static struct rook_task *steal_any(struct rook__worker *w, bool last_pass)
 	struct rook_rt *rt = w->w_rt;
 	for (unsigned i = 0; i + 1 < rt->rt_nworkers; i++) {
 		struct rook__worker *v = &rt->rt_workers[w->w_victims[i]];
-		struct rook_task *t = steal_from(w, v);
+		struct rook_task *t = steal_from(w, v, last_pass);
 		if (t)
 			return t;
 		if (last_pass && atomic_load_explicit(&v->w_lifo, memory_order_relaxed)) {
@@ -557,6 +625,8 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 		return false;
 	}
 	rook__stat_add(w, ROOK__STAT_STACKS, 1);
+	/* For overflow reports only: numbered in order of first run. */
+	s->s_task_id = (w->w_next_id++ << 10) | w->w_index;
 	t->t_stack = s;
 	t->t_sp = rook__ctx_make(s->s_top, rook__task_entry, t);
 	atomic_store_explicit(&t->t_state, ROOK__T_STARTED, memory_order_relaxed);
@@ -608,13 +678,13 @@ static void post_switch(struct rook__worker *w)
 		return;
 	w->w_post_task = NULL;
 	if (!t->t_stack->s_guarded && rook__stack_sp_bad(t->t_stack, t->t_sp))
-		rook__stack_overflow_abort(t->t_id, w->w_rt->rt_stack_size);
+		rook__stack_overflow_abort(t->t_stack->s_task_id, w->w_rt->rt_stack_size);
 	switch (w->w_post) {
 	case ROOK__POST_YIELD:
 		yield_push(w, t);
 		break;
 	case ROOK__POST_PARK: {
-		uint32_t expect = ROOK__P_PARKING;
+		uint8_t expect = ROOK__P_PARKING;
 		/* Pairs with the exchange in rook__task_unpark: if the wake came
 		 * first, the task is ours to run again. */
 		if (!atomic_compare_exchange_strong_explicit(&t->t_park, &expect, ROOK__P_PARKED,
@@ -663,9 +733,13 @@ void rook__task_switch_out(enum rook__post post)
 	w->w_post = post;
 	w->w_post_task = t;
 	struct rook_task *next = pick_local(w);
+#ifdef ROOK_ASAN
 	switch_to(w, &t->t_sp, post == ROOK__POST_EXIT ? NULL : &t->t_asan_fake, next);
 	/* Resumed, possibly on another worker: re-read the worker. */
 	rook__asan_finish(t->t_asan_fake);
+#else
+	switch_to(w, &t->t_sp, NULL, next);
+#endif
 	post_switch(rook__worker_self());
 }
 
@@ -718,14 +792,15 @@ void *rook__worker_main(void *arg)
 int rook__worker_init(struct rook__worker *w, struct rook_rt *rt, unsigned index)
 {
 	memset(w, 0, sizeof(*w));
-	int r = rook__deque_init(&w->w_deque, 8);
-	if (r < 0)
-		return r;
+	/* w_rt first: rook__worker_fini, also run after a failed init, needs it. */
 	w->w_rt = rt;
 	w->w_index = index;
 	w->w_rng = index * 2654435761u + 1;
 	w->w_cpu = -1;
 	w->w_next_id = 1;
+	int r = rook__deque_init(&w->w_deque, 8);
+	if (r < 0)
+		return r;
 	return rook__timer_heap_init(&w->w_timers);
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Work stealing and wake-ups across workers: a child runs on the other
- * worker while its parent hogs its own, tasks migrate across yields, a
+ * worker while its parent hogs its own (also when that worker was parked
+ * before the spawn), tasks migrate across yields, a
  * spawn-heavy loop does not starve an older task, stealing under load
  * loses no task, and no wake-up is lost when plain threads inject work
  * while tasks park in joins.
@@ -58,6 +59,44 @@ Test(steal, child_runs_on_other_worker_when_parent_spins, .timeout = 60)
 	cr_assert_neq(m, c, "child and spinning parent both on worker %d", m);
 	rook__stats_get(&st);
 	cr_assert_geq(st.steals, 1, "no steal was counted");
+	expect_clean_shutdown(fds);
+}
+
+/* ---- ... also when the other worker is already parked ------------------ */
+
+/*
+ * A spawn into an empty deque does not wake a parked worker (the spawner is
+ * expected to run the child itself next); a parked worker's bounded naps
+ * are what rescue a child whose parent keeps its worker.
+ */
+static _Atomic int parked_child_flag;
+
+static int set_parked_child_flag(void *arg)
+{
+	atomic_store_explicit(&parked_child_flag, 1, memory_order_release);
+	return 0;
+}
+
+static int spin_main_other_parked(void *arg)
+{
+	struct rook_task *t = NULL;
+
+	/* No yield: wait (spinning) until the other worker is parked. */
+	while (rook__idle_workers() < 1)
+		;
+	T_CHECK_EQ(rook_spawn(&t, set_parked_child_flag, NULL), 0);
+	while (!atomic_load_explicit(&parked_child_flag, memory_order_acquire))
+		;
+	T_CHECK_EQ(rook_join(t, NULL), 0);
+	return 0;
+}
+
+Test(steal, child_runs_when_parent_spins_and_other_worker_is_parked, .timeout = 60)
+{
+	int fds = fd_count();
+
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, spin_main_other_parked, NULL), 0);
+	cr_assert_eq(atomic_load(&parked_child_flag), 1);
 	expect_clean_shutdown(fds);
 }
 
