@@ -179,10 +179,16 @@ static void spend_budget(bool fast)
  *       inline, io-wq default          1.289          -
  *       inline, io-wq raised           1.234        1.240
  *       Go                             1.190        1.224
- *   Whole run (set B), MiB/s: inline 1,548, io_uring 1,520, blocking pool
- *   1,391, Go 1,470 (rook/Go per round: 1.05, 0.97, 1.09, 1.05, 1.01).
- *   The rest of the write phase is the disk: with every write done by
- *   0.33 s, the fsyncs' writeback takes until 1.2 s for rook and Go alike.
+ *   Whole run, MiB/s, medians: set B inline 1,548, io_uring 1,520,
+ *   blocking pool 1,391, Go 1,470 (rook/Go per round 0.97-1.09); set C, an
+ *   hour later with a slower disk: inline 1,398, io_uring 1,282, blocking
+ *   pool 1,184, Go 1,388 (per round 0.90-1.18). So: level with Go, ahead of
+ *   the other two paths. The rest of the write phase is the disk: with
+ *   every write done by 0.33 s, the fsyncs' writeback takes until 1.2 s for
+ *   rook and Go alike. Tried and left out: submitting the ring's queued
+ *   SQEs before each inline write, so that an fsync queued by the task
+ *   before reaches the kernel without waiting for the next flush point
+ *   (write phase 1.389 s vs 1.338 s without, median of 5 rounds: no gain).
  *
  * Only when it is a page-cache copy: a regular file (pipes, sockets, ttys
  * may block for ever) on a filesystem with a block device behind it
