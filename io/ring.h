@@ -77,9 +77,11 @@ struct rook__io {
 	struct rook__spin i_req_lock;
 	struct rook__ring_req *i_req_head; /* under i_req_lock */
 	_Atomic bool i_req_any;
-	/* Cooperative budget (owner only): consecutive fast ops by one task. */
+	/* Cooperative budget (owner only): consecutive fast ops by one task,
+	 * and when its current run of inline writes began (0: none). */
 	_Alignas(64) const void *i_streak_task;
 	unsigned i_streak;
+	uint64_t i_inline_since_ns;
 };
 
 /* Owner only: an SQE to fill; flushes the SQ when it is full (never NULL). */

@@ -21,4 +21,14 @@ int rook__io_set_wake_mode(int mode);
 /* Number of worker wake-ups sent through each path so far (process-wide). */
 void rook__io_wake_counts(unsigned long *eventfd, unsigned long *msg_ring);
 
+/* How rook_write and rook_writev write to a regular file: ROOK__FILE_WRITE_
+ * AUTO (inline when it is a buffered page-cache write, see io/uring.c) or
+ * ROOK__FILE_WRITE_RING (always through io_uring). For measurements and
+ * tests; returns the previous mode. */
+enum { ROOK__FILE_WRITE_AUTO = 0, ROOK__FILE_WRITE_RING = 1 };
+int rook__io_set_file_write_mode(int mode);
+
+/* Writes done inline so far (process-wide). */
+unsigned long rook__io_inline_writes(void);
+
 #endif

@@ -6,10 +6,12 @@
  * writes, fsync, read back, checksums), plus wake_ping, the cross-worker
  * wake-up probe behind the choice of wake path in io/ring.c.
  *
- * file_io writes through rook_write (io_uring) unless ROOK_PERF_FILE_WRITE=
- * blocking asks for pwrite on the blocking pool; the measurements behind
- * the default are in io/ops.c. Deleting the files is left out of the timing
- * (pr_cleanup), as the peers leave it out.
+ * file_io writes through rook_write (inline for these files, see
+ * io/uring.c) unless ROOK_PERF_FILE_WRITE=io_uring forces the ring or
+ * =blocking asks for pwrite on the blocking pool; the measurements behind
+ * the default are in io/uring.c, and the write= extra says which path ran.
+ * Deleting the files is left out of the timing (pr_cleanup), as the peers
+ * leave it out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -279,12 +281,16 @@ int perf_file_io(struct perf_run *run)
 	char *dir = file_dir;
 	const char *mode = getenv("ROOK_PERF_FILE_WRITE");
 	bool blocking = mode && strcmp(mode, "blocking") == 0;
+	bool ring = mode && strcmp(mode, "io_uring") == 0;
 	size_t bytes = (size_t)FILE_MIB << 20;
 	int nfiles = run->pr_quick ? 16 : FILES;
 	strcpy(file_dir, "/tmp/rook-perf-file_io-XXXXXX");
 	if (!mkdtemp(dir))
 		return -errno;
 	run->pr_cleanup = file_io_cleanup;
+	int want = ring ? ROOK__FILE_WRITE_RING : ROOK__FILE_WRITE_AUTO;
+	int old_mode = rook__io_set_file_write_mode(want);
+	unsigned long inl0 = rook__io_inline_writes();
 	int rc = 0;
 	uint64_t t0 = mono_ns();
 	for (int i = 0; i < nfiles && rc == 0; i++) {
@@ -300,13 +306,18 @@ int perf_file_io(struct perf_run *run)
 	if (rc == 0)
 		rc = perf_join_all(h, (size_t)nfiles);
 	uint64_t t_read = mono_ns() - t0 - t_write;
+	unsigned long inl = rook__io_inline_writes() - inl0;
+	rook__io_set_file_write_mode(old_mode);
 	int bad = 0;
 	for (int i = 0; i < nfiles; i++)
 		bad += jobs[i].f_sum_written != jobs[i].f_sum_read;
 	perf_check(run, "file_io checksum mismatches", bad, 0);
 	run->pr_ops = (uint64_t)nfiles * FILE_MIB * 2;
+	/* write=inline only if every write was done inline (io/uring.c). */
+	bool all_inline = inl == (unsigned long)nfiles * (bytes / CHUNK);
+	const char *how = blocking ? "blocking_pool" : all_inline ? "inline" : "io_uring";
 	snprintf(run->pr_extra, sizeof(run->pr_extra), "write_s=%.3f read_s=%.3f write=%s",
-		 t_write / 1e9, t_read / 1e9, blocking ? "blocking_pool" : "io_uring");
+		 t_write / 1e9, t_read / 1e9, how);
 	return rc;
 }
 

@@ -2,8 +2,9 @@
 /*
  * File IO: writes read back at offsets and at the current position, short
  * reads at end of file, scatter/gather, 1,000 files open and written at
- * once, fsync, the full-transfer loops on a pipe, rook_poll on a pipe, and
- * the -EPERM of IO calls made outside a task.
+ * once, fsync, the full-transfer loops on a pipe, rook_poll on a pipe, the
+ * choice between inline and io_uring writes (io/uring.c) and the time
+ * budget of inline writes, and the -EPERM of IO calls made outside a task.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -13,10 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <rook.h>
 
+#include "io/testing.h"
 #include "tests/sched/helpers.h"
 
 static char dir[64];
@@ -293,6 +297,163 @@ Test(files, poll_on_a_pipe_reports_readiness, .timeout = 30)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, poll_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* ---- inline or through the ring --------------------------------------------------- */
+
+/* Inline writes need the test directory on a filesystem with a block device
+ * behind it (io/uring.c); elsewhere (tmpfs, overlay) every write goes through
+ * the ring and these tests have nothing to check. */
+static bool dir_on_block_device(void)
+{
+	struct stat st;
+	cr_assert_eq(stat(dir, &st), 0);
+	return major(st.st_dev) != 0;
+}
+
+/* Inline writes the call made: 0 or 1. */
+static long inline_delta(unsigned long before)
+{
+	return (long)(rook__io_inline_writes() - before);
+}
+
+static int choice_main(void *arg)
+{
+	char p[128], back[8];
+	unsigned long n0;
+	path_of(p, sizeof(p), "plain");
+	int fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	T_CHECK(fd >= 0);
+	n0 = rook__io_inline_writes();
+	T_CHECK_EQ(rook_write(fd, "abcd", 4, 0), 4);
+	T_CHECK_EQ(inline_delta(n0), 1);
+	struct iovec v[2] = { { "ef", 2 }, { "gh", 2 } };
+	n0 = rook__io_inline_writes();
+	T_CHECK_EQ(rook_writev(fd, v, 2, 4), 4);
+	T_CHECK_EQ(inline_delta(n0), 1);
+	n0 = rook__io_inline_writes();
+	T_CHECK_EQ(rook_write(fd, "XY", 2, -1), 2); /* current position: 0 */
+	T_CHECK_EQ(inline_delta(n0), 1);
+	T_CHECK_EQ(lseek(fd, 0, SEEK_CUR), 2);
+	/* Forced through the ring: same result. */
+	int old = rook__io_set_file_write_mode(ROOK__FILE_WRITE_RING);
+	n0 = rook__io_inline_writes();
+	T_CHECK_EQ(rook_write(fd, "Z", 1, 7), 1);
+	T_CHECK_EQ(inline_delta(n0), 0);
+	rook__io_set_file_write_mode(old);
+	T_CHECK_EQ(rook_read(fd, back, 8, 0), 8);
+	T_CHECK(memcmp(back, "XYcdefgZ", 8) == 0);
+	T_CHECK_EQ(rook_write(fd, NULL, 1, 0), -EINVAL);
+	T_CHECK_EQ(rook_close(fd), 0);
+	T_CHECK_EQ(rook_write(fd, "a", 1, 0), -EBADF);
+
+	/* O_DSYNC waits for the disk: through the ring. */
+	path_of(p, sizeof(p), "dsync");
+	fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_DSYNC, 0600);
+	T_CHECK(fd >= 0);
+	n0 = rook__io_inline_writes();
+	T_CHECK_EQ(rook_write(fd, "sync", 4, 0), 4);
+	T_CHECK_EQ(inline_delta(n0), 0);
+	T_CHECK_EQ(rook_read(fd, back, 4, 0), 4);
+	T_CHECK(memcmp(back, "sync", 4) == 0);
+	T_CHECK_EQ(rook_close(fd), 0);
+
+	/* O_DIRECT (where the filesystem takes it): through the ring. */
+	path_of(p, sizeof(p), "direct");
+	fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+	T_CHECK(fd >= 0 || fd == -EINVAL);
+	if (fd >= 0) {
+		char *blk = aligned_alloc(4096, 4096);
+		memset(blk, 'd', 4096);
+		n0 = rook__io_inline_writes();
+		T_CHECK_EQ(rook_write(fd, blk, 4096, 0), 4096);
+		T_CHECK_EQ(inline_delta(n0), 0);
+		free(blk);
+		T_CHECK_EQ(rook_close(fd), 0);
+	}
+
+	/* A pipe may block: through the ring. */
+	int pp[2];
+	T_CHECK_EQ(pipe2(pp, O_CLOEXEC), 0);
+	n0 = rook__io_inline_writes();
+	T_CHECK_EQ(rook_write(pp[1], "pipe", 4, -1), 4);
+	T_CHECK_EQ(inline_delta(n0), 0);
+	T_CHECK_EQ(rook_read(pp[0], back, 4, -1), 4);
+	T_CHECK_EQ(rook_close(pp[0]), 0);
+	T_CHECK_EQ(rook_close(pp[1]), 0);
+	return 0;
+}
+
+Test(files, buffered_file_writes_run_inline_and_the_rest_through_the_ring, .timeout = 30)
+{
+	int fds = fd_count();
+	mkdir_tmp();
+	if (!dir_on_block_device()) {
+		rm_tmp();
+		cr_skip_test("%s has no block device behind it: no inline writes", dir);
+	}
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, choice_main, NULL), 0);
+	rm_tmp();
+	expect_clean_shutdown(fds);
+}
+
+static _Atomic int writer_stop;
+static _Atomic long writer_writes, yielder_rounds;
+
+/* Never suspends: every write is inline. */
+static int file_hog(void *arg)
+{
+	char p[128], buf[4096];
+	memset(buf, 'w', sizeof(buf));
+	path_of(p, sizeof(p), "hog");
+	int fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	T_CHECK(fd >= 0);
+	while (!atomic_load(&writer_stop)) {
+		T_CHECK_EQ(rook_write(fd, buf, sizeof(buf), 0), (long)sizeof(buf));
+		atomic_fetch_add(&writer_writes, 1);
+	}
+	T_CHECK_EQ(rook_close(fd), 0);
+	return 0;
+}
+
+/* Counts its rounds once the hog writes: from then on it runs only when the
+ * hog's inline-write budget makes it yield. */
+static int yielder(void *arg)
+{
+	while (atomic_load(&writer_writes) == 0)
+		T_CHECK_EQ(rook_yield(), 0);
+	while (atomic_load(&yielder_rounds) < 100) {
+		atomic_fetch_add(&yielder_rounds, 1);
+		T_CHECK_EQ(rook_yield(), 0);
+	}
+	atomic_store(&writer_stop, 1);
+	return 0;
+}
+
+static int hog_main(void *arg)
+{
+	struct rook_task *h, *y;
+	unsigned long n0 = rook__io_inline_writes();
+	T_CHECK_EQ(rook_spawn(&h, file_hog, NULL), 0);
+	T_CHECK_EQ(rook_spawn(&y, yielder, NULL), 0);
+	T_CHECK_EQ(rook_join(y, NULL), 0);
+	T_CHECK_EQ(rook_join(h, NULL), 0);
+	T_CHECK((long)(rook__io_inline_writes() - n0) >= atomic_load(&writer_writes));
+	return 0;
+}
+
+Test(files, inline_writes_in_a_loop_do_not_starve_other_tasks, .timeout = 60)
+{
+	int fds = fd_count();
+	mkdir_tmp();
+	if (!dir_on_block_device()) {
+		rm_tmp();
+		cr_skip_test("%s has no block device behind it: no inline writes", dir);
+	}
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, hog_main, NULL), 0);
+	rm_tmp();
+	cr_expect(atomic_load(&writer_writes) > 0);
 	expect_clean_shutdown(fds);
 }
 

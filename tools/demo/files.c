@@ -2,8 +2,10 @@
 /*
  * files: write 300 files concurrently, one task per file (aiofiles'
  * classic), into a fresh temporary directory; then read them back and
- * check them, and remove them. rook_open/rook_write go through io_uring:
- * the tasks wait, their workers do not.
+ * check them, and remove them. rook_open and rook_close go through
+ * io_uring: the tasks wait, their workers do not; rook_write to a file on
+ * a disk filesystem is a page-cache copy the worker does itself
+ * (io/uring.c).
  *
  *   demo-files [DIR]     (default: a new directory under $TMPDIR or /tmp)
  */
