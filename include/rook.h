@@ -538,11 +538,11 @@ ROOK_API void rook_cond_destroy(struct rook_cond *c);
  * bytes transferred: fewer than len is a short transfer (0 from rook_read:
  * end of file). -EINVAL buf NULL with len > 0. rook_write to a pipe or
  * socket whose reader is gone returns -EPIPE (SIGPIPE is raised as by
- * write(2); use rook_send to avoid it). A buffered write to a regular file
- * on a disk filesystem (not O_DIRECT or O_DSYNC) is done by the calling
- * worker without suspending (a page-cache copy; the task yields after 2 ms
- * of such writes in a row); every other call suspends the task until the
- * kernel completes it.
+ * write(2); use rook_send to avoid it). A buffered write of 4 KiB or more
+ * to a regular file on a disk filesystem (not O_DIRECT or O_DSYNC) is done
+ * by the calling worker without suspending (a page-cache copy; the task
+ * yields after 2 ms of such writes in a row); every other call suspends the
+ * task until the kernel completes it.
  */
 ROOK_API ssize_t rook_read(int fd, void *buf, size_t len, int64_t off);
 ROOK_API ssize_t rook_write(int fd, const void *buf, size_t len, int64_t off);

@@ -51,6 +51,9 @@
  * before it yields (see write_inline). */
 #define INLINE_SLICE_NS (2 * ROOK_MSEC)
 
+/* Writes smaller than this never take the inline path (no fstat/fcntl). */
+#define INLINE_MIN_BYTES 4096u
+
 static void prep(struct io_uring_sqe *sqe, const struct rook__io_req *rq)
 {
 	uint64_t off = rq->r_off < 0 ? (uint64_t)-1 : (uint64_t)rq->r_off;
@@ -196,8 +199,10 @@ static void spend_budget(bool fast)
  * overlay and btrfs have anonymous device numbers, and a FUSE write can
  * wait on a daemon that may be one of our own tasks), not opened with
  * O_DIRECT (io_uring does those asynchronously) or O_DSYNC/O_SYNC (they wait
- * for the disk). The checks cost one fstat (and one fcntl for a regular
- * file) per write, ~1 us, small next to an io-wq round trip (a thread
+ * for the disk), and of at least INLINE_MIN_BYTES (smaller writes, mostly
+ * to sockets and pipes, skip the checks). The checks cost one fstat (and
+ * one fcntl for a regular file) per write, ~1 us, small next to an io-wq
+ * round trip (a thread
  * wake-up, a context switch, a completion back to the worker). The write
  * can still sleep in the kernel under dirty-page throttling
  * (balance_dirty_pages), as Go's and a thread pool's do; the worker's other
@@ -221,12 +226,28 @@ unsigned long rook__io_inline_writes(void)
 	return atomic_load_explicit(&inline_writes, memory_order_relaxed);
 }
 
+/* Bytes a write or writev request carries. */
+static size_t write_bytes(const struct rook__io_req *rq)
+{
+	if (rq->r_kind == ROOK__IO_WRITE)
+		return rq->r_len;
+	const struct iovec *v = rq->r_buf;
+	size_t n = 0;
+	for (size_t i = 0; i < rq->r_len; i++)
+		n += v[i].iov_len;
+	return n;
+}
+
 static bool write_inline_ok(const struct rook__io_req *rq)
 {
 	if (rq->r_kind != ROOK__IO_WRITE && rq->r_kind != ROOK__IO_WRITEV)
 		return false;
 	int mode = atomic_load_explicit(&write_mode, memory_order_relaxed);
 	if (mode == ROOK__FILE_WRITE_RING)
+		return false;
+	/* Below a page the two checks would cost more than they can save, and
+	 * small writes are mostly to sockets and pipes: through the ring. */
+	if (write_bytes(rq) < INLINE_MIN_BYTES)
 		return false;
 	struct stat st;
 	if (fstat(rq->r_fd, &st) < 0 || !S_ISREG(st.st_mode) || major(st.st_dev) == 0)

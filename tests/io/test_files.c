@@ -320,30 +320,43 @@ static long inline_delta(unsigned long before)
 
 static int choice_main(void *arg)
 {
-	char p[128], back[8];
+	enum { PAGE = 4096 };
+	static char a[PAGE], b[PAGE], c[PAGE], back[3 * PAGE];
+	char p[128];
 	unsigned long n0;
+	memset(a, 'a', PAGE);
+	memset(b, 'b', PAGE);
+	memset(c, 'c', PAGE);
 	path_of(p, sizeof(p), "plain");
 	int fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	T_CHECK(fd >= 0);
+	/* A page or more to a regular file: inline. */
 	n0 = rook__io_inline_writes();
-	T_CHECK_EQ(rook_write(fd, "abcd", 4, 0), 4);
+	T_CHECK_EQ(rook_write(fd, a, PAGE, 0), PAGE);
 	T_CHECK_EQ(inline_delta(n0), 1);
-	struct iovec v[2] = { { "ef", 2 }, { "gh", 2 } };
+	struct iovec v[2] = { { b, PAGE / 2 }, { b, PAGE / 2 } };
 	n0 = rook__io_inline_writes();
-	T_CHECK_EQ(rook_writev(fd, v, 2, 4), 4);
+	T_CHECK_EQ(rook_writev(fd, v, 2, PAGE), PAGE);
 	T_CHECK_EQ(inline_delta(n0), 1);
 	n0 = rook__io_inline_writes();
-	T_CHECK_EQ(rook_write(fd, "XY", 2, -1), 2); /* current position: 0 */
+	T_CHECK_EQ(rook_write(fd, c, PAGE, -1), PAGE); /* current position: 0 */
 	T_CHECK_EQ(inline_delta(n0), 1);
-	T_CHECK_EQ(lseek(fd, 0, SEEK_CUR), 2);
+	T_CHECK_EQ(lseek(fd, 0, SEEK_CUR), PAGE);
+	/* Below a page: through the ring, same result. */
+	n0 = rook__io_inline_writes();
+	T_CHECK_EQ(rook_write(fd, "XY", 2, 0), 2);
+	T_CHECK_EQ(inline_delta(n0), 0);
 	/* Forced through the ring: same result. */
 	int old = rook__io_set_file_write_mode(ROOK__FILE_WRITE_RING);
 	n0 = rook__io_inline_writes();
-	T_CHECK_EQ(rook_write(fd, "Z", 1, 7), 1);
+	T_CHECK_EQ(rook_write(fd, a, PAGE, 2 * PAGE), PAGE);
 	T_CHECK_EQ(inline_delta(n0), 0);
 	rook__io_set_file_write_mode(old);
-	T_CHECK_EQ(rook_read(fd, back, 8, 0), 8);
-	T_CHECK(memcmp(back, "XYcdefgZ", 8) == 0);
+	T_CHECK_EQ(rook_read(fd, back, 3 * PAGE, 0), 3 * PAGE);
+	T_CHECK(memcmp(back, "XY", 2) == 0);
+	T_CHECK(memcmp(back + 2, c + 2, PAGE - 2) == 0);
+	T_CHECK(memcmp(back + PAGE, b, PAGE) == 0);
+	T_CHECK(memcmp(back + 2 * PAGE, a, PAGE) == 0);
 	T_CHECK_EQ(rook_write(fd, NULL, 1, 0), -EINVAL);
 	T_CHECK_EQ(rook_close(fd), 0);
 	T_CHECK_EQ(rook_write(fd, "a", 1, 0), -EBADF);
@@ -353,10 +366,10 @@ static int choice_main(void *arg)
 	fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_DSYNC, 0600);
 	T_CHECK(fd >= 0);
 	n0 = rook__io_inline_writes();
-	T_CHECK_EQ(rook_write(fd, "sync", 4, 0), 4);
+	T_CHECK_EQ(rook_write(fd, a, PAGE, 0), PAGE);
 	T_CHECK_EQ(inline_delta(n0), 0);
-	T_CHECK_EQ(rook_read(fd, back, 4, 0), 4);
-	T_CHECK(memcmp(back, "sync", 4) == 0);
+	T_CHECK_EQ(rook_read(fd, back, PAGE, 0), PAGE);
+	T_CHECK(memcmp(back, a, PAGE) == 0);
 	T_CHECK_EQ(rook_close(fd), 0);
 
 	/* O_DIRECT (where the filesystem takes it): through the ring. */
@@ -377,9 +390,10 @@ static int choice_main(void *arg)
 	int pp[2];
 	T_CHECK_EQ(pipe2(pp, O_CLOEXEC), 0);
 	n0 = rook__io_inline_writes();
-	T_CHECK_EQ(rook_write(pp[1], "pipe", 4, -1), 4);
+	T_CHECK_EQ(rook_write(pp[1], b, PAGE, -1), PAGE);
 	T_CHECK_EQ(inline_delta(n0), 0);
-	T_CHECK_EQ(rook_read(pp[0], back, 4, -1), 4);
+	T_CHECK_EQ(rook_read(pp[0], back, PAGE, -1), PAGE);
+	T_CHECK(memcmp(back, b, PAGE) == 0);
 	T_CHECK_EQ(rook_close(pp[0]), 0);
 	T_CHECK_EQ(rook_close(pp[1]), 0);
 	return 0;
