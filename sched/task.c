@@ -28,18 +28,22 @@
 /*
  * Tasks come from chunks that are never freed, so a stale handle always
  * points at a task (live or dead). The first chunk is small (a program
- * with a few tasks stays small); later ones are 2 MiB regions, aligned so
- * that transparent huge pages can back them (MADV_HUGEPAGE): a million
- * live tasks cost ~100 page faults instead of ~47,000 (spawn_many spent a
- * quarter of its time in the fault path). Where THP is off they are plain
- * zero pages from mmap, still without a memset. Measured on this 2-vCPU
- * VM, spawn_many threads=1: 2 MiB THP chunks ~8.0M/s in most runs, but
- * ~3.7M/s in about one run in four (the huge page the kernel hands out
- * was given back to the hypervisor by free page reporting, and the host
- * faults it in again); MADV_POPULATE_WRITE on 4 KiB pages a steady 5.9M;
- * plain 4 KiB faults 5.3M (malloc'd chunks with a memset: 4.2M). THP is
- * kept: on a host without ballooning it is the steady fast case.
+ * with a few tasks stays small); later ones are 2 MiB mappings committed
+ * in one call (MADV_POPULATE_WRITE, Linux 5.14; older kernels fault them
+ * in as they are touched), zero already, so no memset. spawn_many keeps a
+ * million tasks alive and spent a quarter of its time in the fault path.
+ * Measured on this 2-vCPU VM (spawn_many, rook alternating with the peers
+ * as tools/bench.sh runs it, ops/s): 256-task malloc'd chunks with a
+ * memset 4.2M at t1; 2 MiB THP chunks (MADV_HUGEPAGE) 8.0M when run alone
+ * but 3.3-3.7M right after other processes, every time (the huge pages the
+ * kernel then hands out were returned to the hypervisor by free page
+ * reporting and the host faults them back in, 4 KiB at a time); 2 MiB
+ * populated chunks 3.7-5.6M at t1 and 6.8-7.1M at t2 under the same
+ * alternation, 5.9M alone. Steady beats a coin toss: populate it is.
  */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #define FIRST_CHUNK_TASKS 256u
 #define BIG_CHUNK_BYTES ((size_t)2 << 20)
 #define CACHE_MAX 512u
@@ -76,18 +80,11 @@ static struct chunk *chunk_new(void)
 		atomic_store_explicit(&first_chunk, c, memory_order_relaxed);
 		return c;
 	}
-	/* Map twice the size and trim to a 2 MiB boundary. */
-	char *p = mmap(NULL, 2 * BIG_CHUNK_BYTES, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	char *al = mmap(NULL, BIG_CHUNK_BYTES, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (al == MAP_FAILED)
 		return NULL;
-	uintptr_t a = ((uintptr_t)p + BIG_CHUNK_BYTES - 1) & ~(uintptr_t)(BIG_CHUNK_BYTES - 1);
-	char *al = (char *)a;
-	if (al > p)
-		munmap(p, (size_t)(al - p));
-	if (al + BIG_CHUNK_BYTES < p + 2 * BIG_CHUNK_BYTES)
-		munmap(al + BIG_CHUNK_BYTES, (size_t)(p + 2 * BIG_CHUNK_BYTES - (al + BIG_CHUNK_BYTES)));
-	(void)madvise(al, BIG_CHUNK_BYTES, MADV_HUGEPAGE); /* a hint; may be off */
+	(void)madvise(al, BIG_CHUNK_BYTES, MADV_POPULATE_WRITE); /* else: on touch */
 	rook__lsan_root(al, BIG_CHUNK_BYTES);
 	c = (struct chunk *)al;
 	c->c_n = (BIG_CHUNK_BYTES - sizeof(*c)) / sizeof(struct rook_task);
