@@ -76,7 +76,7 @@ static long budget_init(void)
 	return max / 4;
 }
 
-static bool take_guard(void)
+static long budget_read(void)
 {
 	long b = atomic_load_explicit(&guard_budget, memory_order_relaxed);
 	if (b < 0) {
@@ -86,6 +86,24 @@ static bool take_guard(void)
 							memory_order_relaxed, memory_order_relaxed);
 		b = atomic_load_explicit(&guard_budget, memory_order_relaxed);
 	}
+	return b;
+}
+
+long rook__stack_guard_budget(void)
+{
+	return budget_read();
+}
+
+/* Give n guard pages back (their mappings are gone, or never were made). */
+static void give_guards(long n)
+{
+	if (n > 0)
+		atomic_fetch_add_explicit(&guard_budget, n, memory_order_relaxed);
+}
+
+static bool take_guard(void)
+{
+	long b = budget_read();
 	while (b > 0) {
 		if (atomic_compare_exchange_weak_explicit(&guard_budget, &b, b - 1,
 							  memory_order_relaxed,
@@ -138,6 +156,10 @@ int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size)
 
 void rook__stack_pool_fini(struct rook__stack_pool *p)
 {
+	/* The regions go, and their guard pages (and mappings) with them: the
+	 * budget is process-wide, so a process that starts and stops runtimes
+	 * would otherwise run out of guarded stacks for good. */
+	give_guards((long)atomic_exchange_explicit(&p->p_nguarded, 0, memory_order_relaxed));
 	for (struct rook__stack *s = p->p_free; s; s = s->s_next)
 		if (s->s_san_fiber)
 			rook__tsan_destroy(s->s_san_fiber);
@@ -183,10 +205,17 @@ static int region_grow(struct rook__stack_pool *p)
 /* Turn a never-used slot into a stack: guard page (within the budget) and
  * the descriptor at its top. Writing the descriptor commits the top page,
  * the one the task's first frames use anyway. No lock held. */
-static struct rook__stack *slot_setup(const struct rook__stack_pool *p, char *slot)
+static struct rook__stack *slot_setup(struct rook__stack_pool *p, char *slot)
 {
 	size_t ps = page_size();
-	bool guarded = take_guard() && guard_install(slot);
+	bool guarded = false;
+	if (take_guard()) {
+		guarded = guard_install(slot);
+		if (guarded)
+			atomic_fetch_add_explicit(&p->p_nguarded, 1, memory_order_relaxed);
+		else
+			give_guards(1); /* the kernel refused: nothing was made */
+	}
 	char *lo = slot + ps;
 	struct rook__stack *s =
 		(struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack));

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdatomic.h>
+
 #include "sched/lock.h"
 
 /* Lives at the top of its own stack memory. */
@@ -50,6 +52,7 @@ struct rook__stack_pool {
 	unsigned p_next_count; /* stacks in the next region (grows) */
 	size_t p_slot;         /* bytes per stack slot incl. guard page */
 	size_t p_usable;       /* usable bytes */
+	_Atomic unsigned long p_nguarded; /* guard pages taken from the budget */
 };
 
 struct rook__stack_cache {

@@ -39,6 +39,9 @@ void rook__queue_unfinished_hook(void (*fn)(struct rook_queue *q));
  * (MADV_GUARD_INSTALL), to test the older kernels' path. */
 void rook__stack_guard_force_mprotect(bool on);
 
+/* Guard pages left in the process-wide budget (see sched/stack.c). */
+long rook__stack_guard_budget(void);
+
 /* Process-wide counters (all runtimes). */
 struct rook__stats {
 	uint64_t live_tasks;      /* tasks spawned and not yet freed */

@@ -198,6 +198,24 @@ Test(stack, every_stack_set_up_is_guarded_or_checked_on_switch, .timeout = 60)
 	expect_clean_shutdown(fds);
 }
 
+/* The guard budget is process-wide: a runtime that stops gives back the
+ * guard pages of the stacks it set up (their regions are unmapped), so a
+ * process that starts and stops runtimes keeps guarded stacks. */
+Test(stack, stopped_runtime_returns_its_guard_pages_to_the_budget, .timeout = 60)
+{
+	struct rook__stats before;
+
+	/* A first runtime reads the budget and sets up the probe's state. */
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, count_stacks_main, &before), 0);
+	long budget = rook__stack_guard_budget();
+	cr_assert_gt(budget, 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(run_with(2, ROOK_NO_PIN, count_stacks_main, &before), 0);
+	t_no_failures();
+	cr_assert_eq(rook__stack_guard_budget(), budget,
+		     "guard pages of stopped runtimes were not given back");
+}
+
 /* ---- memory of many live tasks ------------------------------------------ */
 
 static _Atomic long started;
