@@ -100,6 +100,57 @@ Test(steal, child_runs_when_parent_spins_and_other_worker_is_parked, .timeout = 
 	expect_clean_shutdown(fds);
 }
 
+/* ---- ... also when the other worker sleeps deeply ------------------------ */
+
+/*
+ * After its naps a parked worker sleeps deeply (no more naps), counted in
+ * rt_ndeep: a spawn into an empty deque must then notify, or the child of a
+ * parent that keeps its worker would wait forever. Bounded: the child must
+ * start within a second of the spawn.
+ */
+static _Atomic int deep_child_flag;
+static _Atomic uint64_t deep_child_late_ms;
+
+static int set_deep_child_flag(void *arg)
+{
+	atomic_store_explicit(&deep_child_flag, 1, memory_order_release);
+	return 0;
+}
+
+static int spin_main_other_deep(void *arg)
+{
+	struct rook_task *t = NULL;
+
+	/* No yield: wait until the other worker is parked, then well past its
+	 * naps (64 of at most 2 ms each). */
+	while (rook__idle_workers() < 1)
+		;
+	uint64_t t0 = rook_now();
+	while (rook_now() - t0 < 400 * ROOK_MSEC)
+		;
+	T_CHECK_EQ(rook__idle_workers(), 1);
+	t0 = rook_now();
+	T_CHECK_EQ(rook_spawn(&t, set_deep_child_flag, NULL), 0);
+	while (!atomic_load_explicit(&deep_child_flag, memory_order_acquire) &&
+	       rook_now() - t0 < 2 * ROOK_SEC)
+		;
+	atomic_store(&deep_child_late_ms, ms_since(t0));
+	T_CHECK(atomic_load_explicit(&deep_child_flag, memory_order_acquire));
+	T_CHECK_EQ(rook_join(t, NULL), 0);
+	return 0;
+}
+
+Test(steal, child_runs_when_parent_spins_and_other_worker_sleeps_deeply, .timeout = 60)
+{
+	int fds = fd_count();
+
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, spin_main_other_deep, NULL), 0);
+	t_no_failures();
+	cr_assert_lt(atomic_load(&deep_child_late_ms), 1000, "child started %llu ms late",
+		     (unsigned long long)atomic_load(&deep_child_late_ms));
+	expect_clean_shutdown(fds);
+}
+
 /* ---- migration across yields -------------------------------------------- */
 
 /*
