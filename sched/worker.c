@@ -5,7 +5,8 @@
  * Where a worker looks, in order: every 61st round the injection queue, the
  * yield queue and the oldest task of its own deque first (so nothing queued
  * starves behind a LIFO stream); then the LIFO slot (at most LIFO_MAX runs
- * in a row, then its task goes to the back of the yield queue), its deque
+ * in a row, then its task moves to the deque, where thieves see it; the
+ * fairness tick, not the cap, bounds how long older local work waits), its deque
  * (newest first: fork-join stays depth-first), its yield queue, the
  * injection queue, and finally other workers (stealing half, nearest first).
  *
@@ -518,7 +519,10 @@ static struct rook_task *lifo_take(struct rook__worker *w)
 	if (t && ++w->w_lifo_runs > LIFO_MAX) {
 		/* A ping-pong pair would monopolize the slot: make it stealable
 		 * (the deque keeps fork-join depth-first; the fairness tick
-		 * bounds how long older work waits). */
+		 * bounds how long older work waits). Measured: sending it to
+		 * the back of the yield queue instead (Tokio's choice) takes
+		 * ping_pong from 7.2M to 4.0M/s at threads=1 (1,000 pairs each
+		 * wait behind all the others) for no gain in the bound. */
 		w->w_lifo_runs = 0;
 		if (rook__deque_push(&w->w_deque, t) < 0)
 			yield_push(w, t);
