@@ -6,8 +6,8 @@
  * yield queue and the oldest task of its own deque first (so nothing queued
  * starves behind a LIFO stream); then the LIFO slot (at most LIFO_MAX runs
  * in a row, then its task moves to the deque, where thieves see it; the
- * fairness tick, not the cap, bounds how long older local work waits), its deque
- * (newest first: fork-join stays depth-first), its yield queue, the
+ * fairness tick, not the cap, bounds how long older local work waits),
+ * its deque (newest first: fork-join stays depth-first), its yield queue, the
  * injection queue, and finally other workers (stealing half, nearest first).
  *
  * Wake-up protocol (no lost wake-ups):
