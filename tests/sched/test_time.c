@@ -130,33 +130,42 @@ static int takeover_sleeper(void *arg)
 	return rc;
 }
 
+/*
+ * One attempt: spawn A and, if A armed its timer on our worker and parked,
+ * spin there without yielding until A wakes; A must have slept at least its
+ * 10 ms and less than max_ns. Returns 1 if the attempt ran, 0 to try again.
+ */
+static int takeover_try(uint64_t max_ns)
+{
+	struct takeover k = { .k_worker = -1 };
+	struct rook_task *t;
+	int ran = 0;
+
+	T_CHECK_EQ(rook_spawn(&t, takeover_sleeper, &k), 0);
+	while (atomic_load_explicit(&k.k_worker, memory_order_acquire) < 0)
+		T_CHECK_EQ(rook_yield(), 0);
+	/* If A armed on our worker and we run there now, A has parked (it
+	 * ran on this worker before us). Otherwise try again. */
+	if (atomic_load(&k.k_worker) == rook__worker_index() && !atomic_load(&k.k_woke)) {
+		uint64_t t0 = rook_now();
+		while (!atomic_load_explicit(&k.k_woke, memory_order_acquire) &&
+		       ms_since(t0) < 10000)
+			; /* busy, never yields */
+		T_CHECK_EQ(atomic_load(&k.k_woke), 1);
+		T_CHECK(atomic_load(&k.k_slept_ns) >= 10 * ROOK_MSEC);
+		T_CHECK(atomic_load(&k.k_slept_ns) < max_ns);
+		ran = 1;
+	}
+	T_CHECK_EQ(rook_join(t, NULL), 0);
+	return ran;
+}
+
 static int takeover_main(void *arg)
 {
 	int tries = 0, done = 0;
 
-	while (!done && tries++ < 200) {
-		struct takeover k = { .k_worker = -1 };
-		struct rook_task *t;
-		T_CHECK_EQ(rook_spawn(&t, takeover_sleeper, &k), 0);
-		while (atomic_load_explicit(&k.k_worker, memory_order_acquire) < 0)
-			T_CHECK_EQ(rook_yield(), 0);
-		/*
-		 * If A armed on our worker and we run there now, A has parked
-		 * (it ran on this worker before us). Otherwise try again.
-		 */
-		if (atomic_load(&k.k_worker) == rook__worker_index() &&
-		    !atomic_load(&k.k_woke)) {
-			uint64_t t0 = rook_now();
-			while (!atomic_load_explicit(&k.k_woke, memory_order_acquire) &&
-			       ms_since(t0) < 10000)
-				; /* busy, never yields */
-			T_CHECK_EQ(atomic_load(&k.k_woke), 1);
-			T_CHECK(atomic_load(&k.k_slept_ns) >= 10 * ROOK_MSEC);
-			T_CHECK(atomic_load(&k.k_slept_ns) < 2 * ROOK_SEC);
-			done = 1;
-		}
-		T_CHECK_EQ(rook_join(t, NULL), 0);
-	}
+	while (!done && tries++ < 200)
+		done = takeover_try(2 * ROOK_SEC);
 	T_CHECK(done);
 	return 0;
 }
@@ -206,26 +215,8 @@ static int busy_takeover_main(void *arg)
 		;
 	T_CHECK(atomic_load(&b.b_hog_worker) >= 0);
 	T_CHECK(atomic_load(&b.b_hog_worker) != rook__worker_index());
-	while (!done && tries++ < 200) {
-		struct takeover k = { .k_worker = -1 };
-		struct rook_task *t;
-		T_CHECK_EQ(rook_spawn(&t, takeover_sleeper, &k), 0);
-		while (atomic_load_explicit(&k.k_worker, memory_order_acquire) < 0)
-			T_CHECK_EQ(rook_yield(), 0);
-		/* As in takeover_main: A armed on our worker and has parked. */
-		if (atomic_load(&k.k_worker) == rook__worker_index() &&
-		    !atomic_load(&k.k_woke)) {
-			t0 = rook_now();
-			while (!atomic_load_explicit(&k.k_woke, memory_order_acquire) &&
-			       ms_since(t0) < 10000)
-				; /* busy, never yields */
-			T_CHECK_EQ(atomic_load(&k.k_woke), 1);
-			T_CHECK(atomic_load(&k.k_slept_ns) >= 10 * ROOK_MSEC);
-			T_CHECK(atomic_load(&k.k_slept_ns) < 5 * ROOK_SEC);
-			done = 1;
-		}
-		T_CHECK_EQ(rook_join(t, NULL), 0);
-	}
+	while (!done && tries++ < 200)
+		done = takeover_try(5 * ROOK_SEC);
 	T_CHECK(done);
 	atomic_store_explicit(&b.b_stop, 1, memory_order_release);
 	T_CHECK_EQ(rook_join(hog, NULL), 0);
