@@ -57,37 +57,29 @@ struct chunk {
 static struct rook__spin pool_lock;
 static struct rook_task *pool_free;
 static _Atomic(struct chunk *) chunks; /* append-only, never freed */
-/* The first chunk, the only one from the allocator: later ones link to it
- * from mmap'd memory, which LeakSanitizer does not scan, so a global keeps
- * it visibly reachable. */
-static _Atomic(struct chunk *) first_chunk;
 static _Atomic bool first_taken; /* one thread makes the small first chunk */
 
-/* A zeroed chunk of n tasks, or NULL. */
+/* A zeroed chunk, or NULL: the first one small, later ones BIG_CHUNK_BYTES.
+ * Mapped memory is outside what LeakSanitizer scans, so it is registered
+ * (tasks in it point at heap blocks, and chunks point at each other). */
 static struct chunk *chunk_new(void)
 {
-	struct chunk *c;
-	if (!atomic_load_explicit(&first_taken, memory_order_relaxed) &&
-	    !atomic_exchange_explicit(&first_taken, true, memory_order_relaxed)) {
-		size_t bytes = sizeof(*c) + FIRST_CHUNK_TASKS * sizeof(struct rook_task);
-		c = rook__alloc_aligned(_Alignof(struct rook_task), bytes);
-		if (!c) {
+	size_t bytes = BIG_CHUNK_BYTES;
+	bool first = !atomic_load_explicit(&first_taken, memory_order_relaxed) &&
+		     !atomic_exchange_explicit(&first_taken, true, memory_order_relaxed);
+	if (first)
+		bytes = sizeof(struct chunk) + FIRST_CHUNK_TASKS * sizeof(struct rook_task);
+	struct chunk *c = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+	if (c == MAP_FAILED) {
+		if (first)
 			atomic_store_explicit(&first_taken, false, memory_order_relaxed);
-			return NULL;
-		}
-		memset(c, 0, bytes);
-		c->c_n = FIRST_CHUNK_TASKS;
-		atomic_store_explicit(&first_chunk, c, memory_order_relaxed);
-		return c;
-	}
-	char *al = mmap(NULL, BIG_CHUNK_BYTES, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (al == MAP_FAILED)
 		return NULL;
-	(void)madvise(al, BIG_CHUNK_BYTES, MADV_POPULATE_WRITE); /* else: on touch */
-	rook__lsan_root(al, BIG_CHUNK_BYTES);
-	c = (struct chunk *)al;
-	c->c_n = (BIG_CHUNK_BYTES - sizeof(*c)) / sizeof(struct rook_task);
+	}
+	if (!first)
+		(void)madvise(c, bytes, MADV_POPULATE_WRITE); /* else: on touch */
+	rook__lsan_root(c, bytes);
+	c->c_n = (bytes - sizeof(*c)) / sizeof(struct rook_task);
 	return c;
 }
 
