@@ -24,6 +24,28 @@ static inline void rook__cpu_relax(void)
 #endif
 }
 
+/* Waiting for another thread to finish a short step: pause, and after a
+ * while sched_yield, so a preempted thread can run (there may be more
+ * threads than cores). *n counts the calls of one wait; start it at 0. */
+static inline void rook__spin_wait(unsigned *n)
+{
+	if (++*n < 256)
+		rook__cpu_relax();
+	else
+		sched_yield();
+}
+
+/* After losing a race for a contended line: back off exponentially (1 to 64
+ * pauses), so the winner's core keeps the line for a few operations instead
+ * of it bouncing on every one. *n counts the lost races; start it at 0. */
+static inline void rook__backoff(unsigned *n)
+{
+	unsigned k = *n < 6 ? *n : 6;
+	for (unsigned i = 0; i < (1u << k); i++)
+		rook__cpu_relax();
+	++*n;
+}
+
 static inline bool rook__spin_trylock(struct rook__spin *l)
 {
 	/* Pairs with the release store in rook__spin_unlock. */
@@ -32,21 +54,11 @@ static inline bool rook__spin_trylock(struct rook__spin *l)
 
 static inline void rook__spin_lock(struct rook__spin *l)
 {
-	unsigned spins = 0, backoff = 1;
+	unsigned spins = 0, lost = 0;
 	while (!rook__spin_trylock(l)) {
-		/* Exponential backoff: under contention the holder's core keeps
-		 * the line for a few acquisitions instead of it bouncing on
-		 * every one. */
-		for (unsigned i = 0; i < backoff; i++)
-			rook__cpu_relax();
-		if (backoff < 64)
-			backoff *= 2;
-		while (atomic_load_explicit(&l->s_held, memory_order_relaxed)) {
-			if (++spins < 256)
-				rook__cpu_relax();
-			else
-				sched_yield();
-		}
+		rook__backoff(&lost);
+		while (atomic_load_explicit(&l->s_held, memory_order_relaxed))
+			rook__spin_wait(&spins);
 	}
 }
 

@@ -56,7 +56,6 @@
 #include "sched/check.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -95,7 +94,6 @@ struct rook_queue {
 	_Alignas(64) _Atomic uint64_t q_head;
 
 	_Alignas(64) struct rook__spin q_lock;
-	bool q_closed;
 	char *q_bbuf;       /* backlog: a growable ring of q_bslots items */
 	size_t q_bslots;
 	size_t q_bhead;
@@ -128,27 +126,6 @@ static inline void copy_item(void *dst, const void *src, size_t n)
 		memcpy(dst, src, n);
 		break;
 	}
-}
-
-/* Waiting for a put or get in flight on another thread to publish (a few
- * instructions, unless that thread was preempted). */
-static inline void spin(unsigned *n)
-{
-	if (++*n < 128)
-		rook__cpu_relax();
-	else
-		sched_yield();
-}
-
-/* After a lost CAS: back off exponentially, so that under contention the
- * winner's core keeps the line for a few operations instead of it moving
- * on every one. */
-static inline void backoff(unsigned *n)
-{
-	unsigned k = *n < 6 ? *n : 6;
-	for (unsigned i = 0; i < (1u << k); i++)
-		rook__cpu_relax();
-	++*n;
 }
 
 static _Atomic size_t ring_limit; /* tests: rook__queue_ring_limit */
@@ -252,7 +229,7 @@ static inline int ring_push(struct rook_queue *q, const void *item)
 				atomic_store_explicit(s, pos + 1, memory_order_release);
 				return RING_OK;
 			}
-			backoff(&lost);
+			rook__backoff(&lost);
 			continue;
 		}
 		if (st + q->q_lapmask == pos) {
@@ -262,7 +239,7 @@ static inline int ring_push(struct rook_queue *q, const void *item)
 			if (h + q->q_lapmask + 1 == pos)
 				return RING_EMPTY_OR_FULL;
 		}
-		spin(&spins);
+		rook__spin_wait(&spins); /* a put or get under way elsewhere */
 		w = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
 	}
 }
@@ -293,7 +270,7 @@ static inline int ring_pop(struct rook_queue *q, void *item, uint64_t *tail)
 				atomic_store_explicit(s, pos + q->q_lapmask + 1, memory_order_release);
 				return RING_OK;
 			}
-			backoff(&lost);
+			rook__backoff(&lost);
 			continue;
 		}
 		if (st == pos) {
@@ -304,7 +281,7 @@ static inline int ring_pop(struct rook_queue *q, void *item, uint64_t *tail)
 				return RING_EMPTY_OR_FULL;
 			}
 		}
-		spin(&spins);
+		rook__spin_wait(&spins); /* a put or get under way elsewhere */
 		w = atomic_load_explicit(&q->q_head, memory_order_relaxed);
 	}
 }
@@ -451,7 +428,7 @@ static void take_behind(struct rook_queue *q, uint64_t pos, void *item,
 	unsigned spins = 0;
 
 	while (atomic_load_explicit(s, memory_order_acquire) != pos + 1)
-		spin(&spins); /* its put is under way */
+		rook__spin_wait(&spins); /* its put is under way */
 	copy_item(item, slot_item(s), q->q_item);
 
 	struct rook__wnode *n = NULL;
@@ -672,7 +649,6 @@ static void end_all(struct rook_queue *q, struct rook__waitq *wq, int result,
 /* Under q_lock: close q and end the waits of getters and putters. */
 static void close_locked(struct rook_queue *q, struct rook__waiter **wake)
 {
-	q->q_closed = true;
 	atomic_fetch_or_explicit(&q->q_tail, T_CLOSED, memory_order_relaxed);
 	/* Getters wait only on an empty ring: nothing is left for them. */
 	end_all(q, &q->q_getters, -EPIPE, wake);
