@@ -23,7 +23,7 @@
 #include "sched/timer.h"
 #include "sched/worker.h"
 
-static _Thread_local struct rook__waiter tls_waiter;
+static _Thread_local struct rook__waiter tls_waiter __attribute__((tls_model("initial-exec")));
 
 void rook__waiter_init(struct rook__waiter *w, struct rook_task *t)
 {
