@@ -286,6 +286,75 @@ static inline int ring_pop(struct rook_queue *q, void *item, uint64_t *tail)
 	}
 }
 
+/*
+ * The common case in one attempt: no flag up, the slot free (or full, for
+ * a get), the CAS won, an item of 4, 8 or 16 bytes. Leaf code, so the
+ * exported calls that try it first need no stack frame (their general
+ * path costs six register saves and restores, 2-3 ns a call, measured).
+ * false: nothing done, take the general path.
+ */
+static inline bool copy_small(void *dst, const void *src, size_t n)
+{
+	switch (n) {
+	case 8:
+		memcpy(dst, src, 8);
+		return true;
+	case 4:
+		memcpy(dst, src, 4);
+		return true;
+	case 16:
+		memcpy(dst, src, 16);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static inline bool push_once(struct rook_queue *q, const void *item)
+{
+	uint64_t w = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+	size_t n = q->q_item;
+	if ((w & FLAGS) || (n != 8 && n != 4 && n != 16))
+		return false;
+	uint64_t pos = w >> 2;
+	_Atomic uint64_t *s = slot_at(q, pos);
+	/* Acquire: the get that freed the slot has read its item. */
+	if (atomic_load_explicit(s, memory_order_acquire) != pos ||
+	    !atomic_compare_exchange_strong_explicit(&q->q_tail, &w, pos_next(q, pos) << 2,
+						     memory_order_relaxed, memory_order_relaxed))
+		return false;
+	copy_small(slot_item(s), item, n);
+	atomic_store_explicit(s, pos + 1, memory_order_release);
+	return true;
+}
+
+static inline bool pop_once(struct rook_queue *q, void *item)
+{
+	uint64_t w = atomic_load_explicit(&q->q_head, memory_order_relaxed);
+	size_t n = q->q_item;
+	if ((w & H_BEHIND) || (n != 8 && n != 4 && n != 16))
+		return false;
+	uint64_t pos = w >> 2;
+	_Atomic uint64_t *s = slot_at(q, pos);
+	/* Acquire: the put's item is written. */
+	if (atomic_load_explicit(s, memory_order_acquire) != pos + 1 ||
+	    !atomic_compare_exchange_strong_explicit(&q->q_head, &w, pos_next(q, pos) << 2,
+						     memory_order_relaxed, memory_order_relaxed))
+		return false;
+	copy_small(item, slot_item(s), n);
+	atomic_store_explicit(s, pos + q->q_lapmask + 1, memory_order_release);
+	return true;
+}
+
+/* Nothing stops a blocking call of the running task (cf. check.h): no
+ * cancellation pending, no deadline scope. Read at the call's entry. */
+static inline bool entry_clear(void)
+{
+	struct rook__worker *w = rook__worker_entry();
+	struct rook_task *t = w ? w->w_current : NULL;
+	return !t || (!atomic_load_explicit(&t->t_cancel, memory_order_acquire) && !t->t_scopes);
+}
+
 /* ---- the backlog (under q_lock) ------------------------------------------ */
 
 static inline void *backlog_at(const struct rook_queue *q, size_t i)
@@ -579,7 +648,7 @@ static int get_slow(struct rook_queue *q, void *item, bool may_wait)
 	return r;
 }
 
-static inline int put(struct rook_queue *q, const void *item, bool may_wait)
+static __attribute__((noinline)) int put(struct rook_queue *q, const void *item, bool may_wait)
 {
 	if (!q || !item)
 		return -EINVAL;
@@ -596,7 +665,7 @@ static inline int put(struct rook_queue *q, const void *item, bool may_wait)
 	return put_slow(q, item, may_wait);
 }
 
-static inline int get(struct rook_queue *q, void *item, bool may_wait)
+static __attribute__((noinline)) int get(struct rook_queue *q, void *item, bool may_wait)
 {
 	if (!q || !item)
 		return -EINVAL;
@@ -616,21 +685,29 @@ static inline int get(struct rook_queue *q, void *item, bool may_wait)
 
 int rook_queue_put(struct rook_queue *q, const void *item)
 {
+	if (q && item && entry_clear() && push_once(q, item))
+		return 0;
 	return put(q, item, true);
 }
 
 int rook_queue_try_put(struct rook_queue *q, const void *item)
 {
+	if (q && item && push_once(q, item))
+		return 0;
 	return put(q, item, false);
 }
 
 int rook_queue_get(struct rook_queue *q, void *item)
 {
+	if (q && item && entry_clear() && pop_once(q, item))
+		return 0;
 	return get(q, item, true);
 }
 
 int rook_queue_try_get(struct rook_queue *q, void *item)
 {
+	if (q && item && pop_once(q, item))
+		return 0;
 	return get(q, item, false);
 }
 

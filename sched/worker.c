@@ -67,7 +67,8 @@
 /* initial-exec: one %fs-relative load in the shared library too, instead of
  * a __tls_get_addr call (3 ns per blocking call, measured); the library
  * needs 48 bytes of static TLS, well within what glibc keeps for dlopen. */
-static _Thread_local struct rook__worker *tls_worker __attribute__((tls_model("initial-exec")));
+_Thread_local struct rook__worker *rook__tls_worker __attribute__((tls_model("initial-exec")));
+#define tls_worker rook__tls_worker
 
 __attribute__((noinline)) struct rook__worker *rook__worker_self(void)
 {

@@ -82,6 +82,17 @@ struct rook__worker {
  * across a suspension. */
 struct rook__worker *rook__worker_self(void);
 
+/* The same, inline, for the first thing a hot call does: valid only until
+ * the calling function first calls anything that may suspend, and not to
+ * be kept past it (the compiler may reuse a TLS address within a function).
+ * One %fs-relative load (initial-exec model, see worker.c). */
+extern _Thread_local struct rook__worker *rook__tls_worker
+	__attribute__((tls_model("initial-exec")));
+static inline struct rook__worker *rook__worker_entry(void)
+{
+	return rook__tls_worker;
+}
+
 /* Make t runnable. From a worker of t's runtime it goes to that worker's
  * LIFO slot (lifo) or deque; otherwise to the injection queue. */
 void rook__schedule(struct rook_task *t, bool lifo);
