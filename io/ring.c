@@ -9,9 +9,11 @@
  * returns -ENOSYS, which rook_run / rook_rt_start return.
  *
  * Batching: ops only prepare SQEs. rook__park_poll (once per scheduling
- * round) flushes them when FLUSH_BATCH are queued, when the worker has no
- * other local work, or every FLUSH_EVERY polls, and it reaps the CQ every
- * time (reaping needs no syscall). Parking flushes too. A full SQ is
+ * round while SQEs are queued or ops are in flight, every 16th round
+ * otherwise: see rook__worker_poll) flushes them when FLUSH_BATCH are
+ * queued, when the worker has no other local work, or every FLUSH_EVERY
+ * polls, and it reaps the CQ every time (reaping needs no syscall).
+ * Parking flushes too. A full SQ is
  * flushed at once by rook__ring_sqe, so preparing never fails.
  *
  * Wake-up protocol (i_park; no lost wake-ups):
@@ -208,6 +210,7 @@ struct io_uring_sqe *rook__ring_sqe(struct rook__io *io)
 void rook__ring_queued(struct rook__io *io, struct rook__io_op *op)
 {
 	io->i_queued++;
+	io->i_worker->w_io_busy = true; /* poll every round (worker.c) */
 	if (op) {
 		op->o_io = io;
 		op->o_batch = io->i_batch + 1;
@@ -484,11 +487,10 @@ void rook__park_poll(struct rook__worker *w)
 	    (io->i_queued >= FLUSH_BATCH || io->i_batch % FLUSH_EVERY == 0 ||
 	     !rook__worker_has_other_work(w)))
 		flush(io, true);
-	/* With no operation in flight only wake-ups can complete: reap those
-	 * every FLUSH_EVERY rounds instead of reading the CQ every round. */
-	if (atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0 ||
-	    io->i_batch % FLUSH_EVERY == 0)
-		reap(io);
+	/* With no operation in flight only wake-ups can complete, and the
+	 * worker polls an idle ring only every few rounds (worker.c). */
+	reap(io);
+	w->w_io_busy = io->i_queued || atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
 }
 
 void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)

@@ -373,12 +373,6 @@ int rook_yield(void)
 	int r = rook__wait_check_fast();
 	if (r)
 		return r;
-	/* With nothing else queued, IO completions and due timers (ours or
-	 * another worker's) may still make a task runnable (switch_out polls
-	 * them itself otherwise). */
-	if (!rook__worker_has_other_work(w))
-		rook__worker_poll(w);
-	if (rook__worker_has_other_work(w))
-		rook__task_switch_out(ROOK__POST_YIELD);
+	rook__task_yield();
 	return rook__wait_check_fast();
 }

@@ -63,6 +63,7 @@
 #define SPIN_NS (50 * 1000)
 #define RESCUE_NS (2 * 1000 * 1000) /* longest nap (see the protocol) */
 #define DEEP_NAPS 64                /* empty naps before a deep sleep */
+#define IDLE_POLL_EVERY 16u         /* rounds between polls of an idle ring */
 
 /* initial-exec: one %fs-relative load in the shared library too, instead of
  * a __tls_get_addr call (3 ns per blocking call, measured); the library
@@ -644,10 +645,13 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 /* Owner: IO completions and due timers, once per scheduling round. Besides
  * its own heap a worker looks at one other worker's heap per round (in
  * turn): a worker stalled in a long task, or preempted by the OS, then
- * does not hold back the timers armed on it while another one runs. */
+ * does not hold back the timers armed on it while another one runs. A
+ * ring with nothing queued or in flight can only deliver wake-ups and
+ * remote requests: it is polled every IDLE_POLL_EVERY rounds (a poll is
+ * 4.6 ns of the 31 ns of a yield between 10 tasks, measured). */
 void rook__worker_poll(struct rook__worker *w)
 {
-	if (w->w_io)
+	if (w->w_io && (w->w_io_busy || (++w->w_poll_tick & (IDLE_POLL_EVERY - 1)) == 0))
 		rook__park_poll(w);
 	uint64_t now = 0;
 	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_relaxed) != UINT64_MAX) {
@@ -732,15 +736,13 @@ static void switch_to(struct rook__worker *w, void **save_sp, void **fake, struc
 	}
 }
 
-/* The running task gives up its worker: straight to the next local task if
- * there is one (one switch instead of two), else to the scheduler. */
-void rook__task_switch_out(enum rook__post post)
+/* Task t leaves its worker for next (NULL: the scheduler); post is done
+ * once its context is saved. Returns when t runs again. */
+static void switch_from(struct rook__worker *w, struct rook_task *t, enum rook__post post,
+			struct rook_task *next)
 {
-	struct rook__worker *w = rook__worker_self();
-	struct rook_task *t = w->w_current;
 	w->w_post = post;
 	w->w_post_task = t;
-	struct rook_task *next = pick_local(w);
 #ifdef ROOK_ASAN
 	switch_to(w, &t->t_sp, post == ROOK__POST_EXIT ? NULL : &t->t_asan_fake, next);
 	/* Resumed, possibly on another worker: re-read the worker. */
@@ -749,6 +751,24 @@ void rook__task_switch_out(enum rook__post post)
 	switch_to(w, &t->t_sp, NULL, next);
 #endif
 	post_switch(rook__worker_self());
+}
+
+/* The running task gives up its worker: straight to the next local task if
+ * there is one (one switch instead of two), else to the scheduler. */
+void rook__task_switch_out(enum rook__post post)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *t = w->w_current;
+	switch_from(w, t, post, pick_local(w));
+}
+
+void rook__task_yield(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	/* pick_local polls IO and timers first, so a task they wake counts. */
+	struct rook_task *next = pick_local(w);
+	if (next)
+		switch_from(w, w->w_current, ROOK__POST_YIELD, next);
 }
 
 void rook__task_started(void)

@@ -64,6 +64,8 @@ struct rook__worker {
 	struct rook__task_cache w_tasks;
 	bool w_idle_listed;         /* guarded by rt_idle_lock */
 	void *w_io;                 /* the IO layer's per-worker state */
+	bool w_io_busy;             /* IO layer: SQEs queued or ops in flight */
+	uint32_t w_poll_tick;       /* rounds, for polling an idle ring */
 	int w_init_err;             /* rook__park_init's result */
 	bool w_spinning;            /* counted in rt_nspinning */
 	uint64_t w_next_id;
@@ -106,6 +108,11 @@ void rook__schedule_fifo(struct rook_task *t);
  * post on the task once its context is saved. Returns when the task runs
  * again (maybe on another worker). */
 void rook__task_switch_out(enum rook__post post);
+
+/* The running task yields: it switches to the next local task, if there is
+ * one, and goes to the back of its worker's yield queue; otherwise it goes
+ * on at once. Returns when it runs again. */
+void rook__task_yield(void);
 
 void *rook__worker_main(void *arg);
 
