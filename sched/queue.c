@@ -85,6 +85,7 @@ struct rook_queue {
 	char *q_ring;       /* R slots of q_stride bytes: stamp, then the item */
 	size_t q_item;      /* item size in bytes */
 	size_t q_stride;
+	unsigned q_fast_shift; /* log2(q_stride) for 4, 8, 16-byte items; else 0 */
 	uint64_t q_rcap;    /* R */
 	uint64_t q_lapmask; /* ONE_LAP - 1 */
 	unsigned q_lapshift;
@@ -146,6 +147,15 @@ int rook_queue_create(struct rook_queue **qp, size_t item_size, size_t capacity)
 	if (!qp || item_size == 0 || item_size > SIZE_MAX / 4 - 64)
 		return -EINVAL;
 	size_t stride = sizeof(uint64_t) + ((item_size + 7) & ~(size_t)7);
+	/* The one-attempt fast path's items: a power-of-two stride (a 16-byte
+	 * item's slot grows from 24 to 32 bytes), so a slot is a shift away. */
+	unsigned fast_shift = 0;
+	if (item_size == 4 || item_size == 8) {
+		fast_shift = 4;
+	} else if (item_size == 16) {
+		fast_shift = 5;
+		stride = 32;
+	}
 	size_t r = capacity ? capacity : RING_UNBOUNDED;
 	if (r > RING_MAX)
 		r = RING_MAX;
@@ -169,6 +179,7 @@ int rook_queue_create(struct rook_queue **qp, size_t item_size, size_t capacity)
 	}
 	q->q_item = item_size;
 	q->q_stride = stride;
+	q->q_fast_shift = fast_shift;
 	q->q_rcap = r;
 	q->q_lapshift = shift;
 	q->q_lapmask = ((uint64_t)1 << shift) - 1;
@@ -313,17 +324,17 @@ static inline bool copy_small(void *dst, const void *src, size_t n)
 static inline bool push_once(struct rook_queue *q, const void *item)
 {
 	uint64_t w = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
-	size_t n = q->q_item;
-	if ((w & FLAGS) || (n != 8 && n != 4 && n != 16))
+	unsigned shift = q->q_fast_shift;
+	if ((w & FLAGS) || !shift)
 		return false;
 	uint64_t pos = w >> 2;
-	_Atomic uint64_t *s = slot_at(q, pos);
+	_Atomic uint64_t *s = (_Atomic uint64_t *)(q->q_ring + ((pos & q->q_lapmask) << shift));
 	/* Acquire: the get that freed the slot has read its item. */
 	if (atomic_load_explicit(s, memory_order_acquire) != pos ||
 	    !atomic_compare_exchange_strong_explicit(&q->q_tail, &w, pos_next(q, pos) << 2,
 						     memory_order_relaxed, memory_order_relaxed))
 		return false;
-	copy_small(slot_item(s), item, n);
+	copy_small(slot_item(s), item, q->q_item);
 	atomic_store_explicit(s, pos + 1, memory_order_release);
 	return true;
 }
@@ -331,17 +342,17 @@ static inline bool push_once(struct rook_queue *q, const void *item)
 static inline bool pop_once(struct rook_queue *q, void *item)
 {
 	uint64_t w = atomic_load_explicit(&q->q_head, memory_order_relaxed);
-	size_t n = q->q_item;
-	if ((w & H_BEHIND) || (n != 8 && n != 4 && n != 16))
+	unsigned shift = q->q_fast_shift;
+	if ((w & H_BEHIND) || !shift)
 		return false;
 	uint64_t pos = w >> 2;
-	_Atomic uint64_t *s = slot_at(q, pos);
+	_Atomic uint64_t *s = (_Atomic uint64_t *)(q->q_ring + ((pos & q->q_lapmask) << shift));
 	/* Acquire: the put's item is written. */
 	if (atomic_load_explicit(s, memory_order_acquire) != pos + 1 ||
 	    !atomic_compare_exchange_strong_explicit(&q->q_head, &w, pos_next(q, pos) << 2,
 						     memory_order_relaxed, memory_order_relaxed))
 		return false;
-	copy_small(item, slot_item(s), n);
+	copy_small(item, slot_item(s), q->q_item);
 	atomic_store_explicit(s, pos + q->q_lapmask + 1, memory_order_release);
 	return true;
 }
