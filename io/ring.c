@@ -13,8 +13,8 @@
  * otherwise: see rook__worker_poll) flushes them when FLUSH_BATCH are
  * queued, when the worker has no other local work, or every FLUSH_EVERY
  * polls, and it reaps the CQ every time (reaping needs no syscall).
- * Parking flushes too. A full SQ is
- * flushed at once by rook__ring_sqe, so preparing never fails.
+ * Parking flushes too. A full SQ is flushed at once by rook__ring_sqe, so
+ * preparing never fails.
  *
  * Wake-up protocol (i_park; no lost wake-ups):
  * - The sleeper CASes 0 -> 1 and then sleeps in io_uring_enter until one CQE

@@ -54,6 +54,10 @@ bool perf_check(struct perf_run *run, const char *what, int64_t got, int64_t wan
  */
 int perf_join_all(struct rook_task **h, size_t n);
 
+/* Spawn n tasks of fn(arg), all in flight before any is joined, then join
+ * them all: 0, the first spawn error, or the first failed join or status. */
+int perf_spawn_join(size_t n, rook_fn fn, void *arg);
+
 /* VmRSS / VmHWM of this process in KiB (-1 if unreadable). The driver
  * resets VmHWM to the current RSS just before a workload starts. */
 long perf_rss_kib(void);

@@ -90,6 +90,24 @@ int perf_join_all(struct rook_task **h, size_t n)
 	return first;
 }
 
+int perf_spawn_join(size_t n, rook_fn fn, void *arg)
+{
+	struct rook_task **h = malloc(n * sizeof(*h));
+	size_t spawned = 0;
+	int rc = 0;
+
+	if (!h)
+		return -ENOMEM;
+	while (spawned < n && rc == 0) {
+		rc = rook_spawn(&h[spawned], fn, arg);
+		if (rc == 0)
+			spawned++;
+	}
+	int jrc = perf_join_all(h, spawned);
+	free(h);
+	return rc ? rc : jrc;
+}
+
 /* ---- measurement ------------------------------------------------------ */
 
 static double now_s(void)

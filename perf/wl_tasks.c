@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 
 #include "perf/perf.h"
 
@@ -28,22 +27,9 @@ static int spawn_many_task(void *arg)
 int perf_spawn_many(struct perf_run *run)
 {
 	size_t n = run->pr_quick ? 10000 : 1000000;
-	struct rook_task **handles = malloc(n * sizeof(*handles));
 	atomic_long counter = 0;
-	size_t spawned = 0;
-	int rc = 0;
+	int rc = perf_spawn_join(n, spawn_many_task, &counter);
 
-	if (!handles)
-		return -ENOMEM;
-	while (spawned < n && rc == 0) {
-		rc = rook_spawn(&handles[spawned], spawn_many_task, &counter);
-		if (rc == 0)
-			spawned++;
-	}
-	int jrc = perf_join_all(handles, spawned);
-	free(handles);
-	if (rc == 0)
-		rc = jrc;
 	if (rc == 0) {
 		/* Pairs with the tasks' increments through rook_join. */
 		long got = atomic_load_explicit(&counter, memory_order_relaxed);
@@ -78,22 +64,9 @@ int perf_yield_many(struct perf_run *run)
 {
 	size_t tasks = run->pr_quick ? 100 : 1000;
 	struct yield_job job = { .yj_yields = run->pr_quick ? 100 : 1000 };
-	struct rook_task **handles = malloc(tasks * sizeof(*handles));
-	size_t spawned = 0;
-	int rc = 0;
 
-	if (!handles)
-		return -ENOMEM;
 	atomic_init(&job.yj_finished, 0);
-	while (spawned < tasks && rc == 0) {
-		rc = rook_spawn(&handles[spawned], yield_many_task, &job);
-		if (rc == 0)
-			spawned++;
-	}
-	int jrc = perf_join_all(handles, spawned);
-	free(handles);
-	if (rc == 0)
-		rc = jrc;
+	int rc = perf_spawn_join(tasks, yield_many_task, &job);
 	if (rc == 0) {
 		long got = atomic_load_explicit(&job.yj_finished, memory_order_relaxed);
 		perf_check(run, "yield_many finished", got, (int64_t)tasks);

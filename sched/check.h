@@ -10,11 +10,24 @@
 #define ROOK_SCHED_CHECK_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sched/task.h"
 #include "sched/timer.h"
 #include "sched/worker.h"
+
+/* At the entry of a blocking call, before anything in the calling function
+ * can suspend: true if nothing could stop the call (no cancellation
+ * pending, no deadline scope), so a fast path may complete it without
+ * rook__wait_check_fast; false: take the path that makes the full check.
+ * Reads the worker inline (rook__worker_entry), for leaf fast paths. */
+static inline bool rook__wait_entry_clear(void)
+{
+	struct rook__worker *w = rook__worker_entry();
+	struct rook_task *t = w ? w->w_current : NULL;
+	return !t || (!atomic_load_explicit(&t->t_cancel, memory_order_acquire) && !t->t_scopes);
+}
 
 static inline int rook__wait_check_fast(void)
 {

@@ -110,23 +110,29 @@ struct rook_queue {
 	uint32_t q_destroy_token;
 };
 
-/* Item copies: the common sizes become single moves. */
-static inline void copy_item(void *dst, const void *src, size_t n)
+/* Item copies: the common sizes become single moves; copy_small copies
+ * only those (false: n is another size, nothing copied), without a call. */
+static inline bool copy_small(void *dst, const void *src, size_t n)
 {
 	switch (n) {
-	case 4:
-		memcpy(dst, src, 4);
-		break;
 	case 8:
 		memcpy(dst, src, 8);
-		break;
+		return true;
+	case 4:
+		memcpy(dst, src, 4);
+		return true;
 	case 16:
 		memcpy(dst, src, 16);
-		break;
+		return true;
 	default:
-		memcpy(dst, src, n);
-		break;
+		return false;
 	}
+}
+
+static inline void copy_item(void *dst, const void *src, size_t n)
+{
+	if (!copy_small(dst, src, n))
+		memcpy(dst, src, n);
 }
 
 static _Atomic size_t ring_limit; /* tests: rook__queue_ring_limit */
@@ -304,23 +310,6 @@ static inline int ring_pop(struct rook_queue *q, void *item, uint64_t *tail)
  * path costs six register saves and restores, 2-3 ns a call, measured).
  * false: nothing done, take the general path.
  */
-static inline bool copy_small(void *dst, const void *src, size_t n)
-{
-	switch (n) {
-	case 8:
-		memcpy(dst, src, 8);
-		return true;
-	case 4:
-		memcpy(dst, src, 4);
-		return true;
-	case 16:
-		memcpy(dst, src, 16);
-		return true;
-	default:
-		return false;
-	}
-}
-
 static inline bool push_once(struct rook_queue *q, const void *item)
 {
 	uint64_t w = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
@@ -355,15 +344,6 @@ static inline bool pop_once(struct rook_queue *q, void *item)
 	copy_small(item, slot_item(s), q->q_item);
 	atomic_store_explicit(s, pos + q->q_lapmask + 1, memory_order_release);
 	return true;
-}
-
-/* Nothing stops a blocking call of the running task (cf. check.h): no
- * cancellation pending, no deadline scope. Read at the call's entry. */
-static inline bool entry_clear(void)
-{
-	struct rook__worker *w = rook__worker_entry();
-	struct rook_task *t = w ? w->w_current : NULL;
-	return !t || (!atomic_load_explicit(&t->t_cancel, memory_order_acquire) && !t->t_scopes);
 }
 
 /* ---- the backlog (under q_lock) ------------------------------------------ */
@@ -696,7 +676,7 @@ static __attribute__((noinline)) int get(struct rook_queue *q, void *item, bool 
 
 int rook_queue_put(struct rook_queue *q, const void *item)
 {
-	if (q && item && entry_clear() && push_once(q, item))
+	if (q && item && rook__wait_entry_clear() && push_once(q, item))
 		return 0;
 	return put(q, item, true);
 }
@@ -710,7 +690,7 @@ int rook_queue_try_put(struct rook_queue *q, const void *item)
 
 int rook_queue_get(struct rook_queue *q, void *item)
 {
-	if (q && item && entry_clear() && pop_once(q, item))
+	if (q && item && rook__wait_entry_clear() && pop_once(q, item))
 		return 0;
 	return get(q, item, true);
 }

@@ -69,11 +69,10 @@
  * a __tls_get_addr call (3 ns per blocking call, measured); the library
  * needs 48 bytes of static TLS, well within what glibc keeps for dlopen. */
 _Thread_local struct rook__worker *rook__tls_worker __attribute__((tls_model("initial-exec")));
-#define tls_worker rook__tls_worker
 
 __attribute__((noinline)) struct rook__worker *rook__worker_self(void)
 {
-	struct rook__worker *w = tls_worker;
+	struct rook__worker *w = rook__tls_worker;
 	/* Keeps the compiler from treating this accessor as pure and reusing
 	 * its result across a suspension. */
 	__asm__ __volatile__("" ::: "memory");
@@ -788,7 +787,7 @@ static void run_task(struct rook__worker *w, struct rook_task *t)
 void *rook__worker_main(void *arg)
 {
 	struct rook__worker *w = arg;
-	tls_worker = w;
+	rook__tls_worker = w;
 	w->w_san_fiber = rook__tsan_current();
 	pthread_attr_t attr;
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -813,7 +812,7 @@ void *rook__worker_main(void *arg)
 	rook__stat_flush(w);
 	rook__stack_sigaltstack_teardown(w->w_altstack);
 	w->w_altstack = NULL;
-	tls_worker = NULL;
+	rook__tls_worker = NULL;
 	return NULL;
 }
 
