@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "sched/task.h"
-#include "sched/timer.h"
+#include "time/timer.h"
 #include "sched/worker.h"
 
 /* At the entry of a blocking call, before anything in the calling function

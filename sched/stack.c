@@ -20,7 +20,7 @@
 
 #include "sched/alloc.h"
 #include "sched/san.h"
-#include "sched/stats.h"
+#include "diag/stats.h"
 #include "sched/task.h"
 #include "sched/testing.h"
 #include "sched/worker.h"

@@ -20,7 +20,7 @@
 #include "sched/park.h"
 #include "sched/runtime.h"
 #include "sched/san.h"
-#include "sched/stats.h"
+#include "diag/stats.h"
 #include "sched/worker.h"
 
 /* ---- type-stable task pool ------------------------------------------ */

@@ -20,7 +20,7 @@
 
 #include "sched/lock.h"
 #include "sched/san.h"
-#include "sched/timer.h"
+#include "time/timer.h"
 #include "sched/wait.h"
 
 #define ROOK__TASK_MAGIC 0x726f6f6bu /* "rook" */

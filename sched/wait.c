@@ -20,7 +20,7 @@
 
 #include "sched/check.h"
 #include "sched/task.h"
-#include "sched/timer.h"
+#include "time/timer.h"
 #include "sched/worker.h"
 
 static _Thread_local struct rook__waiter tls_waiter __attribute__((tls_model("initial-exec")));

@@ -51,10 +51,10 @@
 #include "sched/park.h"
 #include "sched/runtime.h"
 #include "sched/san.h"
-#include "sched/stats.h"
+#include "diag/stats.h"
 #include "sched/task.h"
 #include "sched/testing.h"
-#include "sched/timer.h"
+#include "time/timer.h"
 
 #define FAIR_TICKS 61u
 #define LIFO_MAX 3u

@@ -15,7 +15,7 @@
 #include "sched/deque.h"
 #include "sched/lock.h"
 #include "sched/stack.h"
-#include "sched/timer.h"
+#include "time/timer.h"
 
 struct rook_rt;
 struct rook_task;

@@ -13,7 +13,7 @@
 #include <rook.h>
 
 #include "io/blocking.h"
-#include "tests/sched/helpers.h"
+#include "tests/helpers.h"
 
 static uint64_t mono_ns(void)
 {

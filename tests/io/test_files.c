@@ -21,7 +21,7 @@
 #include <rook.h>
 
 #include "io/testing.h"
-#include "tests/sched/helpers.h"
+#include "tests/helpers.h"
 
 static char dir[64];
 

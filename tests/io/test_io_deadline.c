@@ -20,7 +20,7 @@
 
 #include <rook.h>
 
-#include "tests/sched/helpers.h"
+#include "tests/helpers.h"
 
 #define SHORT_NS (30 * ROOK_MSEC)
 #define PROMPT_NS ((uint64_t)5 * ROOK_SEC)

@@ -17,7 +17,7 @@
 #include <rook.h>
 
 #include "io/testing.h"
-#include "tests/sched/helpers.h"
+#include "tests/helpers.h"
 
 static int nop_main(void *arg)
 {

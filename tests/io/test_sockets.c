@@ -18,7 +18,7 @@
 #include <rook.h>
 
 #include "io/ring.h"
-#include "tests/sched/helpers.h"
+#include "tests/helpers.h"
 
 static uint64_t mono_ns(void)
 {

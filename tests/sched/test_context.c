@@ -14,7 +14,7 @@
 
 #include <rook.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 
 enum { TASKS = 16, YIELDS = 2000 };
 

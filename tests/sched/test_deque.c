@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 #include "sched/deque.h"
 #include "sched/testing.h"
 

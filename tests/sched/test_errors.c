@@ -13,7 +13,7 @@
 
 #include <rook.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 #include "sched/testing.h"
 
 #define SENTINEL ((void *)(uintptr_t)0x5a5a5a5a)

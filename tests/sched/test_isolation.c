@@ -14,7 +14,7 @@
 
 #include <rook.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 
 enum { WORDS = 48, STEPS = 12, DEPTH = 3 };
 

@@ -17,7 +17,7 @@
 
 #include <rook.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 #include "sched/testing.h"
 
 

@@ -14,7 +14,7 @@
 
 #include <rook.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 #include "sched/testing.h"
 
 static int return_arg(void *arg)
@@ -195,7 +195,7 @@ static int wait_for_release(void *arg)
 }
 
 /*
- * The stats fold per-worker batches of up to 64 (sched/stats.h), so keep
+ * The stats fold per-worker batches of up to 64 (diag/stats.h), so keep
  * that many extra tasks per worker alive for the counters to reach n.
  */
 static long stat_slack(void)

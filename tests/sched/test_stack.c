@@ -18,7 +18,7 @@
 
 #include <rook.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 #include "sched/testing.h"
 
 #define KIB ((size_t)1024)
@@ -249,7 +249,7 @@ static int rss_main(void *arg)
 	while (atomic_load_explicit(&started, memory_order_relaxed) < n)
 		T_CHECK_EQ(rook_yield(), 0);
 	rook__stats_get(&st);
-	/* Stats are batched per worker (sched/stats.h): allow 64 per worker. */
+	/* Stats are batched per worker (diag/stats.h): allow 64 per worker. */
 	T_CHECK(st.peak_stacks + 64u * rook_workers() >= (uint64_t)n);
 	atomic_store_explicit(&release_all, 1, memory_order_release);
 	for (long i = 0; i < n; i++) {

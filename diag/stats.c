@@ -2,7 +2,7 @@
 /*
  * Process-wide counters, with per-worker batching (see stats.h).
  */
-#include "sched/stats.h"
+#include "diag/stats.h"
 
 #include <stdatomic.h>
 #include <stdint.h>

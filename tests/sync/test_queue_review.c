@@ -25,8 +25,8 @@
 
 #include <rook.h>
 
-#include "helpers.h"
-#include "sched/queue.h"
+#include "tests/helpers.h"
+#include "sync/queue.h"
 
 static void yield_any(void)
 {

@@ -2,7 +2,7 @@
 /*
  * Task-aware mutex, semaphore, event and condition variable, usable from
  * tasks on any worker and from plain threads. Each object has a spinlock
- * over a FIFO list of waiters (sched/waitq.h); a waiting task is suspended,
+ * over a FIFO list of waiters (sync/waitq.h); a waiting task is suspended,
  * a waiting plain thread blocks on its futex.
  *
  * Fairness is by direct hand-off: unlock and release give the lock or the
@@ -19,7 +19,7 @@
  * and cleared only under m_lock and sends both to the slow path, where the
  * hand-off happens.
  */
-#include "sched/sync.h"
+#include "sync/sync.h"
 
 #include "sched/check.h"
 
@@ -31,7 +31,7 @@
 #include "sched/alloc.h"
 #include "sched/lock.h"
 #include "sched/wait.h"
-#include "sched/waitq.h"
+#include "sync/waitq.h"
 
 #define M_WAITERS ((uintptr_t)1)
 

@@ -18,8 +18,8 @@
 
 #include <rook.h>
 
-#include "helpers.h"
-#include "sched/queue.h"
+#include "tests/helpers.h"
+#include "sync/queue.h"
 
 /* Yield (or sched_yield on a plain thread) until q has that many getters,
  * putters and joiners waiting. */

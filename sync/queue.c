@@ -51,7 +51,7 @@
  * until it is granted, or until it leaves after a cancel or a deadline);
  * rook_queue_destroy waits for it to reach zero before freeing.
  */
-#include "sched/queue.h"
+#include "sync/queue.h"
 
 #include "sched/check.h"
 
@@ -63,7 +63,7 @@
 #include "sched/lock.h"
 #include "sched/testing.h"
 #include "sched/wait.h"
-#include "sched/waitq.h"
+#include "sync/waitq.h"
 
 #define T_CLOSED 1u
 #define T_GETTERS 2u

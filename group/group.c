@@ -18,7 +18,7 @@
 #include "sched/runtime.h"
 #include "sched/task.h"
 #include "sched/wait.h"
-#include "sched/waitq.h"
+#include "sync/waitq.h"
 
 struct rook__gchild {
 	struct rook_group *c_group;

@@ -6,7 +6,7 @@
  * ts_tm->tm_deadline for every queued timer; h_next mirrors the top
  * deadline for lock-free peeks by other workers.
  */
-#include "sched/timer.h"
+#include "time/timer.h"
 
 #include <errno.h>
 #include <time.h>

@@ -21,9 +21,9 @@
 
 #include <rook.h>
 
-#include "helpers.h"
-#include "sched/queue.h"
-#include "sched/sync.h"
+#include "tests/helpers.h"
+#include "sync/queue.h"
+#include "sync/sync.h"
 
 #define SHORT_NS (50 * ROOK_MSEC)        /* a deadline meant to expire */
 #define LONG_NS (30 * ROOK_SEC)          /* a deadline meant not to */

@@ -17,8 +17,8 @@
 
 #include <rook.h>
 
-#include "helpers.h"
-#include "sched/sync.h"
+#include "tests/helpers.h"
+#include "sync/sync.h"
 
 static void pause_briefly(void)
 {

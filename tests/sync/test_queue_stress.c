@@ -19,7 +19,7 @@
 
 #include <rook.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 
 enum { NPROD = 8, NCONS = 8 };
 

@@ -13,7 +13,7 @@
 
 #include "sched/alloc.h"
 #include "sched/task.h"
-#include "sched/timer.h"
+#include "time/timer.h"
 #include "sched/wait.h"
 
 uint64_t rook_now(void)
