@@ -18,9 +18,9 @@ static void fold(enum rook__stat which, long d)
 {
 	int64_t now = atomic_fetch_add_explicit(&totals[which], d, memory_order_relaxed) + d;
 	int64_t peak = atomic_load_explicit(&peaks[which], memory_order_relaxed);
-	while (now > peak && !atomic_compare_exchange_weak_explicit(&peaks[which], &peak, now,
-								    memory_order_relaxed,
-								    memory_order_relaxed))
+	while (now > peak &&
+	       !atomic_compare_exchange_weak_explicit(&peaks[which], &peak, now,
+						      memory_order_relaxed, memory_order_relaxed))
 		;
 }
 
@@ -51,10 +51,14 @@ extern _Atomic uint64_t rook__stat_guarded, rook__stat_unguarded;
 
 void rook__stats_get(struct rook__stats *st)
 {
-	st->live_tasks = clamp(atomic_load_explicit(&totals[ROOK__STAT_LIVE], memory_order_relaxed));
-	st->peak_live_tasks = clamp(atomic_load_explicit(&peaks[ROOK__STAT_LIVE], memory_order_relaxed));
-	st->stacks_in_use = clamp(atomic_load_explicit(&totals[ROOK__STAT_STACKS], memory_order_relaxed));
-	st->peak_stacks = clamp(atomic_load_explicit(&peaks[ROOK__STAT_STACKS], memory_order_relaxed));
+	st->live_tasks =
+	    clamp(atomic_load_explicit(&totals[ROOK__STAT_LIVE], memory_order_relaxed));
+	st->peak_live_tasks =
+	    clamp(atomic_load_explicit(&peaks[ROOK__STAT_LIVE], memory_order_relaxed));
+	st->stacks_in_use =
+	    clamp(atomic_load_explicit(&totals[ROOK__STAT_STACKS], memory_order_relaxed));
+	st->peak_stacks =
+	    clamp(atomic_load_explicit(&peaks[ROOK__STAT_STACKS], memory_order_relaxed));
 	st->steals = clamp(atomic_load_explicit(&totals[ROOK__STAT_STEALS], memory_order_relaxed));
 	st->parks = clamp(atomic_load_explicit(&totals[ROOK__STAT_PARKS], memory_order_relaxed));
 	st->guard_stacks = atomic_load_explicit(&rook__stat_guarded, memory_order_relaxed);

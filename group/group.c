@@ -25,7 +25,7 @@ struct rook__gchild {
 	rook_fn c_fn;
 	void *c_arg;
 	int c_status;
-	struct rook_task *c_task; /* set while running, under g_lock */
+	struct rook_task *c_task;             /* set while running, under g_lock */
 	struct rook__gchild *c_prev, *c_next; /* live list, then done list */
 };
 

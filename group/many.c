@@ -103,7 +103,7 @@ int rook_wait_any(struct rook_task **ts, size_t n)
 	size_t linked = 0;
 	bool some_done = false;
 	for (; linked < n; linked++) {
-		nodes[linked] = (struct rook__jnode){ .j_w = w, .j_token = token };
+		nodes[linked] = (struct rook__jnode){.j_w = w, .j_token = token};
 		if (!link_node(ts[linked], &nodes[linked])) {
 			some_done = true;
 			break;

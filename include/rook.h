@@ -34,7 +34,7 @@ extern "C" {
 
 #define ROOK_USEC ((uint64_t)1000)
 #define ROOK_MSEC ((uint64_t)1000 * 1000)
-#define ROOK_SEC ((uint64_t)1000 * 1000 * 1000)
+#define ROOK_SEC  ((uint64_t)1000 * 1000 * 1000)
 
 #if defined(__GNUC__)
 #define ROOK_API __attribute__((visibility("default")))
@@ -50,13 +50,13 @@ extern "C" {
 typedef int (*rook_fn)(void *arg);
 
 /* Do not pin worker threads to cores (also: environment ROOK_NO_PIN=1). */
-#define ROOK_NO_PIN 0x1u
+#define ROOK_NO_PIN    0x1u
 #define ROOK_FLAGS_ALL (ROOK_NO_PIN)
 
 /* Limits checked by rook_run / rook_rt_start (-EINVAL outside them). */
-#define ROOK_MAX_WORKERS 1024u
-#define ROOK_MIN_STACK ((size_t)16 * 1024)
-#define ROOK_MAX_STACK ((size_t)256 * 1024 * 1024)
+#define ROOK_MAX_WORKERS      1024u
+#define ROOK_MIN_STACK        ((size_t)16 * 1024)
+#define ROOK_MAX_STACK        ((size_t)256 * 1024 * 1024)
 #define ROOK_MAX_RING_ENTRIES 32768u
 
 struct rook_config {
@@ -643,6 +643,30 @@ ROOK_API ssize_t rook_write_full(int fd, const void *buf, size_t len);
  * could be created.
  */
 ROOK_API int rook_blocking(rook_fn fn, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* IO backends                                                        */
+/* ------------------------------------------------------------------ */
+
+/* (io backends: declarations go here) */
+
+/* ------------------------------------------------------------------ */
+/* Streams and servers                                                */
+/* ------------------------------------------------------------------ */
+
+/* (streams and servers: declarations go here) */
+
+/* ------------------------------------------------------------------ */
+/* Signals and subprocesses                                           */
+/* ------------------------------------------------------------------ */
+
+/* (signals and subprocesses: declarations go here) */
+
+/* ------------------------------------------------------------------ */
+/* Diagnostics                                                        */
+/* ------------------------------------------------------------------ */
+
+/* (diagnostics: declarations go here) */
 
 #ifdef __cplusplus
 }

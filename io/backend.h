@@ -34,15 +34,15 @@ enum rook__io_kind {
 struct rook__io_req {
 	enum rook__io_kind r_kind;
 	int r_fd;
-	void *r_buf;               /* READ/RECV/WRITE/SEND buffer; READV/WRITEV iovec */
-	size_t r_len;              /* bytes; iovec count for READV/WRITEV */
-	int64_t r_off;             /* file offset; -1: current position */
-	int r_flags;               /* open, recv/send, accept flags; poll events */
-	const char *r_path;        /* OPEN */
-	mode_t r_mode;             /* OPEN */
-	struct sockaddr *r_addr;   /* ACCEPT (out) / CONNECT (in) */
-	socklen_t *r_addrlen;      /* ACCEPT */
-	socklen_t r_alen;          /* CONNECT */
+	void *r_buf;             /* READ/RECV/WRITE/SEND buffer; READV/WRITEV iovec */
+	size_t r_len;            /* bytes; iovec count for READV/WRITEV */
+	int64_t r_off;           /* file offset; -1: current position */
+	int r_flags;             /* open, recv/send, accept flags; poll events */
+	const char *r_path;      /* OPEN */
+	mode_t r_mode;           /* OPEN */
+	struct sockaddr *r_addr; /* ACCEPT (out) / CONNECT (in) */
+	socklen_t *r_addrlen;    /* ACCEPT */
+	socklen_t r_alen;        /* CONNECT */
 };
 
 /*

@@ -27,7 +27,7 @@
 #include "sched/wait.h"
 #include "sched/worker.h"
 
-#define POOL_MAX_DEFAULT 64u
+#define POOL_MAX_DEFAULT     64u
 #define POOL_IDLE_MS_DEFAULT 10000ul
 
 enum { J_QUEUED, J_RUNNING, J_DONE };
@@ -37,11 +37,11 @@ struct job {
 	rook_fn j_fn;
 	void *j_arg;
 	struct rook__waiter *j_w;
-	struct rook__io *j_io;      /* the caller's worker ring: wakes it */
-	struct rook__ring_req j_q;  /* the wake request posted there */
-	uint32_t j_token; /* under pool_lock */
-	int j_state;      /* under pool_lock */
-	int j_res;        /* under pool_lock */
+	struct rook__io *j_io;     /* the caller's worker ring: wakes it */
+	struct rook__ring_req j_q; /* the wake request posted there */
+	uint32_t j_token;          /* under pool_lock */
+	int j_state;               /* under pool_lock */
+	int j_res;                 /* under pool_lock */
 };
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
@@ -117,7 +117,7 @@ static void run_job(struct job *j)
 	 * done by a worker: waking from here would touch the runtime, which may
 	 * be freed as soon as the task has run to its end. */
 	if (rook__wait_claim(w, token, res)) {
-		j->j_q = (struct rook__ring_req){ .q_kind = ROOK__REQ_WAKE, .q_waiter = w };
+		j->j_q = (struct rook__ring_req){.q_kind = ROOK__REQ_WAKE, .q_waiter = w};
 		rook__ring_post(j->j_io, &j->j_q);
 	}
 }
@@ -205,8 +205,7 @@ int rook_blocking(rook_fn fn, void *arg)
 	pthread_once(&pool_once, pool_init);
 	struct rook__waiter *w = &self->t_waiter;
 	struct rook__worker *me = rook__worker_self();
-	struct job j = { .j_fn = fn, .j_arg = arg, .j_w = w, .j_io = me->w_io,
-			 .j_state = J_QUEUED };
+	struct job j = {.j_fn = fn, .j_arg = arg, .j_w = w, .j_io = me->w_io, .j_state = J_QUEUED};
 	pthread_mutex_lock(&pool_lock);
 	j.j_token = rook__wait_begin(w, rook__wait_cancellable());
 	uint32_t token = j.j_token;

@@ -39,8 +39,11 @@ static ssize_t rw(enum rook__io_kind kind, int fd, const void *buf, size_t len, 
 {
 	if (!buf && len)
 		return -EINVAL;
-	struct rook__io_req rq = { .r_kind = kind, .r_fd = fd, .r_buf = (void *)buf,
-				   .r_len = clamp_len(len), .r_off = off < 0 ? -1 : off };
+	struct rook__io_req rq = {.r_kind = kind,
+				  .r_fd = fd,
+				  .r_buf = (void *)buf,
+				  .r_len = clamp_len(len),
+				  .r_off = off < 0 ? -1 : off};
 	return rook__io_submit(&rq);
 }
 
@@ -58,8 +61,11 @@ static ssize_t rwv(enum rook__io_kind kind, int fd, const struct iovec *iov, int
 {
 	if (cnt < 0 || cnt > IOV_MAX || (!iov && cnt))
 		return -EINVAL;
-	struct rook__io_req rq = { .r_kind = kind, .r_fd = fd, .r_buf = (void *)iov,
-				   .r_len = (size_t)cnt, .r_off = off < 0 ? -1 : off };
+	struct rook__io_req rq = {.r_kind = kind,
+				  .r_fd = fd,
+				  .r_buf = (void *)iov,
+				  .r_len = (size_t)cnt,
+				  .r_off = off < 0 ? -1 : off};
 	return rook__io_submit(&rq);
 }
 
@@ -77,8 +83,8 @@ int rook_open(const char *path, int flags, mode_t mode)
 {
 	if (!path)
 		return -EINVAL;
-	struct rook__io_req rq = { .r_kind = ROOK__IO_OPEN, .r_path = path, .r_flags = flags,
-				   .r_mode = mode };
+	struct rook__io_req rq = {
+	    .r_kind = ROOK__IO_OPEN, .r_path = path, .r_flags = flags, .r_mode = mode};
 	return rook__io_submit(&rq);
 }
 
@@ -89,13 +95,13 @@ int rook_close(int fd)
 	if (fd < 0)
 		return -EBADF;
 	rook__io_cancel_fd(fd);
-	struct rook__io_req rq = { .r_kind = ROOK__IO_CLOSE, .r_fd = fd };
+	struct rook__io_req rq = {.r_kind = ROOK__IO_CLOSE, .r_fd = fd};
 	return rook__io_submit(&rq);
 }
 
 int rook_fsync(int fd)
 {
-	struct rook__io_req rq = { .r_kind = ROOK__IO_FSYNC, .r_fd = fd };
+	struct rook__io_req rq = {.r_kind = ROOK__IO_FSYNC, .r_fd = fd};
 	return rook__io_submit(&rq);
 }
 
@@ -103,8 +109,11 @@ int rook_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	if (addr && !len)
 		return -EINVAL;
-	struct rook__io_req rq = { .r_kind = ROOK__IO_ACCEPT, .r_fd = fd, .r_addr = addr,
-				   .r_addrlen = len, .r_flags = SOCK_CLOEXEC };
+	struct rook__io_req rq = {.r_kind = ROOK__IO_ACCEPT,
+				  .r_fd = fd,
+				  .r_addr = addr,
+				  .r_addrlen = len,
+				  .r_flags = SOCK_CLOEXEC};
 	return rook__io_submit(&rq);
 }
 
@@ -112,8 +121,10 @@ int rook_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (!addr)
 		return -EINVAL;
-	struct rook__io_req rq = { .r_kind = ROOK__IO_CONNECT, .r_fd = fd,
-				   .r_addr = (struct sockaddr *)addr, .r_alen = len };
+	struct rook__io_req rq = {.r_kind = ROOK__IO_CONNECT,
+				  .r_fd = fd,
+				  .r_addr = (struct sockaddr *)addr,
+				  .r_alen = len};
 	return rook__io_submit(&rq);
 }
 
@@ -121,8 +132,11 @@ static ssize_t xfer(enum rook__io_kind kind, int fd, const void *buf, size_t len
 {
 	if (!buf && len)
 		return -EINVAL;
-	struct rook__io_req rq = { .r_kind = kind, .r_fd = fd, .r_buf = (void *)buf,
-				   .r_len = clamp_len(len), .r_flags = flags };
+	struct rook__io_req rq = {.r_kind = kind,
+				  .r_fd = fd,
+				  .r_buf = (void *)buf,
+				  .r_len = clamp_len(len),
+				  .r_flags = flags};
 	return rook__io_submit(&rq);
 }
 
@@ -140,8 +154,8 @@ int rook_poll(int fd, short events)
 {
 	if (events == 0)
 		return -EINVAL;
-	struct rook__io_req rq = { .r_kind = ROOK__IO_POLL, .r_fd = fd,
-				   .r_flags = (unsigned short)events };
+	struct rook__io_req rq = {
+	    .r_kind = ROOK__IO_POLL, .r_fd = fd, .r_flags = (unsigned short)events};
 	return rook__io_submit(&rq);
 }
 
@@ -204,7 +218,7 @@ static int gai_errno(int e, int sys_errno)
 static int resolve_fn(void *arg)
 {
 	struct resolve *rs = arg;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = rs->rs_passive };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = rs->rs_passive};
 	errno = 0;
 	int e = getaddrinfo(rs->rs_host, rs->rs_port, &hints, &rs->rs_res);
 	return e ? gai_errno(e, errno) : 0;
@@ -220,7 +234,8 @@ static int resolve(struct resolve *rs, const char *host, uint16_t port, bool pas
 {
 	rs->rs_host = host && *host ? host : NULL;
 	snprintf(rs->rs_port, sizeof(rs->rs_port), "%u", (unsigned)port);
-	rs->rs_passive = (passive ? AI_PASSIVE : 0) | (numeric_host(rs->rs_host) ? AI_NUMERICHOST : 0);
+	rs->rs_passive =
+	    (passive ? AI_PASSIVE : 0) | (numeric_host(rs->rs_host) ? AI_NUMERICHOST : 0);
 	rs->rs_res = NULL;
 	if (rs->rs_passive & AI_NUMERICHOST)
 		return resolve_fn(rs);

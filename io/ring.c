@@ -64,11 +64,11 @@
 #include "sched/worker.h"
 
 #define DEFAULT_ENTRIES 256u
-#define CQ_FACTOR 8u      /* CQ entries per SQ entry: many ops stay in flight */
-#define FLUSH_BATCH 32u   /* queued SQEs that force a flush */
-#define FLUSH_EVERY 16u   /* polls between flushes while tasks keep running */
-#define UD_MSG_SRC 3u     /* low bits of a MSG_RING's own user_data: target io */
-#define IOWQ_BOUNDED 256u /* io-wq bounded workers per ring, at most (raise_iowq_limit) */
+#define CQ_FACTOR       8u   /* CQ entries per SQ entry: many ops stay in flight */
+#define FLUSH_BATCH     32u  /* queued SQEs that force a flush */
+#define FLUSH_EVERY     16u  /* polls between flushes while tasks keep running */
+#define UD_MSG_SRC      3u   /* low bits of a MSG_RING's own user_data: target io */
+#define IOWQ_BOUNDED    256u /* io-wq bounded workers per ring, at most (raise_iowq_limit) */
 
 /* ---- process-wide probe ------------------------------------------------ */
 
@@ -81,15 +81,15 @@ static _Atomic int wake_mode = ROOK__WAKE_EVENTFD;
 static _Atomic unsigned long wakes_efd, wakes_msg;
 
 static const unsigned flag_sets[] = {
-	/* Linux 6.1: one submitter thread; completions are posted only when
-	 * that thread enters the kernel (no IPIs, no interruptions). */
-	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-	/* Linux 5.19: task work runs at the next enter instead of by IPI;
-	 * IORING_SQ_TASKRUN tells us when an enter is due. */
-	IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-	/* Linux 5.6 (CLAMP below); EXT_ARG timeouts from 5.11, else liburing
-	 * adds a timeout SQE. */
-	0,
+    /* Linux 6.1: one submitter thread; completions are posted only when
+     * that thread enters the kernel (no IPIs, no interruptions). */
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+    /* Linux 5.19: task work runs at the next enter instead of by IPI;
+     * IORING_SQ_TASKRUN tells us when an enter is due. */
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+    /* Linux 5.6 (CLAMP below); EXT_ARG timeouts from 5.11, else liburing
+     * adds a timeout SQE. */
+    0,
 };
 
 /* Linux 5.19 added IORING_ASYNC_CANCEL_FD; older kernels answer -EINVAL. */
@@ -112,7 +112,7 @@ static void probe(void)
 	int err = -EINVAL;
 	for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
 		struct io_uring r;
-		struct io_uring_params p = { .flags = flag_sets[i] };
+		struct io_uring_params p = {.flags = flag_sets[i]};
 		err = io_uring_queue_init_params(8, &r, &p);
 		if (err == -EINVAL)
 			continue; /* flags this kernel does not know */
@@ -240,8 +240,8 @@ void rook__ring_op_cqe(struct rook__io *io, struct rook__io_op *op, bool main, i
 	}
 	/* acq_rel: releases o_res to the owner (its acquire load in uring.c)
 	 * and orders this after the other CQEs' decrements. */
-	uint64_t s = atomic_fetch_sub_explicit(&op->o_state, (uint64_t)1 << 32,
-					       memory_order_acq_rel);
+	uint64_t s =
+	    atomic_fetch_sub_explicit(&op->o_state, (uint64_t)1 << 32, memory_order_acq_rel);
 	if ((s >> 32) != 1)
 		return;
 	if (!rook__wait_claim(w, (uint32_t)s, res))
@@ -332,7 +332,6 @@ static void wake_io(struct rook__io *io)
 	atomic_fetch_sub_explicit(&io->i_wakers, 1, memory_order_seq_cst);
 }
 
-
 void rook__ring_prep_req(struct rook__io *io, const struct rook__ring_req *q)
 {
 	struct io_uring_sqe *sqe = rook__ring_sqe(io);
@@ -404,7 +403,7 @@ static void report_unavailable(struct rook__worker *w, int err, bool process_wid
 static void raise_iowq_limit(struct rook__io *io, unsigned entries)
 {
 	/* bounded, unbounded (0: unchanged, RLIMIT_NPROC) */
-	unsigned limits[2] = { entries < IOWQ_BOUNDED ? entries : IOWQ_BOUNDED, 0 };
+	unsigned limits[2] = {entries < IOWQ_BOUNDED ? entries : IOWQ_BOUNDED, 0};
 	(void)io_uring_register_iowq_max_workers(&io->i_ring, limits);
 }
 
@@ -423,8 +422,8 @@ int rook__park_init(struct rook__worker *w)
 		return -ENOMEM;
 	unsigned entries = w->w_rt->rt_ring_entries ? w->w_rt->rt_ring_entries : DEFAULT_ENTRIES;
 	struct io_uring_params p = {
-		.flags = probe_flags | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
-		.cq_entries = entries * CQ_FACTOR,
+	    .flags = probe_flags | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+	    .cq_entries = entries * CQ_FACTOR,
 	};
 	err = io_uring_queue_init_params(entries, &io->i_ring, &p);
 	if (err < 0) {
@@ -481,8 +480,8 @@ void rook__park_poll(struct rook__worker *w)
 	io->i_batch++;
 	if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
 		take_requests(io);
-	unsigned taskrun = IO_URING_READ_ONCE(*io->i_ring.sq.kflags) &
-			   (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+	unsigned taskrun =
+	    IO_URING_READ_ONCE(*io->i_ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 	if ((io->i_queued || taskrun) &&
 	    (io->i_queued >= FLUSH_BATCH || io->i_batch % FLUSH_EVERY == 0 ||
 	     !rook__worker_has_other_work(w)))
@@ -490,7 +489,8 @@ void rook__park_poll(struct rook__worker *w)
 	/* With no operation in flight only wake-ups can complete, and the
 	 * worker polls an idle ring only every few rounds (worker.c). */
 	reap(io);
-	w->w_io_busy = io->i_queued || atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
+	w->w_io_busy =
+	    io->i_queued || atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
 }
 
 void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
@@ -498,8 +498,8 @@ void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
 	struct rook__io *io = w->w_io;
 	uint32_t expect = 0;
 	/* Pairs with the exchange in rook__park_wake (see the protocol). */
-	if (!atomic_compare_exchange_strong_explicit(&io->i_park, &expect, 1,
-						     memory_order_seq_cst, memory_order_seq_cst)) {
+	if (!atomic_compare_exchange_strong_explicit(&io->i_park, &expect, 1, memory_order_seq_cst,
+						     memory_order_seq_cst)) {
 		atomic_store_explicit(&io->i_park, 0, memory_order_relaxed);
 		return;
 	}
@@ -511,8 +511,8 @@ void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
 		(void)io_uring_submit_and_wait(&io->i_ring, 1);
 	} else {
 		struct __kernel_timespec ts = {
-			.tv_sec = (long long)(timeout_ns / 1000000000u),
-			.tv_nsec = (long long)(timeout_ns % 1000000000u),
+		    .tv_sec = (long long)(timeout_ns / 1000000000u),
+		    .tv_nsec = (long long)(timeout_ns % 1000000000u),
 		};
 		(void)io_uring_submit_and_wait_timeout(&io->i_ring, &cqe, 1, &ts, NULL);
 	}

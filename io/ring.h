@@ -24,9 +24,9 @@ struct rook__waiter;
 
 /* CQE user_data tags that are not an operation (ops are 8-aligned
  * pointers; bit 0 set marks the CQE of a cancel request for that op). */
-#define ROOK__UD_EFD 2u      /* the eventfd read armed for wake-ups */
-#define ROOK__UD_WAKE 4u     /* a MSG_RING wake-up from another ring */
-#define ROOK__UD_IGNORE 6u   /* CQEs nobody waits for (a MSG_RING's own) */
+#define ROOK__UD_EFD    2u /* the eventfd read armed for wake-ups */
+#define ROOK__UD_WAKE   4u /* a MSG_RING wake-up from another ring */
+#define ROOK__UD_IGNORE 6u /* CQEs nobody waits for (a MSG_RING's own) */
 
 /* Remote requests a ring's owner performs for another thread. */
 enum rook__ring_req_kind {
@@ -45,10 +45,10 @@ enum rook__ring_req_kind {
 struct rook__io_op {
 	_Atomic uint64_t o_state;
 	struct rook__waiter *o_waiter;
-	struct rook__io *o_io;     /* the ring its SQE went to */
-	int o_res;                 /* the op's CQE result (written before o_state drops) */
-	bool o_fast;               /* completed in the poll right after it was queued */
-	uint32_t o_batch;          /* that poll's number */
+	struct rook__io *o_io; /* the ring its SQE went to */
+	int o_res;             /* the op's CQE result (written before o_state drops) */
+	bool o_fast;           /* completed in the poll right after it was queued */
+	uint32_t o_batch;      /* that poll's number */
 };
 
 /* A request for another ring's owner; valid until its CQE was handled. */
@@ -73,7 +73,7 @@ struct rook__io {
 	/* Park word: 0 running, 1 asleep in io_uring_enter, 2 wake pending,
 	 * 3 dead (after fini). See the protocol in ring.c. */
 	_Alignas(64) _Atomic uint32_t i_park;
-	_Atomic int i_wakers;         /* wakers inside rook__park_wake */
+	_Atomic int i_wakers; /* wakers inside rook__park_wake */
 	struct rook__spin i_req_lock;
 	struct rook__ring_req *i_req_head; /* under i_req_lock */
 	_Atomic bool i_req_any;

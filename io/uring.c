@@ -110,10 +110,10 @@ static bool keep_result(enum rook__io_kind kind, int res)
 
 /* The wait was claimed by a canceller or the deadline (reason) while the op
  * was still in flight: cancel it in the kernel and wait for every CQE. */
-static int cancel_and_drain(struct rook__io_op *op, struct rook__waiter *wt, uint64_t s,
-			    int reason, enum rook__io_kind kind)
+static int cancel_and_drain(struct rook__io_op *op, struct rook__waiter *wt, uint64_t s, int reason,
+			    enum rook__io_kind kind)
 {
-	struct rook__ring_req q = { .q_op = op, .q_kind = ROOK__REQ_CANCEL_OP };
+	struct rook__ring_req q = {.q_op = op, .q_kind = ROOK__REQ_CANCEL_OP};
 	uint32_t t2 = rook__wait_begin(wt, false);
 	/* acq_rel: publishes t2 to the handler that drops the count to 0;
 	 * acquire on failure: the op's o_res. */
@@ -311,7 +311,7 @@ int rook__io_submit(const struct rook__io_req *rq)
 		return write_inline(rq);
 	struct rook__io *io = w->w_io;
 	struct rook__waiter *wt = &self->t_waiter;
-	struct rook__io_op op = { .o_waiter = wt };
+	struct rook__io_op op = {.o_waiter = wt};
 	uint32_t token = rook__wait_begin(wt, !shield && rook__wait_cancellable());
 	atomic_init(&op.o_state, (1ull << 32) | token);
 	struct io_uring_sqe *sqe = rook__ring_sqe(io);
@@ -347,14 +347,14 @@ void rook__io_cancel_fd(int fd)
 	if (rt->rt_nworkers > 8 && !(fc = rook__calloc(rt->rt_nworkers, sizeof(*fc))))
 		return; /* best effort: ops on fd then end when the peer acts */
 	struct rook__waiter *wt = &w->w_current->t_waiter;
-	struct rook__io_op op = { .o_waiter = wt };
+	struct rook__io_op op = {.o_waiter = wt};
 	unsigned n = 0;
 	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
 		struct rook__io *io = rt->rt_workers[i].w_io;
 		if (io && atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0)
 			fc[n++] = (struct fd_cancel){
-				.fc_q = { .q_op = &op, .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd },
-				.fc_io = io,
+			    .fc_q = {.q_op = &op, .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd},
+			    .fc_io = io,
 			};
 	}
 	if (n) {

@@ -19,10 +19,10 @@
 #define PERF_REPORT_MEM 0x1u /* peak_live_tasks= and peak_rss_kib= */
 
 struct perf_run {
-	bool pr_quick;         /* smoke-test sizes (10x-100x smaller) */
-	int64_t pr_wrong;      /* added to every checked answer (PEERBENCH_WRONG=1) */
-	uint64_t pr_ops;       /* set by the workload: ops done, unit per WORKLOADS.md */
-	bool pr_check_failed;  /* set by perf_check */
+	bool pr_quick;          /* smoke-test sizes (10x-100x smaller) */
+	int64_t pr_wrong;       /* added to every checked answer (PEERBENCH_WRONG=1) */
+	uint64_t pr_ops;        /* set by the workload: ops done, unit per WORKLOADS.md */
+	bool pr_check_failed;   /* set by perf_check */
 	char pr_check_msg[160]; /* the first failed check */
 	char pr_extra[160];     /* set by the workload: appended to its BENCH line */
 	void (*pr_cleanup)(struct perf_run *run); /* set by the workload: run untimed */
@@ -64,18 +64,18 @@ long perf_rss_kib(void);
 long perf_peak_rss_kib(void);
 
 /* Workload bodies, one file per family. */
-int perf_spawn_many(struct perf_run *run);   /* wl_tasks.c */
-int perf_yield_many(struct perf_run *run);   /* wl_tasks.c */
-int perf_chained_spawn(struct perf_run *run); /* wl_tasks.c */
-int perf_skynet(struct perf_run *run);       /* wl_tree.c */
-int perf_fib(struct perf_run *run);          /* wl_tree.c */
+int perf_spawn_many(struct perf_run *run);     /* wl_tasks.c */
+int perf_yield_many(struct perf_run *run);     /* wl_tasks.c */
+int perf_chained_spawn(struct perf_run *run);  /* wl_tasks.c */
+int perf_skynet(struct perf_run *run);         /* wl_tree.c */
+int perf_fib(struct perf_run *run);            /* wl_tree.c */
 int perf_sleep_fanout(struct perf_run *run);   /* wl_time.c */
 int perf_timer_lateness(struct perf_run *run); /* wl_time.c */
 int perf_sleep_million(struct perf_run *run);  /* wl_time.c */
-int perf_ping_pong(struct perf_run *run);    /* wl_queue.c */
-int perf_mpmc_queue(struct perf_run *run);   /* wl_queue.c */
-int perf_tcp_echo(struct perf_run *run);     /* wl_io.c */
-int perf_file_io(struct perf_run *run);      /* wl_io.c */
-int perf_wake_ping(struct perf_run *run);    /* wl_io.c (not in WORKLOADS.md) */
+int perf_ping_pong(struct perf_run *run);      /* wl_queue.c */
+int perf_mpmc_queue(struct perf_run *run);     /* wl_queue.c */
+int perf_tcp_echo(struct perf_run *run);       /* wl_io.c */
+int perf_file_io(struct perf_run *run);        /* wl_io.c */
+int perf_wake_ping(struct perf_run *run);      /* wl_io.c (not in WORKLOADS.md) */
 
 #endif

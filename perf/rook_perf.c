@@ -25,20 +25,20 @@
 
 /* In WORKLOADS.md order; a NULL body prints "not implemented yet". */
 static const struct perf_workload perf_workloads[] = {
-	{ "spawn_many", perf_spawn_many, 0 },
-	{ "yield_many", perf_yield_many, 0 },
-	{ "ping_pong", perf_ping_pong, 0 },
-	{ "chained_spawn", perf_chained_spawn, 0 },
-	{ "skynet", perf_skynet, PERF_REPORT_MEM },
-	{ "fib", perf_fib, PERF_REPORT_MEM },
-	{ "sleep_fanout", perf_sleep_fanout, 0 },
-	{ "mpmc_queue", perf_mpmc_queue, 0 },
-	{ "tcp_echo", perf_tcp_echo, 0 },
-	{ "file_io", perf_file_io, 0 },
-	/* rook's own, beyond WORKLOADS.md */
-	{ "timer_lateness", perf_timer_lateness, 0 },
-	{ "sleep_million", perf_sleep_million, 0 },
-	{ "wake_ping", perf_wake_ping, 0 }, /* the wake-path probe of io/ring.c */
+    {"spawn_many", perf_spawn_many, 0},
+    {"yield_many", perf_yield_many, 0},
+    {"ping_pong", perf_ping_pong, 0},
+    {"chained_spawn", perf_chained_spawn, 0},
+    {"skynet", perf_skynet, PERF_REPORT_MEM},
+    {"fib", perf_fib, PERF_REPORT_MEM},
+    {"sleep_fanout", perf_sleep_fanout, 0},
+    {"mpmc_queue", perf_mpmc_queue, 0},
+    {"tcp_echo", perf_tcp_echo, 0},
+    {"file_io", perf_file_io, 0},
+    /* rook's own, beyond WORKLOADS.md */
+    {"timer_lateness", perf_timer_lateness, 0},
+    {"sleep_million", perf_sleep_million, 0},
+    {"wake_ping", perf_wake_ping, 0}, /* the wake-path probe of io/ring.c */
 };
 #define NWORKLOADS (sizeof(perf_workloads) / sizeof(perf_workloads[0]))
 
@@ -54,9 +54,9 @@ struct perf_job {
 	const struct perf_workload *pj_wl;
 	struct perf_run pj_run;
 	double pj_wall_s;
-	unsigned pj_workers;      /* rook_workers() as the workload saw it */
-	uint64_t pj_peak_tasks;   /* rook__stats peak_live_tasks */
-	long pj_peak_rss_kib;     /* VmHWM, -1 if unreadable */
+	unsigned pj_workers;    /* rook_workers() as the workload saw it */
+	uint64_t pj_peak_tasks; /* rook__stats peak_live_tasks */
+	long pj_peak_rss_kib;   /* VmHWM, -1 if unreadable */
 };
 
 /* ---- helpers shared with the workload files ------------------------- */
@@ -67,8 +67,8 @@ bool perf_check(struct perf_run *run, const char *what, int64_t got, int64_t wan
 	if (got == want)
 		return true;
 	if (!run->pr_check_failed)
-		snprintf(run->pr_check_msg, sizeof(run->pr_check_msg),
-			 "%s: got %lld want %lld", what, (long long)got, (long long)want);
+		snprintf(run->pr_check_msg, sizeof(run->pr_check_msg), "%s: got %lld want %lld",
+			 what, (long long)got, (long long)want);
 	run->pr_check_failed = true;
 	return false;
 }
@@ -208,8 +208,8 @@ static int64_t wrong_offset(void)
 /* Run wl once; returns the process exit status it deserves. */
 static int run_workload(const struct perf_workload *wl, const struct perf_opts *o)
 {
-	struct rook_config cfg = { .workers = o->po_threads };
-	struct perf_job job = { .pj_wl = wl };
+	struct rook_config cfg = {.workers = o->po_threads};
+	struct perf_job job = {.pj_wl = wl};
 	int rc;
 
 	if (!wl->pw_fn) {
@@ -238,7 +238,8 @@ static int run_all(const struct perf_opts *o)
 
 	for (size_t i = 0; i < NWORKLOADS; i++) {
 		if (!perf_workloads[i].pw_fn) {
-			fprintf(stderr, "skipping %s: not implemented yet\n", perf_workloads[i].pw_name);
+			fprintf(stderr, "skipping %s: not implemented yet\n",
+				perf_workloads[i].pw_name);
 			continue;
 		}
 		if (run_workload(&perf_workloads[i], o) != EXIT_SUCCESS)
@@ -251,12 +252,13 @@ static int run_all(const struct perf_opts *o)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: rook-perf --workload NAME [--threads N] [--quick]\n"
-		   "       rook-perf --all [--threads N] [--quick]\n"
-		   "       rook-perf --list\n"
-		   "  --threads N  rook workers (default 1; 0 = one per core)\n"
-		   "  --quick      10x-100x smaller sizes, for smoke tests\n"
-		   "  --list       list the workloads: 'yes NAME' if implemented, 'no  NAME' if not\n");
+	fprintf(
+	    f, "usage: rook-perf --workload NAME [--threads N] [--quick]\n"
+	       "       rook-perf --all [--threads N] [--quick]\n"
+	       "       rook-perf --list\n"
+	       "  --threads N  rook workers (default 1; 0 = one per core)\n"
+	       "  --quick      10x-100x smaller sizes, for smoke tests\n"
+	       "  --list       list the workloads: 'yes NAME' if implemented, 'no  NAME' if not\n");
 }
 
 static const struct perf_workload *find_workload(const char *name)
@@ -270,7 +272,8 @@ static const struct perf_workload *find_workload(const char *name)
 static void list_workloads(void)
 {
 	for (size_t i = 0; i < NWORKLOADS; i++)
-		printf("%s %s\n", perf_workloads[i].pw_fn ? "yes" : "no ", perf_workloads[i].pw_name);
+		printf("%s %s\n", perf_workloads[i].pw_fn ? "yes" : "no ",
+		       perf_workloads[i].pw_name);
 }
 
 static int parse_threads(const char *s, unsigned *out)
@@ -289,7 +292,7 @@ static int parse_threads(const char *s, unsigned *out)
 /* Returns 0, or EXIT_USAGE after printing why. */
 static int parse_args(int argc, char **argv, struct perf_opts *o)
 {
-	*o = (struct perf_opts){ .po_threads = 1 };
+	*o = (struct perf_opts){.po_threads = 1};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool has_value = i + 1 < argc;

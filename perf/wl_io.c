@@ -36,7 +36,7 @@ static uint64_t mono_ns(void)
 /* ---- tcp_echo --------------------------------------------------------------- */
 
 #define ECHO_CONNS 100
-#define ECHO_MSG 64
+#define ECHO_MSG   64
 
 struct echo {
 	uint16_t e_port;
@@ -117,7 +117,7 @@ static int cmp_u32(const void *a, const void *b)
 
 int perf_tcp_echo(struct perf_run *run)
 {
-	struct echo e = { .e_rounds = run->pr_quick ? 200 : 10000 };
+	struct echo e = {.e_rounds = run->pr_quick ? 200 : 10000};
 	struct echo_client cl[ECHO_CONNS];
 	struct rook_task *h[ECHO_CONNS + 1];
 	size_t n = (size_t)ECHO_CONNS * (size_t)e.e_rounds;
@@ -135,7 +135,7 @@ int perf_tcp_echo(struct perf_run *run)
 	}
 	int rc = rook_spawn(&h[0], echo_accept, (void *)(intptr_t)lfd);
 	for (int i = 0; i < ECHO_CONNS && rc == 0; i++) {
-		cl[i] = (struct echo_client){ .c_e = &e, .c_id = i };
+		cl[i] = (struct echo_client){.c_e = &e, .c_id = i};
 		rc = rook_spawn(&h[i + 1], echo_client, &cl[i]);
 	}
 	if (rc == 0)
@@ -152,9 +152,9 @@ int perf_tcp_echo(struct perf_run *run)
 
 /* ---- file_io ------------------------------------------------------------------ */
 
-#define FILES 256
+#define FILES    256
 #define FILE_MIB 4
-#define CHUNK (64 * 1024)
+#define CHUNK    (64 * 1024)
 
 struct file_job {
 	const char *f_dir;
@@ -173,7 +173,7 @@ struct file_job {
 static uint64_t checksum(uint64_t h, const void *p, size_t len)
 {
 	const uint64_t *w = p;
-	uint64_t l[4] = { h, h ^ 1, h ^ 2, h ^ 3 };
+	uint64_t l[4] = {h, h ^ 1, h ^ 2, h ^ 3};
 	for (size_t i = 0; i + 4 <= len / 8; i += 4)
 		for (int k = 0; k < 4; k++)
 			l[k] = (l[k] ^ w[i + k]) * 1099511628211ull;
@@ -294,8 +294,8 @@ int perf_file_io(struct perf_run *run)
 	int rc = 0;
 	uint64_t t0 = mono_ns();
 	for (int i = 0; i < nfiles && rc == 0; i++) {
-		jobs[i] = (struct file_job){ .f_dir = dir, .f_id = i, .f_bytes = bytes,
-					     .f_blocking = blocking };
+		jobs[i] = (struct file_job){
+		    .f_dir = dir, .f_id = i, .f_bytes = bytes, .f_blocking = blocking};
 		rc = rook_spawn(&h[i], file_write, &jobs[i]);
 	}
 	if (rc == 0)

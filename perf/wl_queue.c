@@ -19,7 +19,7 @@
 struct pp_pair {
 	struct rook_queue *pp_ping, *pp_pong;
 	long pp_rounds;
-	long pp_last;      /* the pinger's final value */
+	long pp_last; /* the pinger's final value */
 };
 
 static int pp_ponger(void *arg)
@@ -147,7 +147,7 @@ static int mpmc_consumer(void *arg)
 int perf_mpmc_queue(struct perf_run *run)
 {
 	int64_t n = run->pr_quick ? 100000 : 10000000;
-	struct mpmc m = { .m_per = n / MPMC_PROD };
+	struct mpmc m = {.m_per = n / MPMC_PROD};
 	struct rook_task *prod[MPMC_PROD], *cons[MPMC_CONS];
 	size_t np = 0, nc = 0;
 	int rc = rook_queue_create(&m.m_q, sizeof(int64_t), MPMC_CAP);

@@ -42,7 +42,7 @@ int perf_spawn_many(struct perf_run *run)
 /* ---- yield_many ----------------------------------------------------- */
 
 struct yield_job {
-	long yj_yields;       /* per task */
+	long yj_yields;          /* per task */
 	atomic_long yj_finished; /* tasks that did all their yields */
 };
 
@@ -63,7 +63,7 @@ static int yield_many_task(void *arg)
 int perf_yield_many(struct perf_run *run)
 {
 	size_t tasks = run->pr_quick ? 100 : 1000;
-	struct yield_job job = { .yj_yields = run->pr_quick ? 100 : 1000 };
+	struct yield_job job = {.yj_yields = run->pr_quick ? 100 : 1000};
 
 	atomic_init(&job.yj_finished, 0);
 	int rc = perf_spawn_join(tasks, yield_many_task, &job);
@@ -108,7 +108,7 @@ static int chain_link(void *arg)
 
 int perf_chained_spawn(struct perf_run *run)
 {
-	struct chain c = { .ch_depth = run->pr_quick ? 10000 : 1000000 };
+	struct chain c = {.ch_depth = run->pr_quick ? 10000 : 1000000};
 	int rc;
 
 	atomic_init(&c.ch_links, 0);

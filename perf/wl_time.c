@@ -116,7 +116,7 @@ static int cmp_u64(const void *a, const void *b)
 int perf_timer_lateness(struct perf_run *run)
 {
 	size_t n = run->pr_quick ? 1000 : 10000;
-	struct lateness l = { .l_late_ns = calloc(n, sizeof(uint64_t)) };
+	struct lateness l = {.l_late_ns = calloc(n, sizeof(uint64_t))};
 	struct sleeper_arg *args = malloc(n * sizeof(*args));
 	struct rook_task **ts = malloc(n * sizeof(*ts)), *hogs[2];
 	int *st = malloc(n * sizeof(*st));
@@ -134,8 +134,8 @@ int perf_timer_lateness(struct perf_run *run)
 	size_t spawned = 0;
 	for (; spawned < n; spawned++) {
 		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
-		args[spawned] = (struct sleeper_arg){ &l, (uint32_t)spawned,
-						      (uint32_t)(1 + seed % 100) };
+		args[spawned] =
+		    (struct sleeper_arg){&l, (uint32_t)spawned, (uint32_t)(1 + seed % 100)};
 		if ((rc = rook_spawn(&ts[spawned], lateness_sleeper, &args[spawned])) < 0)
 			break;
 	}
@@ -175,7 +175,7 @@ int perf_sleep_million(struct perf_run *run)
 	if (rc == 0)
 		perf_check(run, "sleep_million tasks that slept", (int64_t)ok, (int64_t)n);
 	run->pr_ops = n;
-	snprintf(run->pr_extra, sizeof(run->pr_extra), "peak_rss_kib=%ld rss_per_task_b=%.0f",
-		 peak, peak > rss0 ? (double)(peak - rss0) * 1024.0 / (double)n : 0.0);
+	snprintf(run->pr_extra, sizeof(run->pr_extra), "peak_rss_kib=%ld rss_per_task_b=%.0f", peak,
+		 peak > rss0 ? (double)(peak - rss0) * 1024.0 / (double)n : 0.0);
 	return rc;
 }

@@ -34,8 +34,7 @@ static int skynet_task(void *arg)
 		return 0;
 	}
 	for (; n < SKYNET_FANOUT && rc == 0; n++) {
-		kids[n] = (struct skynet_node){ .sn_num = node->sn_num + n * part,
-						 .sn_size = part };
+		kids[n] = (struct skynet_node){.sn_num = node->sn_num + n * part, .sn_size = part};
 		rc = rook_spawn(&handles[n], skynet_task, &kids[n]);
 	}
 	if (rc < 0)
@@ -52,7 +51,7 @@ static int skynet_task(void *arg)
 int perf_skynet(struct perf_run *run)
 {
 	int64_t leaves = run->pr_quick ? 10000 : 1000000;
-	struct skynet_node root = { .sn_num = 0, .sn_size = leaves };
+	struct skynet_node root = {.sn_num = 0, .sn_size = leaves};
 	struct rook_task *t;
 	int status = 0;
 	int rc;
@@ -90,7 +89,7 @@ static int fib_task(void *arg);
  */
 static int fib_compute(int n, int64_t *out)
 {
-	struct fib_frame child = { .ff_n = n - 1 };
+	struct fib_frame child = {.ff_n = n - 1};
 	struct rook_task *t;
 	int64_t here;
 	int status = 0;

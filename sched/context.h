@@ -27,15 +27,15 @@ static inline void *rook__ctx_make(void *top, void (*entry)(void *), void *arg)
 	uint64_t *f = (uint64_t *)sp;
 	memset(f, 0, 80);
 	f[0] = 0x1F80u | ((uint64_t)0x037Fu << 32); /* default MXCSR, x87 CW */
-	f[3] = (uint64_t)(uintptr_t)entry;         /* r13 */
-	f[4] = (uint64_t)(uintptr_t)arg;           /* r12 */
+	f[3] = (uint64_t)(uintptr_t)entry;          /* r13 */
+	f[4] = (uint64_t)(uintptr_t)arg;            /* r12 */
 	f[7] = (uint64_t)(uintptr_t)rook__ctx_trampoline;
 #elif defined(__aarch64__)
 	sp -= 176;
 	uint64_t *f = (uint64_t *)sp;
 	memset(f, 0, 176);
-	f[0] = (uint64_t)(uintptr_t)arg;   /* x19 */
-	f[1] = (uint64_t)(uintptr_t)entry; /* x20 */
+	f[0] = (uint64_t)(uintptr_t)arg;                   /* x19 */
+	f[1] = (uint64_t)(uintptr_t)entry;                 /* x20 */
 	f[11] = (uint64_t)(uintptr_t)rook__ctx_trampoline; /* x30 */
 #else
 #error "unsupported architecture"

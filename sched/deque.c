@@ -14,8 +14,7 @@
 
 static struct rook__deque_buf *buf_new(int64_t cap)
 {
-	struct rook__deque_buf *b =
-		rook__alloc(sizeof(*b) + (size_t)cap * sizeof(b->b_slot[0]));
+	struct rook__deque_buf *b = rook__alloc(sizeof(*b) + (size_t)cap * sizeof(b->b_slot[0]));
 	if (!b)
 		return NULL;
 	b->b_mask = cap - 1;
@@ -46,8 +45,8 @@ void rook__deque_destroy(struct rook__deque *d)
 }
 
 /* Owner only: double the buffer, copying the live range [t, b). */
-static struct rook__deque_buf *grow(struct rook__deque *d, struct rook__deque_buf *old,
-				    int64_t t, int64_t b)
+static struct rook__deque_buf *grow(struct rook__deque *d, struct rook__deque_buf *old, int64_t t,
+				    int64_t b)
 {
 	struct rook__deque_buf *n = buf_new((old->b_mask + 1) * 2);
 	if (!n)
@@ -98,9 +97,8 @@ void *rook__deque_pop(struct rook__deque *d)
 		x = atomic_load_explicit(&a->b_slot[b & a->b_mask], memory_order_relaxed);
 		if (t == b) {
 			/* Last item: race thieves for it on top. */
-			if (!atomic_compare_exchange_strong_explicit(&d->d_top, &t, t + 1,
-								     memory_order_seq_cst,
-								     memory_order_relaxed))
+			if (!atomic_compare_exchange_strong_explicit(
+				&d->d_top, &t, t + 1, memory_order_seq_cst, memory_order_relaxed))
 				x = NULL;
 			atomic_store_explicit(&d->d_bottom, b + 1, memory_order_relaxed);
 		}

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 struct rook__deque_buf {
-	int64_t b_mask; /* capacity - 1; capacity is a power of two */
+	int64_t b_mask;                 /* capacity - 1; capacity is a power of two */
 	struct rook__deque_buf *b_prev; /* retired buffers, freed at destroy */
 	_Atomic(void *) b_slot[];
 };

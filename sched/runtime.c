@@ -17,7 +17,6 @@
 #include "sched/task.h"
 #include "sched/testing.h"
 
-
 static void rt_free(struct rook_rt *rt)
 {
 	if (rt->rt_workers) {
@@ -104,8 +103,8 @@ fail:
 	return r;
 }
 
-int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **out,
-		rook_fn fn, void *arg)
+int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **out, rook_fn fn,
+		void *arg)
 {
 	if (!fn)
 		return -EINVAL;
@@ -134,9 +133,9 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 #endif
 	rook__waiter_init(&t->t_waiter, t);
 	if (w) {
-		atomic_store_explicit(&w->w_nspawned,
-				      atomic_load_explicit(&w->w_nspawned, memory_order_relaxed) + 1,
-				      memory_order_release);
+		atomic_store_explicit(
+		    &w->w_nspawned, atomic_load_explicit(&w->w_nspawned, memory_order_relaxed) + 1,
+		    memory_order_release);
 	} else {
 		atomic_fetch_add_explicit(&rt->rt_ext_spawned, 1, memory_order_release);
 	}
@@ -183,7 +182,8 @@ static uint64_t live_tasks(struct rook_rt *rt)
 		fin += atomic_load_explicit(&rt->rt_workers[i].w_nfinished, memory_order_acquire);
 	spawned = atomic_load_explicit(&rt->rt_ext_spawned, memory_order_acquire);
 	for (unsigned i = 0; i < rt->rt_nworkers; i++)
-		spawned += atomic_load_explicit(&rt->rt_workers[i].w_nspawned, memory_order_acquire);
+		spawned +=
+		    atomic_load_explicit(&rt->rt_workers[i].w_nspawned, memory_order_acquire);
 	return spawned - fin;
 }
 
@@ -205,7 +205,7 @@ int rook_rt_stop(struct rook_rt *rt)
 		return -EBUSY;
 	atomic_store_explicit(&rt->rt_stopping, true, memory_order_seq_cst);
 	rook__task_foreach(cancel_if_ours, rt);
-	struct timespec nap = { 0, 100 * 1000 };
+	struct timespec nap = {0, 100 * 1000};
 	while (live_tasks(rt) > 0)
 		nanosleep(&nap, NULL);
 	atomic_store_explicit(&rt->rt_exit, true, memory_order_seq_cst);

@@ -33,15 +33,15 @@ struct rook_rt {
 	/* Idle set and spinning count (see the protocol in worker.c). */
 	_Alignas(64) _Atomic int rt_nspinning;
 	_Atomic int rt_nidle;
-	_Atomic int rt_ndeep;       /* parked past their naps (worker.c) */
+	_Atomic int rt_ndeep;              /* parked past their naps (worker.c) */
 	_Atomic uint64_t rt_idle_deadline; /* earliest timed wake of a parked worker */
 	struct rook__spin rt_idle_lock;
-	unsigned *rt_idle;          /* stack of parked worker indices */
+	unsigned *rt_idle; /* stack of parked worker indices */
 	unsigned rt_idle_n;
 
 	/* Lifecycle. */
 	_Alignas(64) _Atomic bool rt_stopping;
-	_Atomic bool rt_exit;       /* workers leave their loops */
+	_Atomic bool rt_exit;            /* workers leave their loops */
 	_Atomic uint64_t rt_ext_spawned; /* spawns from outside the workers */
 
 	struct rook__stack_pool rt_stacks;
@@ -49,8 +49,8 @@ struct rook_rt {
 };
 
 /* Common spawn path. w: the spawning worker or NULL. */
-int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **out,
-		rook_fn fn, void *arg);
+int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **out, rook_fn fn,
+		void *arg);
 
 /* A task ended: account for it. */
 void rook__rt_task_ended(struct rook_rt *rt);

@@ -30,10 +30,10 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define rook__asan_start(save, bottom, size) __sanitizer_start_switch_fiber(save, bottom, size)
-#define rook__asan_finish(save) __sanitizer_finish_switch_fiber(save, NULL, NULL)
+#define rook__asan_finish(save)              __sanitizer_finish_switch_fiber(save, NULL, NULL)
 #else
 #define rook__asan_start(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
-#define rook__asan_finish(save) ((void)(save))
+#define rook__asan_finish(save)              ((void)(save))
 #endif
 
 /* Memory rook maps itself and keeps pointers to heap blocks in (the task
@@ -48,15 +48,15 @@
 
 #ifdef ROOK_TSAN
 #include <sanitizer/tsan_interface.h>
-#define rook__tsan_current() __tsan_get_current_fiber()
-#define rook__tsan_create() __tsan_create_fiber(0)
+#define rook__tsan_current()  __tsan_get_current_fiber()
+#define rook__tsan_create()   __tsan_create_fiber(0)
 #define rook__tsan_destroy(f) __tsan_destroy_fiber(f)
-#define rook__tsan_switch(f) __tsan_switch_to_fiber(f, 0)
+#define rook__tsan_switch(f)  __tsan_switch_to_fiber(f, 0)
 #else
-#define rook__tsan_current() NULL
-#define rook__tsan_create() NULL
+#define rook__tsan_current()  NULL
+#define rook__tsan_create()   NULL
 #define rook__tsan_destroy(f) ((void)(f))
-#define rook__tsan_switch(f) ((void)(f))
+#define rook__tsan_switch(f)  ((void)(f))
 #endif
 
 #endif

@@ -25,10 +25,10 @@
 #include "sched/testing.h"
 #include "sched/worker.h"
 
-#define CACHE_MAX 64u
-#define CACHE_BATCH 16u
+#define CACHE_MAX    64u
+#define CACHE_BATCH  16u
 #define REGION_FIRST 16u
-#define REGION_MAX 256u
+#define REGION_MAX   256u
 
 /* Linux 6.13 added guard markers: a guard page installed in the page
  * table, without splitting the mapping (so without taking the mapping
@@ -43,7 +43,7 @@ enum { GUARD_UNPROBED, GUARD_MARKER, GUARD_MPROTECT };
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static int guard_kind = GUARD_UNPROBED; /* written once, under guard_once */
 static _Atomic int guard_forced;        /* tests: GUARD_* or 0 */
-static _Atomic long guard_budget = -1; /* guard pages left; -1 unread */
+static _Atomic long guard_budget = -1;  /* guard pages left; -1 unread */
 static _Atomic unsigned stack_fail_next;
 _Atomic uint64_t rook__stat_guarded, rook__stat_unguarded;
 
@@ -105,9 +105,8 @@ static bool take_guard(void)
 {
 	long b = budget_read();
 	while (b > 0) {
-		if (atomic_compare_exchange_weak_explicit(&guard_budget, &b, b - 1,
-							  memory_order_relaxed,
-							  memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(
+			&guard_budget, &b, b - 1, memory_order_relaxed, memory_order_relaxed))
 			return true;
 	}
 	return false;
@@ -218,7 +217,7 @@ static struct rook__stack *slot_setup(struct rook__stack_pool *p, char *slot)
 	}
 	char *lo = slot + ps;
 	struct rook__stack *s =
-		(struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack));
+	    (struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack));
 	s->s_lo = guarded ? lo : lo + 256; /* unguarded: keep a margin */
 	s->s_top = (char *)s;
 	s->s_guarded = guarded;
@@ -261,9 +260,9 @@ static int cache_refill(struct rook__stack_pool *p, struct rook__stack_cache *c)
 struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__stack_cache *c)
 {
 	unsigned fail = atomic_load_explicit(&stack_fail_next, memory_order_relaxed);
-	while (fail && !atomic_compare_exchange_weak_explicit(&stack_fail_next, &fail, fail - 1,
-							       memory_order_relaxed,
-							       memory_order_relaxed))
+	while (fail &&
+	       !atomic_compare_exchange_weak_explicit(&stack_fail_next, &fail, fail - 1,
+						      memory_order_relaxed, memory_order_relaxed))
 		;
 	if (fail)
 		return NULL;
@@ -281,8 +280,7 @@ struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__sta
 	return s;
 }
 
-void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c,
-		     struct rook__stack *s)
+void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c, struct rook__stack *s)
 {
 	s->s_next = c->c_head;
 	c->c_head = s;
@@ -336,7 +334,7 @@ int rook__stack_sigaltstack_setup(void **mem)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED)
 		return -ENOMEM;
-	stack_t ss = { .ss_sp = m, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
+	stack_t ss = {.ss_sp = m, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
 	if (sigaltstack(&ss, NULL) != 0) {
 		munmap(m, ALTSTACK_SIZE);
 		return -errno;
@@ -349,7 +347,7 @@ void rook__stack_sigaltstack_teardown(void *mem)
 {
 	if (!mem)
 		return;
-	stack_t ss = { .ss_flags = SS_DISABLE };
+	stack_t ss = {.ss_flags = SS_DISABLE};
 	sigaltstack(&ss, NULL);
 	munmap(mem, ALTSTACK_SIZE);
 }
@@ -398,7 +396,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		if (addr < lo && addr >= lo - page_size())
 			rook__stack_overflow_abort(t->t_stack->s_task_id,
 						   (size_t)(t->t_stack->s_top - lo) +
-							   sizeof(struct rook__stack));
+						       sizeof(struct rook__stack));
 	}
 	/* Not ours: behave as if we were never installed. */
 	if (prev_segv.sa_flags & SA_SIGINFO) {

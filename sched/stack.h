@@ -28,11 +28,11 @@
 
 /* Lives at the top of its own stack memory. */
 struct rook__stack {
-	char *s_lo;        /* lowest usable byte */
-	char *s_top;       /* one past the highest usable byte (this struct) */
+	char *s_lo;  /* lowest usable byte */
+	char *s_top; /* one past the highest usable byte (this struct) */
 	bool s_guarded;
 	struct rook__stack *s_next;
-	void *s_san_fiber; /* TSan fiber, reused by every task on this stack */
+	void *s_san_fiber;  /* TSan fiber, reused by every task on this stack */
 	uint64_t s_task_id; /* the running task's id, for overflow reports */
 };
 
@@ -47,18 +47,18 @@ struct rook__stack_pool {
 	struct rook__stack *p_free; /* used stacks given back */
 	size_t p_nfree;
 	struct rook__stack_region *p_regions;
-	char *p_fresh;         /* first never-used slot of the newest region */
-	unsigned p_fresh_left; /* never-used slots left there */
-	unsigned p_next_count; /* stacks in the next region (grows) */
-	size_t p_slot;         /* bytes per stack slot incl. guard page */
-	size_t p_usable;       /* usable bytes */
+	char *p_fresh;                    /* first never-used slot of the newest region */
+	unsigned p_fresh_left;            /* never-used slots left there */
+	unsigned p_next_count;            /* stacks in the next region (grows) */
+	size_t p_slot;                    /* bytes per stack slot incl. guard page */
+	size_t p_usable;                  /* usable bytes */
 	_Atomic unsigned long p_nguarded; /* guard pages taken from the budget */
 };
 
 struct rook__stack_cache {
 	struct rook__stack *c_head; /* used stacks, ready to reuse */
 	unsigned c_len;
-	char *c_fresh;              /* never-used slots reserved by this worker */
+	char *c_fresh; /* never-used slots reserved by this worker */
 	unsigned c_fresh_left;
 };
 

@@ -45,8 +45,8 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 #define FIRST_CHUNK_TASKS 256u
-#define BIG_CHUNK_BYTES ((size_t)2 << 20)
-#define CACHE_MAX 512u
+#define BIG_CHUNK_BYTES   ((size_t)2 << 20)
+#define CACHE_MAX         512u
 
 struct chunk {
 	struct chunk *c_next;
@@ -57,7 +57,7 @@ struct chunk {
 static struct rook__spin pool_lock;
 static struct rook_task *pool_free;
 static _Atomic(struct chunk *) chunks; /* append-only, never freed */
-static _Atomic bool first_taken; /* one thread makes the small first chunk */
+static _Atomic bool first_taken;       /* one thread makes the small first chunk */
 
 /* A zeroed chunk, or NULL: the first one small, later ones BIG_CHUNK_BYTES.
  * Mapped memory is outside what LeakSanitizer scans, so it is registered
@@ -69,8 +69,8 @@ static struct chunk *chunk_new(void)
 		     !atomic_exchange_explicit(&first_taken, true, memory_order_relaxed);
 	if (first)
 		bytes = sizeof(struct chunk) + FIRST_CHUNK_TASKS * sizeof(struct rook_task);
-	struct chunk *c = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			       -1, 0);
+	struct chunk *c =
+	    mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (c == MAP_FAILED) {
 		if (first)
 			atomic_store_explicit(&first_taken, false, memory_order_relaxed);
@@ -107,8 +107,8 @@ static struct rook_task *pool_take(void)
 	rook__spin_unlock(&pool_lock);
 	c->c_next = atomic_load_explicit(&chunks, memory_order_relaxed);
 	/* Pairs with the acquire load in rook__task_foreach. */
-	while (!atomic_compare_exchange_weak_explicit(&chunks, &c->c_next, c,
-						      memory_order_release, memory_order_relaxed))
+	while (!atomic_compare_exchange_weak_explicit(&chunks, &c->c_next, c, memory_order_release,
+						      memory_order_relaxed))
 		;
 	return &c->c_tasks[0];
 }
@@ -189,9 +189,8 @@ bool rook__task_tryget(struct rook_task *t)
 {
 	int r = atomic_load_explicit(&t->t_refs, memory_order_relaxed);
 	while (r > 0)
-		if (atomic_compare_exchange_weak_explicit(&t->t_refs, &r, r + 1,
-							  memory_order_acquire,
-							  memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(
+			&t->t_refs, &r, r + 1, memory_order_acquire, memory_order_relaxed))
 			return true;
 	return false;
 }
@@ -329,7 +328,7 @@ int rook__task_wait_done(struct rook_task *t)
 	if (r)
 		return r;
 	struct rook__waiter *w = rook__waiter_self();
-	struct rook__jnode n = { .j_w = w };
+	struct rook__jnode n = {.j_w = w};
 	rook__spin_lock(&t->t_lock);
 	if (atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE) {
 		rook__spin_unlock(&t->t_lock);

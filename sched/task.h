@@ -24,7 +24,7 @@
 #include "sched/wait.h"
 
 #define ROOK__TASK_MAGIC 0x726f6f6bu /* "rook" */
-#define ROOK__TASK_DEAD 0xdeadbeefu
+#define ROOK__TASK_DEAD  0xdeadbeefu
 
 enum {
 	ROOK__T_NEW = 0,
@@ -68,12 +68,12 @@ struct rook_task {
 	_Alignas(64) _Atomic uint32_t t_magic;
 	_Atomic int t_refs;
 	int t_status;
-	_Atomic int t_shield;       /* shield depth; written by the owner only */
-	struct rook__spin t_lock;   /* guards t_joiners and the DONE edge */
-	_Atomic uint8_t t_state;    /* ROOK__T_* */
-	_Atomic uint8_t t_park;     /* ROOK__P_* */
-	_Atomic uint8_t t_cancel;   /* cancellation requested (sticky) */
-	_Atomic bool t_handle;      /* the handle is held (not joined/detached) */
+	_Atomic int t_shield;     /* shield depth; written by the owner only */
+	struct rook__spin t_lock; /* guards t_joiners and the DONE edge */
+	_Atomic uint8_t t_state;  /* ROOK__T_* */
+	_Atomic uint8_t t_park;   /* ROOK__P_* */
+	_Atomic uint8_t t_cancel; /* cancellation requested (sticky) */
+	_Atomic bool t_handle;    /* the handle is held (not joined/detached) */
 	rook_fn t_fn;
 	void *t_arg;
 	struct rook_rt *t_rt;
@@ -84,7 +84,7 @@ struct rook_task {
 	struct rook__scopes *t_scopes; /* NULL until a deadline is pushed */
 	struct rook__waiter t_waiter;  /* this task's own blocking calls */
 #ifdef ROOK_ASAN
-	void *t_asan_fake;             /* ASan fake stack while switched out */
+	void *t_asan_fake; /* ASan fake stack while switched out */
 #endif
 };
 #ifndef ROOK_ASAN
@@ -171,8 +171,8 @@ void rook__task_cache_drain(struct rook__task_cache *c);
 /* A live task (its slot holds a task: a handle, or rook_self()). */
 static inline bool rook__task_alive(const struct rook_task *t)
 {
-	return t && atomic_load_explicit(&((struct rook_task *)t)->t_magic,
-					 memory_order_relaxed) == ROOK__TASK_MAGIC;
+	return t && atomic_load_explicit(&((struct rook_task *)t)->t_magic, memory_order_relaxed) ==
+			ROOK__TASK_MAGIC;
 }
 
 /* Checks a handle: a live task whose handle has not been released yet

@@ -37,7 +37,7 @@ static int env_size(const char *name, size_t *out)
 
 int rook__config_resolve(const struct rook_config *in, struct rook_config *out)
 {
-	struct rook_config c = { 0 };
+	struct rook_config c = {0};
 	if (in)
 		c = *in;
 	size_t v;
@@ -169,7 +169,7 @@ int rook__topo_plan(struct rook_rt *rt, bool pin)
 	}
 	for (unsigned i = 0; i < n; i++) {
 		pus[i] = npu > 0 ? hwloc_get_obj_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU,
-									(unsigned)((int)i % npu))
+								       (unsigned)((int)i % npu))
 				 : NULL;
 		rt->rt_workers[i].w_cpu = (pin && pus[i]) ? (int)pus[i]->os_index : -1;
 	}
@@ -184,8 +184,9 @@ int rook__topo_plan(struct rook_rt *rt, bool pin)
 		for (unsigned j = 0; j < n; j++) {
 			if (j == i)
 				continue;
-			hwloc_obj_t common = (pus[i] && pus[j])
-				? hwloc_get_common_ancestor_obj(topo, pus[i], pus[j]) : NULL;
+			hwloc_obj_t common =
+			    (pus[i] && pus[j]) ? hwloc_get_common_ancestor_obj(topo, pus[i], pus[j])
+					       : NULL;
 			/* Rotate ties so that workers do not all raid worker 0. */
 			vs[k].v_index = j;
 			vs[k].v_depth = common ? common->depth : 0;

@@ -48,8 +48,7 @@ struct rook__waiter *rook__waiter_self(void)
 uint32_t rook__wait_begin(struct rook__waiter *w, bool cancellable)
 {
 	uint32_t s = atomic_load_explicit(&w->w_state, memory_order_relaxed);
-	uint32_t token = (((s >> 2) + 1) << 2) |
-			 (cancellable ? ROOK__W_WAITING : ROOK__W_SHIELDED);
+	uint32_t token = (((s >> 2) + 1) << 2) | (cancellable ? ROOK__W_WAITING : ROOK__W_SHIELDED);
 	if (w->w_task)
 		atomic_store_explicit(&w->w_task->t_park, ROOK__P_PARKING, memory_order_relaxed);
 	else
@@ -95,8 +94,7 @@ int rook__wait_park(struct rook__waiter *w, uint32_t token)
 	return rook__wait_park_until(w, token, UINT64_MAX, 0);
 }
 
-int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_at,
-			  int wake_result)
+int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_at, int wake_result)
 {
 	struct rook_task *t = w->w_task;
 	if (!t) {
@@ -122,12 +120,13 @@ int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_
 	/* The timer lives in this frame: the task disarms it (under the heap
 	 * lock) before the frame goes away, and a firer touches it only under
 	 * that lock. */
-	struct rook__timer tm = { .tm_index = -1 };
+	struct rook__timer tm = {.tm_index = -1};
 	bool armed = false;
 	if (at != UINT64_MAX) {
 		if (rook__now() >= at) {
 			if (rook__wait_claim(w, token, res)) {
-				atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
+				atomic_store_explicit(&t->t_park, ROOK__P_RUNNING,
+						      memory_order_relaxed);
 				return res;
 			}
 		} else {

@@ -31,12 +31,12 @@ enum {
 };
 
 struct rook__waiter {
-	_Atomic uint32_t w_state;  /* seq << 2 | phase */
-	_Atomic uint32_t w_wake;   /* plain threads: futex word, 1 when woken */
-	int w_result;              /* written by the claimer before the wake */
-	struct rook_task *w_task;  /* NULL for a plain thread */
+	_Atomic uint32_t w_state;         /* seq << 2 | phase */
+	_Atomic uint32_t w_wake;          /* plain threads: futex word, 1 when woken */
+	int w_result;                     /* written by the claimer before the wake */
+	struct rook_task *w_task;         /* NULL for a plain thread */
 	struct rook__waiter *w_next_wake; /* claimer's private wake list */
-	void *w_data;              /* the granted item / index, by contract */
+	void *w_data;                     /* the granted item / index, by contract */
 };
 
 void rook__waiter_init(struct rook__waiter *w, struct rook_task *t);

@@ -56,14 +56,14 @@
 #include "sched/testing.h"
 #include "time/timer.h"
 
-#define FAIR_TICKS 61u
-#define LIFO_MAX 3u
-#define OLDEST_EVERY 16u /* in fairness ticks: the deque's oldest task */
-#define STEAL_MAX 64
-#define SPIN_NS (50 * 1000)
-#define RESCUE_NS (2 * 1000 * 1000) /* longest nap (see the protocol) */
-#define DEEP_NAPS 64                /* empty naps before a deep sleep */
-#define IDLE_POLL_EVERY 16u         /* rounds between polls of an idle ring */
+#define FAIR_TICKS      61u
+#define LIFO_MAX        3u
+#define OLDEST_EVERY    16u /* in fairness ticks: the deque's oldest task */
+#define STEAL_MAX       64
+#define SPIN_NS         (50 * 1000)
+#define RESCUE_NS       (2 * 1000 * 1000) /* longest nap (see the protocol) */
+#define DEEP_NAPS       64                /* empty naps before a deep sleep */
+#define IDLE_POLL_EVERY 16u               /* rounds between polls of an idle ring */
 
 /* initial-exec: one %fs-relative load in the shared library too, instead of
  * a __tls_get_addr call (3 ns per blocking call, measured); the library
@@ -96,7 +96,6 @@ unsigned rook__idle_workers(void)
 	struct rook__worker *w = rook__worker_self();
 	return w ? (unsigned)atomic_load_explicit(&w->w_rt->rt_nidle, memory_order_relaxed) : 0;
 }
-
 
 /* ---- injection queue ------------------------------------------------- */
 
@@ -272,8 +271,8 @@ static uint64_t timers_next(struct rook_rt *rt)
 {
 	uint64_t next = UINT64_MAX;
 	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
-		uint64_t d = atomic_load_explicit(&rt->rt_workers[i].w_timers.h_next,
-						  memory_order_acquire);
+		uint64_t d =
+		    atomic_load_explicit(&rt->rt_workers[i].w_timers.h_next, memory_order_acquire);
 		if (d < next)
 			next = d;
 	}
@@ -428,11 +427,11 @@ static void park(struct rook__worker *w)
 			now = rook__now();
 			timeout = next > now ? next - now : 0;
 			/* Publish our planned wake so earlier timers kick us. */
-			uint64_t cur = atomic_load_explicit(&rt->rt_idle_deadline,
-							    memory_order_relaxed);
+			uint64_t cur =
+			    atomic_load_explicit(&rt->rt_idle_deadline, memory_order_relaxed);
 			while (next < cur && !atomic_compare_exchange_weak_explicit(
-						     &rt->rt_idle_deadline, &cur, next,
-						     memory_order_relaxed, memory_order_relaxed))
+						 &rt->rt_idle_deadline, &cur, next,
+						 memory_order_relaxed, memory_order_relaxed))
 				;
 		}
 		if (timeout > 0) {
@@ -455,8 +454,7 @@ static void park(struct rook__worker *w)
 /* A victim's only queued task is its own next task (see the protocol at
  * the top): taken on a thief's last pass only, as the LIFO slot is, so a
  * chain of spawns is not pulled from core to core. */
-static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker *v,
-				    bool last_pass)
+static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker *v, bool last_pass)
 {
 	int64_t size = rook__deque_size(&v->w_deque);
 	if (size <= 0 || (size == 1 && !last_pass))

@@ -37,14 +37,14 @@ struct rook__worker {
 	/* Shared with thieves and wakers. */
 	struct rook__deque w_deque;
 	_Alignas(64) _Atomic(struct rook_task *) w_lifo;
-	_Atomic int w_yield_len;     /* published length of the yield queue */
+	_Atomic int w_yield_len; /* published length of the yield queue */
 	struct rook__spin w_yield_lock;
 	struct rook_task *w_yield_head, *w_yield_tail; /* under w_yield_lock */
 	int w_yield_n;                                 /* under w_yield_lock */
-	_Atomic uint32_t w_park_word; /* futex: 1 = wake up */
-	_Atomic bool w_woken_spinning; /* woken by notify; counted as a spinner */
-	_Atomic uint64_t w_nspawned;   /* single writer: this worker */
-	_Atomic uint64_t w_nfinished;  /* single writer: this worker */
+	_Atomic uint32_t w_park_word;                  /* futex: 1 = wake up */
+	_Atomic bool w_woken_spinning;                 /* woken by notify; counted as a spinner */
+	_Atomic uint64_t w_nspawned;                   /* single writer: this worker */
+	_Atomic uint64_t w_nfinished;                  /* single writer: this worker */
 
 	struct rook__timer_heap w_timers; /* armed by this worker's tasks */
 
@@ -52,30 +52,30 @@ struct rook__worker {
 	_Alignas(64) struct rook_rt *w_rt;
 	unsigned w_index;
 	struct rook_task *w_current;
-	void *w_sched_sp;           /* the scheduler's saved context */
+	void *w_sched_sp; /* the scheduler's saved context */
 	enum rook__post w_post;
 	struct rook_task *w_post_task; /* switched away, post not done yet */
 	uint32_t w_tick;
 	unsigned w_lifo_runs;
-	unsigned w_timer_turn;      /* which other worker's timers poll checks */
+	unsigned w_timer_turn; /* which other worker's timers poll checks */
 	uint32_t w_rng;
-	unsigned *w_victims;        /* other workers, nearest first */
+	unsigned *w_victims; /* other workers, nearest first */
 	struct rook__stack_cache w_stacks;
 	struct rook__task_cache w_tasks;
-	bool w_idle_listed;         /* guarded by rt_idle_lock */
-	void *w_io;                 /* the IO layer's per-worker state */
-	bool w_io_busy;             /* IO layer: SQEs queued or ops in flight */
-	uint32_t w_poll_tick;       /* rounds, for polling an idle ring */
-	int w_init_err;             /* rook__park_init's result */
-	bool w_spinning;            /* counted in rt_nspinning */
+	bool w_idle_listed;   /* guarded by rt_idle_lock */
+	void *w_io;           /* the IO layer's per-worker state */
+	bool w_io_busy;       /* IO layer: SQEs queued or ops in flight */
+	uint32_t w_poll_tick; /* rounds, for polling an idle ring */
+	int w_init_err;       /* rook__park_init's result */
+	bool w_spinning;      /* counted in rt_nspinning */
 	uint64_t w_next_id;
-	long w_stat[4];             /* batched counters (stats.h) */
-	void *w_asan_fake;          /* the scheduler's ASan fake stack */
+	long w_stat[4];    /* batched counters (stats.h) */
+	void *w_asan_fake; /* the scheduler's ASan fake stack */
 	pthread_t w_thread;
-	int w_cpu;                  /* OS index of the PU we pin to, or -1 */
+	int w_cpu; /* OS index of the PU we pin to, or -1 */
 	void *w_altstack;
-	void *w_san_fiber;          /* the scheduler's TSan fiber */
-	const void *w_asan_bottom;  /* the worker thread's own stack (ASan) */
+	void *w_san_fiber;         /* the scheduler's TSan fiber */
+	const void *w_asan_bottom; /* the worker thread's own stack (ASan) */
 	size_t w_asan_size;
 };
 
@@ -89,7 +89,7 @@ struct rook__worker *rook__worker_self(void);
  * be kept past it (the compiler may reuse a TLS address within a function).
  * One %fs-relative load (initial-exec model, see worker.c). */
 extern _Thread_local struct rook__worker *rook__tls_worker
-	__attribute__((tls_model("initial-exec")));
+    __attribute__((tls_model("initial-exec")));
 static inline struct rook__worker *rook__worker_entry(void)
 {
 	return rook__tls_worker;

@@ -65,44 +65,44 @@
 #include "sched/wait.h"
 #include "sync/waitq.h"
 
-#define T_CLOSED 1u
+#define T_CLOSED  1u
 #define T_GETTERS 2u
-#define H_BEHIND 1u
-#define FLAGS 3u
+#define H_BEHIND  1u
+#define FLAGS     3u
 
 /* Ring size: the capacity, but no more than RING_MAX slots or RING_BYTES
  * (a larger capacity continues in the backlog); RING_UNBOUNDED slots for
  * an unbounded queue. */
-#define RING_MAX 4096u
+#define RING_MAX       4096u
 #define RING_UNBOUNDED 256u
-#define RING_BYTES (64u * 1024u)
-#define BACKLOG_MIN 16u
+#define RING_BYTES     (64u * 1024u)
+#define BACKLOG_MIN    16u
 
 enum { RING_OK, RING_EMPTY_OR_FULL, RING_FLAGGED };
 
 struct rook_queue {
 	/* Fixed at creation. */
-	char *q_ring;       /* R slots of q_stride bytes: stamp, then the item */
-	size_t q_item;      /* item size in bytes */
+	char *q_ring;  /* R slots of q_stride bytes: stamp, then the item */
+	size_t q_item; /* item size in bytes */
 	size_t q_stride;
 	unsigned q_fast_shift; /* log2(q_stride) for 4, 8, 16-byte items; else 0 */
-	uint64_t q_rcap;    /* R */
-	uint64_t q_lapmask; /* ONE_LAP - 1 */
+	uint64_t q_rcap;       /* R */
+	uint64_t q_lapmask;    /* ONE_LAP - 1 */
 	unsigned q_lapshift;
-	size_t q_blimit;    /* backlog items at most; SIZE_MAX: unbounded */
+	size_t q_blimit; /* backlog items at most; SIZE_MAX: unbounded */
 
 	_Alignas(64) _Atomic uint64_t q_tail;
 	_Alignas(64) _Atomic uint64_t q_head;
 
 	_Alignas(64) struct rook__spin q_lock;
-	char *q_bbuf;       /* backlog: a growable ring of q_bslots items */
+	char *q_bbuf; /* backlog: a growable ring of q_bslots items */
 	size_t q_bslots;
 	size_t q_bhead;
 	size_t q_bcount;
-	size_t q_active;    /* waits that will take q_lock again */
+	size_t q_active;           /* waits that will take q_lock again */
 	_Atomic uint64_t q_handed; /* written under q_lock */
 	_Atomic uint64_t q_done;
-	_Atomic bool q_join_wait;  /* joiners are linked */
+	_Atomic bool q_join_wait;     /* joiners are linked */
 	struct rook__waitq q_getters; /* n_buf: where the item goes */
 	struct rook__waitq q_putters; /* n_buf: the item to put */
 	struct rook__waitq q_joiners;
@@ -135,7 +135,7 @@ static inline void copy_item(void *dst, const void *src, size_t n)
 		memcpy(dst, src, n);
 }
 
-static _Atomic size_t ring_limit; /* tests: rook__queue_ring_limit */
+static _Atomic size_t ring_limit;                            /* tests: rook__queue_ring_limit */
 static void (*_Atomic unfinished_hook)(struct rook_queue *); /* tests */
 
 void rook__queue_ring_limit(size_t slots)
@@ -238,10 +238,9 @@ static inline int ring_push(struct rook_queue *q, const void *item)
 		/* Acquire: the get that freed the slot has read its item. */
 		uint64_t st = atomic_load_explicit(s, memory_order_acquire);
 		if (st == pos) {
-			if (atomic_compare_exchange_weak_explicit(&q->q_tail, &w,
-								  pos_next(q, pos) << 2,
-								  memory_order_relaxed,
-								  memory_order_relaxed)) {
+			if (atomic_compare_exchange_weak_explicit(
+				&q->q_tail, &w, pos_next(q, pos) << 2, memory_order_relaxed,
+				memory_order_relaxed)) {
 				copy_item(slot_item(s), item, q->q_item);
 				atomic_store_explicit(s, pos + 1, memory_order_release);
 				return RING_OK;
@@ -279,12 +278,12 @@ static inline int ring_pop(struct rook_queue *q, void *item, uint64_t *tail)
 		/* Acquire: the put's item is written. */
 		uint64_t st = atomic_load_explicit(s, memory_order_acquire);
 		if (st == pos + 1) {
-			if (atomic_compare_exchange_weak_explicit(&q->q_head, &w,
-								  pos_next(q, pos) << 2,
-								  memory_order_relaxed,
-								  memory_order_relaxed)) {
+			if (atomic_compare_exchange_weak_explicit(
+				&q->q_head, &w, pos_next(q, pos) << 2, memory_order_relaxed,
+				memory_order_relaxed)) {
 				copy_item(item, slot_item(s), q->q_item);
-				atomic_store_explicit(s, pos + q->q_lapmask + 1, memory_order_release);
+				atomic_store_explicit(s, pos + q->q_lapmask + 1,
+						      memory_order_release);
 				return RING_OK;
 			}
 			rook__backoff(&lost);
@@ -481,8 +480,7 @@ static int wait_on(struct rook_queue *q, struct rook__waitq *wq, void *buf)
  * lowered): take the head item into item and refill its slot, as the new
  * tail, from the backlog or the first waiting putter.
  */
-static void take_behind(struct rook_queue *q, uint64_t pos, void *item,
-			struct rook__waiter **wake)
+static void take_behind(struct rook_queue *q, uint64_t pos, void *item, struct rook__waiter **wake)
 {
 	_Atomic uint64_t *s = slot_at(q, pos);
 	unsigned spins = 0;
@@ -551,9 +549,10 @@ static int put_slow(struct rook_queue *q, const void *item, bool may_wait)
 				continue;
 			}
 			copy_item(n->n_buf, item, q->q_item);
-			atomic_store_explicit(&q->q_handed,
-					      atomic_load_explicit(&q->q_handed, memory_order_relaxed) + 1,
-					      memory_order_relaxed);
+			atomic_store_explicit(
+			    &q->q_handed,
+			    atomic_load_explicit(&q->q_handed, memory_order_relaxed) + 1,
+			    memory_order_relaxed);
 			grant(q, n, &wake);
 			r = 0;
 			break;
@@ -628,9 +627,8 @@ static int get_slow(struct rook_queue *q, void *item, bool may_wait)
 		/* Empty: head == tail was seen at t, and the head cannot pass
 		 * the tail, so if the CAS succeeds the ring is still empty. */
 		if (!(t & T_GETTERS) &&
-		    !atomic_compare_exchange_strong_explicit(&q->q_tail, &t, t | T_GETTERS,
-							     memory_order_relaxed,
-							     memory_order_relaxed))
+		    !atomic_compare_exchange_strong_explicit(
+			&q->q_tail, &t, t | T_GETTERS, memory_order_relaxed, memory_order_relaxed))
 			continue;
 		return wait_on(q, &q->q_getters, item); /* unlocks */
 	}
@@ -749,8 +747,8 @@ void rook_queue_close(struct rook_queue *q)
 static uint64_t unfinished(struct rook_queue *q)
 {
 	uint64_t done = atomic_load_explicit(&q->q_done, memory_order_seq_cst);
-	void (*hook)(struct rook_queue *) = atomic_load_explicit(&unfinished_hook,
-								 memory_order_relaxed);
+	void (*hook)(struct rook_queue *) =
+	    atomic_load_explicit(&unfinished_hook, memory_order_relaxed);
 	if (__builtin_expect(hook != NULL, 0))
 		hook(q);
 	uint64_t put = pos_linear(q, atomic_load_explicit(&q->q_tail, memory_order_seq_cst) >> 2) +
@@ -767,14 +765,13 @@ int rook_queue_task_done(struct rook_queue *q)
 	uint64_t done = atomic_load_explicit(&q->q_done, memory_order_relaxed);
 	do {
 		/* Items got only grow: one seen now is one got. */
-		uint64_t got = pos_linear(q, atomic_load_explicit(&q->q_head,
-								  memory_order_relaxed) >> 2) +
-			       atomic_load_explicit(&q->q_handed, memory_order_relaxed);
+		uint64_t got =
+		    pos_linear(q, atomic_load_explicit(&q->q_head, memory_order_relaxed) >> 2) +
+		    atomic_load_explicit(&q->q_handed, memory_order_relaxed);
 		if (done >= got)
 			return -EINVAL; /* no item got is waiting for its task_done */
-	} while (!atomic_compare_exchange_weak_explicit(&q->q_done, &done, done + 1,
-							memory_order_seq_cst,
-							memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &q->q_done, &done, done + 1, memory_order_seq_cst, memory_order_relaxed));
 	/* Pairs with the joiner's store of q_join_wait and re-check. */
 	if (!atomic_load_explicit(&q->q_join_wait, memory_order_seq_cst))
 		return 0;

@@ -112,9 +112,8 @@ static int lock_slow(struct rook_mutex *m, uintptr_t me, bool cancellable)
 		uintptr_t o = atomic_load_explicit(&m->m_owner, memory_order_relaxed);
 		if (o == 0) {
 			/* Acquire: pairs with the release in unlock. */
-			if (atomic_compare_exchange_weak_explicit(&m->m_owner, &o, me,
-								  memory_order_acquire,
-								  memory_order_relaxed)) {
+			if (atomic_compare_exchange_weak_explicit(
+				&m->m_owner, &o, me, memory_order_acquire, memory_order_relaxed)) {
 				rook__spin_unlock(&m->m_lock);
 				return 0;
 			}
@@ -123,9 +122,8 @@ static int lock_slow(struct rook_mutex *m, uintptr_t me, bool cancellable)
 		/* Relaxed: the bit only routes the owner's unlock to m_lock,
 		 * which orders everything else. */
 		if ((o & M_WAITERS) ||
-		    atomic_compare_exchange_weak_explicit(&m->m_owner, &o, o | M_WAITERS,
-							  memory_order_relaxed,
-							  memory_order_relaxed))
+		    atomic_compare_exchange_weak_explicit(
+			&m->m_owner, &o, o | M_WAITERS, memory_order_relaxed, memory_order_relaxed))
 			break;
 	}
 	/* Granted means unlock already made us the owner. */
@@ -174,9 +172,8 @@ static int unlock(struct rook_mutex *m, uintptr_t me)
 	if ((o & ~M_WAITERS) != me)
 		return -EPERM;
 	/* Release: pairs with the acquire of the next lock. */
-	if (o == me && atomic_compare_exchange_strong_explicit(&m->m_owner, &o, 0,
-							       memory_order_release,
-							       memory_order_relaxed))
+	if (o == me && atomic_compare_exchange_strong_explicit(
+			   &m->m_owner, &o, 0, memory_order_release, memory_order_relaxed))
 		return 0;
 	/* M_WAITERS is set (it cannot clear without m_lock): hand off. */
 	rook__spin_lock(&m->m_lock);

@@ -35,7 +35,7 @@ struct rook__wnode {
 	bool n_linked; /* under the object lock */
 	bool n_done;   /* granted by a claim of the object (see above) */
 	struct rook__wnode *n_prev, *n_next;
-	void *n_buf;   /* the item to copy in or out, by contract of the list */
+	void *n_buf; /* the item to copy in or out, by contract of the list */
 };
 
 struct rook__waitq {

@@ -41,8 +41,7 @@ static inline long scaled(long n, long div)
 static _Atomic int t_failures;
 static char t_fail_msg[512];
 
-static inline void t_fail(const char *file, int line, const char *what, long long a,
-			  long long b)
+static inline void t_fail(const char *file, int line, const char *what, long long a, long long b)
 {
 	/* Only the first failure's message is kept. */
 	if (atomic_fetch_add_explicit(&t_failures, 1, memory_order_acq_rel) == 0)
@@ -50,17 +49,17 @@ static inline void t_fail(const char *file, int line, const char *what, long lon
 			 line, what, a, b);
 }
 
-#define T_CHECK(cond)                                                 \
-	do {                                                          \
-		if (!(cond))                                          \
-			t_fail(__FILE__, __LINE__, #cond, 0, 1);      \
+#define T_CHECK(cond)                                                                              \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			t_fail(__FILE__, __LINE__, #cond, 0, 1);                                   \
 	} while (0)
 
-#define T_CHECK_EQ(a, b)                                                           \
-	do {                                                                       \
-		long long t_a_ = (long long)(a), t_b_ = (long long)(b);            \
-		if (t_a_ != t_b_)                                                  \
-			t_fail(__FILE__, __LINE__, #a " == " #b, t_a_, t_b_);      \
+#define T_CHECK_EQ(a, b)                                                                           \
+	do {                                                                                       \
+		long long t_a_ = (long long)(a), t_b_ = (long long)(b);                            \
+		if (t_a_ != t_b_)                                                                  \
+			t_fail(__FILE__, __LINE__, #a " == " #b, t_a_, t_b_);                      \
 	} while (0)
 
 static inline void t_no_failures(void)
@@ -98,10 +97,9 @@ static inline void expect_clean_shutdown(int fds_before)
 /* rook_run with the given worker count and flags. */
 static inline int run_with(unsigned workers, unsigned flags, rook_fn fn, void *arg)
 {
-	struct rook_config cfg = { .workers = workers, .flags = flags };
+	struct rook_config cfg = {.workers = workers, .flags = flags};
 	return rook_run(&cfg, fn, arg);
 }
-
 
 /* A sleep that outlasts any test (tasks that must be cancelled). */
 #define FOREVER (60 * ROOK_SEC)

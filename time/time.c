@@ -4,8 +4,8 @@
  * scopes; each records the shield depth it was pushed at, and only scopes
  * pushed at the current depth apply (a shield hides the deadlines outside
  * it, and cancellation, until it is popped). ss_dl_eff caches the earliest
- * applicable deadline (the scopes are allocated by the first push); every interruptible wait arms one timer for it
- * (wait.c). All of this is owner-only state: only the task touches it.
+ * applicable deadline (the scopes are allocated by the first push); every interruptible wait arms
+ * one timer for it (wait.c). All of this is owner-only state: only the task touches it.
  */
 #include <errno.h>
 
@@ -52,7 +52,7 @@ int rook_deadline_push(uint64_t abs_ns)
 		if (cap > ROOK_MAX_SCOPES)
 			return -ENOSPC;
 		struct rook__scopes *grown =
-			rook__alloc(sizeof(*grown) + (size_t)cap * sizeof(grown->ss_items[0]));
+		    rook__alloc(sizeof(*grown) + (size_t)cap * sizeof(grown->ss_items[0]));
 		if (!grown)
 			return -ENOMEM;
 		grown->ss_n = n;
@@ -63,8 +63,7 @@ int rook_deadline_push(uint64_t abs_ns)
 		t->t_scopes = ss = grown;
 	}
 	ss->ss_items[ss->ss_n].sc_deadline = abs_ns;
-	ss->ss_items[ss->ss_n].sc_shield = atomic_load_explicit(&t->t_shield,
-								memory_order_relaxed);
+	ss->ss_items[ss->ss_n].sc_shield = atomic_load_explicit(&t->t_shield, memory_order_relaxed);
 	ss->ss_n++;
 	recompute(t);
 	return 0;
@@ -75,7 +74,7 @@ bool rook_deadline_pop(void)
 	struct rook_task *t = rook_self();
 	if (!t || nscopes(t) == 0 ||
 	    t->t_scopes->ss_items[t->t_scopes->ss_n - 1].sc_shield !=
-		    atomic_load_explicit(&t->t_shield, memory_order_relaxed))
+		atomic_load_explicit(&t->t_shield, memory_order_relaxed))
 		return false; /* nothing pushed at this depth: misuse, no effect */
 	uint64_t dl = t->t_scopes->ss_items[--t->t_scopes->ss_n].sc_deadline;
 	recompute(t);

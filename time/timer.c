@@ -114,7 +114,7 @@ int rook__timer_arm(struct rook__timer_heap *h, struct rook__timer *tm)
 	}
 	tm->tm_heap = h;
 	int i = h->h_n++;
-	place(h, i, (struct rook__timer_slot){ tm->tm_deadline, tm });
+	place(h, i, (struct rook__timer_slot){tm->tm_deadline, tm});
 	sift_up(h, i);
 	publish_next(h);
 	rook__spin_unlock(&h->h_lock);

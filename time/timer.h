@@ -23,7 +23,7 @@ struct rook__worker;
 
 struct rook__timer {
 	uint64_t tm_deadline;
-	int tm_index;                /* slot in its heap; -1 when not queued */
+	int tm_index; /* slot in its heap; -1 when not queued */
 	struct rook__timer_heap *tm_heap;
 	struct rook__waiter *tm_w;
 	uint32_t tm_token;

@@ -92,7 +92,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .o_port = 9000 };
+	struct opts o = {.o_port = 9000};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool val = i + 1 < argc;
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
-	struct rook_config cfg = { .workers = o.o_workers };
+	struct rook_config cfg = {.workers = o.o_workers};
 	int r = rook_run(&cfg, server, &o);
 	return r < 0 ? 1 : 0;
 bad:

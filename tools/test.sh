@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/deps.sh
-rook_deps "${ROOK_BUILD_DEPS[@]}"
+rook_deps "${ROOK_BUILD_DEPS[@]}" clang-format git
 
 fast=0
 [ "${1:-}" = "--fast" ] && fast=1
@@ -24,7 +24,22 @@ run_suite() { # name, cmake args...
 	(cd "$dir" && ctest --output-on-failure --timeout 900)
 }
 
+# The tree is formatted by .clang-format; a diff fails the suite before any build.
+check_format() {
+	local bad
+	bad=$(git ls-files '*.c' '*.h' | grep -v '^tests/shim/criterion/' |
+		xargs clang-format --dry-run 2>&1 | grep -o '^[^:]*:[0-9]*:[0-9]*: warning' | cut -d: -f1 | sort -u)
+	if [ -n "$bad" ]; then
+		echo "== format: these files differ from .clang-format (run clang-format -i):" >&2
+		echo "$bad" >&2
+		return 1
+	fi
+}
+
 status=0
+if command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1; then
+	check_format || status=1
+fi
 run_suite debug -DCMAKE_BUILD_TYPE=Debug || status=1
 if [ $fast -eq 0 ]; then
 	# TSan needs a 47-bit-friendly mmap layout on newer kernels.

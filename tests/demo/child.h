@@ -25,7 +25,7 @@
 struct child {
 	char c_out[65536]; /* stdout, NUL-terminated (truncated beyond) */
 	size_t c_len;
-	int c_status;      /* exit status; 128 + signal if killed by one */
+	int c_status; /* exit status; 128 + signal if killed by one */
 	bool c_timed_out;
 	double c_wall_s;
 };
@@ -83,7 +83,7 @@ static inline int child_run(char *const argv[], double timeout_s, struct child *
 	}
 	close(fds[1]);
 	for (;;) {
-		struct pollfd p = { .fd = fds[0], .events = POLLIN };
+		struct pollfd p = {.fd = fds[0], .events = POLLIN};
 		double left = deadline - child_now_s();
 		if (left <= 0) {
 			c->c_timed_out = true;
@@ -101,7 +101,8 @@ static inline int child_run(char *const argv[], double timeout_s, struct child *
 			continue;
 		if (n <= 0)
 			break;
-		size_t room = sizeof(c->c_out) - 1 - c->c_len, take = (size_t)n < room ? (size_t)n : room;
+		size_t room = sizeof(c->c_out) - 1 - c->c_len,
+		       take = (size_t)n < room ? (size_t)n : room;
 		memcpy(c->c_out + c->c_len, buf, take);
 		c->c_len += take;
 	}

@@ -21,7 +21,7 @@ static void demo(struct child *c, const char *name, const char *a1, const char *
 	snprintf(rel, sizeof(rel), "tools/demo/demo-%s", name);
 	if (!child_find(rel, path, sizeof(path)))
 		cr_skip_test("%s not built (ROOK_BUILD_PERF=OFF?)", rel);
-	char *argv[] = { path, (char *)a1, (char *)a2, NULL };
+	char *argv[] = {path, (char *)a1, (char *)a2, NULL};
 	if (!a1)
 		argv[1] = NULL;
 	cr_assert_eq(child_run(argv, DEMO_TIMEOUT_S, c), 0, "could not start %s", path);
@@ -67,11 +67,14 @@ Test(demos, chain_runs_part1_then_part2_and_chains_concurrently, .timeout = 60)
 		snprintf(k[1], sizeof(k[1]), "Returning part1(%d) == result%d-1.", n, n);
 		snprintf(k[2], sizeof(k[2]), "part2(%d, 'result%d-1') sleeping", n, n);
 		snprintf(k[3], sizeof(k[3]),
-			 "-->Chained result%d => result%d-2 derived from result%d-1 (took ", n, n, n);
+			 "-->Chained result%d => result%d-2 derived from result%d-1 (took ", n, n,
+			 n);
 		for (int i = 0; i < 4; i++)
-			cr_assert_geq(child_find_str(&c, k[i]), 0, "'%s' missing:\n%s", k[i], c.c_out);
+			cr_assert_geq(child_find_str(&c, k[i]), 0, "'%s' missing:\n%s", k[i],
+				      c.c_out);
 		for (int i = 0; i < 3; i++)
-			cr_expect_lt(child_find_str(&c, k[i]), child_find_str(&c, k[i + 1]), "%s", c.c_out);
+			cr_expect_lt(child_find_str(&c, k[i]), child_find_str(&c, k[i + 1]), "%s",
+				     c.c_out);
 		double took = after(&c, k[3]);
 		longest = took > longest ? took : longest;
 	}
@@ -124,11 +127,12 @@ Test(demos, chores_cpu_bound_task_blocks_a_single_worker, .timeout = 60)
 
 Test(demos, as_completed_yields_in_completion_order, .timeout = 60)
 {
-	static const char *const order[] = { "b.tar done", "d.pdf done", "a.iso done",
-					     "e.mp4 done", "c.zip done" };
+	static const char *const order[] = {"b.tar done", "d.pdf done", "a.iso done", "e.mp4 done",
+					    "c.zip done"};
 	demo(&c, "as_completed", NULL, NULL);
 	for (int i = 0; i < 5; i++)
-		cr_assert_geq(child_find_str(&c, order[i]), 0, "%s missing:\n%s", order[i], c.c_out);
+		cr_assert_geq(child_find_str(&c, order[i]), 0, "%s missing:\n%s", order[i],
+			      c.c_out);
 	for (int i = 0; i < 4; i++)
 		cr_expect_lt(child_find_str(&c, order[i]), child_find_str(&c, order[i + 1]), "%s",
 			     c.c_out);
@@ -153,7 +157,8 @@ Test(demos, timeout_cancels_the_slow_query_and_expires_the_scope, .timeout = 60)
 		     child_find_str(&c, "0.2 s): timed out"), "cleanup before wait_for returned");
 	cr_expect_geq(child_find_str(&c, "step 1 done"), 0, "%s", c.c_out);
 	cr_expect_eq(child_count(&c, ": Connection timed out"), 1, "%s", c.c_out);
-	cr_expect_lt(child_find_str(&c, "step 1 done"), child_find_str(&c, ": Connection timed out"));
+	cr_expect_lt(child_find_str(&c, "step 1 done"),
+		     child_find_str(&c, ": Connection timed out"));
 	cr_expect_eq(child_find_str(&c, "step 10 done"), -1, "the scope never expired");
 	cr_expect_geq(child_find_str(&c, "deadline scope expired"), 0, "%s", c.c_out);
 	cr_expect_lt(c.c_wall_s, 5.0 * slack(), "the 10 s query was not cut short");
@@ -165,12 +170,16 @@ Test(demos, gather_errors_reports_each_and_the_group_cancels_siblings, .timeout 
 	long group = child_find_str(&c, "task group:");
 	cr_assert_gt(group, 0, "%s", c.c_out);
 	static const char *const gathered[] = {
-		"fetch-users    ok", "fetch-orders   Input/output error",
-		"fetch-stock    No such file or directory", "fetch-prices   ok", "rebuild-index  ok",
+	    "fetch-users    ok",
+	    "fetch-orders   Input/output error",
+	    "fetch-stock    No such file or directory",
+	    "fetch-prices   ok",
+	    "rebuild-index  ok",
 	};
 	for (int i = 0; i < 5; i++) {
 		long at = child_find_str(&c, gathered[i]);
-		cr_expect(at >= 0 && at < group, "'%s' not in gather's part:\n%s", gathered[i], c.c_out);
+		cr_expect(at >= 0 && at < group, "'%s' not in gather's part:\n%s", gathered[i],
+			  c.c_out);
 	}
 	const char *g = c.c_out + group;
 	cr_expect(strstr(g, "group failed with: Input/output error"), "%s", c.c_out);
@@ -197,8 +206,9 @@ Test(demos, echo_server_echoes_every_line_then_stops, .timeout = 60)
 	for (int cl = 1; cl <= 3; cl++)
 		for (int i = 1; i <= 3; i++) {
 			char k[96];
-			snprintf(k, sizeof(k), "sent 'hello %d from client %d', got 'hello %d from client %d'",
-				 i, cl, i, cl);
+			snprintf(k, sizeof(k),
+				 "sent 'hello %d from client %d', got 'hello %d from client %d'", i,
+				 cl, i, cl);
 			cr_expect_eq(child_count(&c, k), 1, "'%s':\n%s", k, c.c_out);
 		}
 	cr_expect_geq(child_find_str(&c, "server stopped"), 0, "%s", c.c_out);

@@ -17,12 +17,10 @@
 #include "tests/helpers.h"
 #include "sched/testing.h"
 
-
-
 struct probe {
 	_Atomic int p_started, p_ended, p_rc;
-	int p_ret;        /* returned after the sleep; 1: the sleep's result */
-	uint64_t p_ns;    /* sleep length; 0: forever */
+	int p_ret;     /* returned after the sleep; 1: the sleep's result */
+	uint64_t p_ns; /* sleep length; 0: forever */
 };
 
 static int sleeper(void *arg)
@@ -77,7 +75,7 @@ static int gated_child(void *arg)
 
 static int case28_main(void *arg)
 {
-	struct gated g = { 0 };
+	struct gated g = {0};
 	struct rook_task *ts[2];
 	int st = 0;
 
@@ -123,8 +121,7 @@ static int first_wins(struct rook_task **ts, size_t n, int *winner, int *st)
 
 static int case28_first_main(void *arg)
 {
-	struct probe p[3] = { { .p_ret = 1 }, { .p_ret = 77, .p_ns = 10 * ROOK_MSEC },
-			      { .p_ret = 1 } };
+	struct probe p[3] = {{.p_ret = 1}, {.p_ret = 77, .p_ns = 10 * ROOK_MSEC}, {.p_ret = 1}};
 	struct rook_task *ts[3];
 	int winner = -1, st = 0;
 	uint64_t t0 = rook_now();
@@ -178,7 +175,7 @@ static int case29_main(void *arg)
 
 	/* Two children finishing together on two workers. */
 	for (long it = 0; it < n; it++) {
-		struct race29 r = { 0 };
+		struct race29 r = {0};
 		int seen = 0;
 		T_CHECK_EQ(rook_spawn(&ts[0], race_child, &r), 0);
 		T_CHECK_EQ(rook_spawn(&ts[1], race_child, &r), 0);
@@ -224,8 +221,7 @@ static int first_error(struct rook_task **ts, size_t n)
 
 static int case30_main(void *arg)
 {
-	struct probe p[3] = { { .p_ret = 0 }, { .p_ret = -EIO, .p_ns = 10 * ROOK_MSEC },
-			      { .p_ret = 0 } };
+	struct probe p[3] = {{.p_ret = 0}, {.p_ret = -EIO, .p_ns = 10 * ROOK_MSEC}, {.p_ret = 0}};
 	struct rook_task *ts[3];
 	uint64_t t0 = rook_now();
 
@@ -237,7 +233,7 @@ static int case30_main(void *arg)
 	T_CHECK_EQ(atomic_load(&p[2].p_rc), -ECANCELED);
 
 	/* Already failed at call time. */
-	struct probe q = { .p_ret = 0 };
+	struct probe q = {.p_ret = 0};
 	T_CHECK_EQ(rook_spawn(&ts[0], sleeper, &q), 0);
 	T_CHECK_EQ(rook_spawn(&ts[1], return_value, (void *)(intptr_t)-EPERM), 0);
 	while (!rook_done(ts[1]))
@@ -264,7 +260,7 @@ Test(semantics, case30_first_error_loop_returns_at_first_failure, .timeout = 30)
  * releases nor cancels anything; the done set is what rook_done says. */
 static int case31_main(void *arg)
 {
-	struct probe a = { .p_ret = 3, .p_ns = 10 * ROOK_MSEC }, b = { .p_ret = 1 };
+	struct probe a = {.p_ret = 3, .p_ns = 10 * ROOK_MSEC}, b = {.p_ret = 1};
 	struct rook_task *ts[2];
 	int st = 0;
 	uint64_t t0 = rook_now();
@@ -296,13 +292,13 @@ Test(semantics, case31_wait_any_timeout_neither_raises_nor_cancels, .timeout = 3
 
 static int wait_any_self(void *arg)
 {
-	struct rook_task *ts[2] = { arg, rook_self() };
+	struct rook_task *ts[2] = {arg, rook_self()};
 	return rook_wait_any(ts, 2);
 }
 
 static int case32_main(void *arg)
 {
-	struct probe p = { .p_ret = 1 };
+	struct probe p = {.p_ret = 1};
 	struct rook_task *ts[40], *t, *dup[2];
 	int st = 0;
 
@@ -326,8 +322,8 @@ static int case32_main(void *arg)
 	/* More than fit on the stack: the last one finishes. */
 	struct probe many[40];
 	for (int i = 0; i < 40; i++) {
-		many[i] = (struct probe){ .p_ret = i == 39 ? 39 : 1,
-					  .p_ns = i == 39 ? 5 * ROOK_MSEC : 0 };
+		many[i] =
+		    (struct probe){.p_ret = i == 39 ? 39 : 1, .p_ns = i == 39 ? 5 * ROOK_MSEC : 0};
 		T_CHECK_EQ(rook_spawn(&ts[i], sleeper, &many[i]), 0);
 	}
 	T_CHECK_EQ(rook_wait_any(ts, 40), 39);
@@ -353,7 +349,7 @@ static int as_completed(struct rook_task **ts, int *ids, size_t n, int *order, i
 	while (n > 0) {
 		int i = rook_wait_any(ts, n), st;
 		if (i < 0)
-			return i; /* -ECANCELED / -ETIMEDOUT: the rest keep running */
+			return i;      /* -ECANCELED / -ETIMEDOUT: the rest keep running */
 		rook_join(ts[i], &st); /* finished: returns at once */
 		order[*got] = ids[i];
 		sts[(*got)++] = st;
@@ -367,10 +363,9 @@ static int case33_main(void *arg)
 {
 	_Atomic int turn = 0;
 	/* Finish order: c, a, d, b. */
-	struct ordered o[4] = { { &turn, 1, 10 }, { &turn, 3, 11 }, { &turn, 0, 12 },
-				{ &turn, 2, 13 } };
+	struct ordered o[4] = {{&turn, 1, 10}, {&turn, 3, 11}, {&turn, 0, 12}, {&turn, 2, 13}};
 	struct rook_task *ts[4];
-	int ids[4] = { 0, 1, 2, 3 }, order[4], sts[4];
+	int ids[4] = {0, 1, 2, 3}, order[4], sts[4];
 	size_t got;
 
 	for (int i = 0; i < 4; i++)
@@ -385,8 +380,8 @@ static int case33_main(void *arg)
 		T_CHECK_EQ(sts[k], 10 + order[k]);
 
 	/* Under a deadline: 'a' first, then -ETIMEDOUT for the rest. */
-	struct probe a = { .p_ret = 5, .p_ns = 5 * ROOK_MSEC }, b = { .p_ret = 1 };
-	int ids2[2] = { 0, 1 };
+	struct probe a = {.p_ret = 5, .p_ns = 5 * ROOK_MSEC}, b = {.p_ret = 1};
+	int ids2[2] = {0, 1};
 	T_CHECK_EQ(rook_spawn(&ts[0], sleeper, &a), 0);
 	T_CHECK_EQ(rook_spawn(&ts[1], sleeper, &b), 0);
 	T_CHECK_EQ(rook_deadline_push(rook_now() + 50 * ROOK_MSEC), 0);
@@ -424,8 +419,8 @@ static int getter(void *arg)
 static int case34_main(void *arg)
 {
 	struct rook_queue *q;
-	struct getter g = { 0 };
-	struct probe tm = { .p_ret = 0, .p_ns = 20 * ROOK_MSEC };
+	struct getter g = {0};
+	struct probe tm = {.p_ret = 0, .p_ns = 20 * ROOK_MSEC};
 	struct rook_task *ts[2];
 	int st = 1, item = 0;
 
@@ -444,7 +439,7 @@ static int case34_main(void *arg)
 	T_CHECK_EQ(rook_queue_try_get(q, &item), 0);
 	T_CHECK_EQ(item, 5);
 	/* The get wins with the item; the timer is cancelled. */
-	tm = (struct probe){ .p_ret = 0, .p_ns = 10 * ROOK_SEC };
+	tm = (struct probe){.p_ret = 0, .p_ns = 10 * ROOK_SEC};
 	T_CHECK_EQ(rook_spawn(&ts[0], getter, &g), 0);
 	T_CHECK_EQ(rook_spawn(&ts[1], sleeper, &tm), 0);
 	item = 9;

@@ -19,13 +19,10 @@
 #include "tests/helpers.h"
 #include "sched/testing.h"
 
-
-
-
 struct probe {
 	_Atomic int p_started, p_ended, p_rc;
-	int p_ret;     /* 1: return the sleep's result */
-	uint64_t p_ns; /* 0: forever */
+	int p_ret;              /* 1: return the sleep's result */
+	uint64_t p_ns;          /* 0: forever */
 	uint64_t p_shielded_ns; /* > 0: sleep this long in a shield first */
 };
 
@@ -93,8 +90,8 @@ static int cancel_self(void *arg)
 
 static int case48_main(void *arg)
 {
-	struct case48 c = { .c_late = { .p_ret = 0, .p_ns = 20 * ROOK_MSEC } };
-	struct probe a = { .p_ret = 0, .p_ns = 10 * ROOK_MSEC };
+	struct case48 c = {.c_late = {.p_ret = 0, .p_ns = 20 * ROOK_MSEC}};
+	struct probe a = {.p_ret = 0, .p_ns = 10 * ROOK_MSEC};
 	void *args[8];
 	int sts[8];
 
@@ -136,7 +133,7 @@ static int ordered_child(void *arg)
 static int case48_next_main(void *arg)
 {
 	_Atomic int turn = 0;
-	struct ordered o[4] = { { &turn, 2 }, { &turn, 0 }, { &turn, 3 }, { &turn, 1 } };
+	struct ordered o[4] = {{&turn, 2}, {&turn, 0}, {&turn, 3}, {&turn, 1}};
 	struct rook_group *g;
 	void *a = NULL;
 	int st = -1;
@@ -144,7 +141,7 @@ static int case48_next_main(void *arg)
 	T_CHECK_EQ(rook_group_create(&g), 0);
 	for (int i = 0; i < 4; i++)
 		T_CHECK_EQ(rook_group_spawn(g, ordered_child, &o[i]), 0);
-	const int want[4] = { 1, 3, 0, 2 };
+	const int want[4] = {1, 3, 0, 2};
 	for (int k = 0; k < 4; k++) {
 		T_CHECK_EQ(rook_group_next(g, &a, &st), 0);
 		T_CHECK(a == &o[want[k]]);
@@ -166,8 +163,8 @@ Test(semantics, case48_group_next_yields_completion_order, .timeout = 30)
  * rook_group_wait returns it. rook does not cancel the owner (the body). */
 static int case49_main(void *arg)
 {
-	struct probe s[2] = { { .p_ret = 1 }, { .p_ret = 1 } };
-	struct probe f = { .p_ret = -EIO, .p_ns = 10 * ROOK_MSEC };
+	struct probe s[2] = {{.p_ret = 1}, {.p_ret = 1}};
+	struct probe f = {.p_ret = -EIO, .p_ns = 10 * ROOK_MSEC};
 	struct rook_group *g;
 	uint64_t t0 = rook_now();
 
@@ -196,7 +193,7 @@ Test(semantics, case49_first_child_error_cancels_siblings, .timeout = 30)
 /* Case 50: no group_fail: a failing body cancels the group and waits. */
 static int case50_main(void *arg)
 {
-	struct probe s[3] = { { .p_ret = 1 }, { .p_ret = 1 }, { .p_ret = 1 } };
+	struct probe s[3] = {{.p_ret = 1}, {.p_ret = 1}, {.p_ret = 1}};
 	struct rook_group *g;
 	void *args[4];
 	int sts[4];
@@ -229,9 +226,9 @@ Test(semantics, case50_body_error_cancels_children_via_group_cancel, .timeout = 
  * status, errors and induced cancellations, comes from rook_group_next. */
 static int case51_main(void *arg)
 {
-	struct probe f1 = { .p_ret = -EIO, .p_ns = 5 * ROOK_MSEC };
-	struct probe f2 = { .p_ret = -EPERM, .p_shielded_ns = 40 * ROOK_MSEC };
-	struct probe s = { .p_ret = 1 };
+	struct probe f1 = {.p_ret = -EIO, .p_ns = 5 * ROOK_MSEC};
+	struct probe f2 = {.p_ret = -EPERM, .p_shielded_ns = 40 * ROOK_MSEC};
+	struct probe s = {.p_ret = 1};
 	struct rook_group *g;
 	void *args[4];
 	int sts[4], n_err = 0, n_cancel = 0;
@@ -296,7 +293,7 @@ static int case52_owner(void *arg)
 
 static int case52_main(void *arg)
 {
-	struct case52 c = { .c_p = { { .p_ret = 1 }, { .p_ret = 1 }, { .p_ret = 1 } } };
+	struct case52 c = {.c_p = {{.p_ret = 1}, {.p_ret = 1}, {.p_ret = 1}}};
 	struct rook_task *t;
 	int st = 0;
 
@@ -331,7 +328,7 @@ static int inner_owner(void *arg)
 {
 	struct inner_arg *in = arg;
 	struct rook_group *g;
-	struct probe f = { .p_ret = in->i_fail, .p_ns = 5 * ROOK_MSEC };
+	struct probe f = {.p_ret = in->i_fail, .p_ns = 5 * ROOK_MSEC};
 
 	T_CHECK_EQ(rook_group_create(&g), 0);
 	for (int i = 0; i < 2; i++)
@@ -346,8 +343,8 @@ static int inner_owner(void *arg)
 
 static int case53_main(void *arg)
 {
-	struct inner_arg in = { .i_kids = { { .p_ret = 1 }, { .p_ret = 1 } } };
-	struct probe f = { .p_ret = -EIO, .p_ns = 10 * ROOK_MSEC };
+	struct inner_arg in = {.i_kids = {{.p_ret = 1}, {.p_ret = 1}}};
+	struct probe f = {.p_ret = -EIO, .p_ns = 10 * ROOK_MSEC};
 	struct rook_group *g;
 
 	T_CHECK_EQ(rook_group_create(&g), 0);
@@ -359,9 +356,8 @@ static int case53_main(void *arg)
 		T_CHECK_EQ(atomic_load(&in.i_kids[i].p_rc), -ECANCELED);
 	rook_group_destroy(g);
 
-	struct inner_arg in2 = { .i_kids = { { .p_ret = 1 }, { .p_ret = 1 } },
-				 .i_fail = -EPERM };
-	struct probe sib = { .p_ret = 1 };
+	struct inner_arg in2 = {.i_kids = {{.p_ret = 1}, {.p_ret = 1}}, .i_fail = -EPERM};
+	struct probe sib = {.p_ret = 1};
 	T_CHECK_EQ(rook_group_create(&g), 0);
 	T_CHECK_EQ(rook_group_spawn(g, inner_owner, &in2), 0);
 	T_CHECK_EQ(rook_group_spawn(g, sleeper, &sib), 0);
@@ -398,7 +394,7 @@ static int case54_owner(void *arg)
 {
 	struct case54 *c = arg;
 	struct rook_group *g;
-	struct probe s = { .p_ret = 1 };
+	struct probe s = {.p_ret = 1};
 
 	T_CHECK_EQ(rook_group_create(&g), 0);
 	/* The sleeper first: with the gate open the failing child may fail on
@@ -414,7 +410,7 @@ static int case54_owner(void *arg)
 
 static int case54_main(void *arg)
 {
-	struct case54 c = { .c_gate = 1 }, d = { 0 };
+	struct case54 c = {.c_gate = 1}, d = {0};
 	struct rook_task *t;
 
 	/* Child failure only: the owner's later sleep succeeds. */
@@ -539,7 +535,7 @@ static int hydra_child(void *arg)
 	else if (n->n_depth > 0)
 		for (int k = 0; k < 2; k++) {
 			struct hydra_node *c = malloc(sizeof(*c));
-			*c = (struct hydra_node){ h, n->n_depth - 1, n->n_id * 2 + k };
+			*c = (struct hydra_node){h, n->n_depth - 1, n->n_id * 2 + k};
 			int r = rook_group_spawn(h->h_g, hydra_child, c);
 			if (r != 0) {
 				T_CHECK_EQ(r, -ECANCELED); /* only after a failure */
@@ -553,20 +549,20 @@ static int hydra_child(void *arg)
 static int case56_main(void *arg)
 {
 	const int depth = 9;
-	struct hydra h = { 0 };
+	struct hydra h = {0};
 	struct hydra_node *root = malloc(sizeof(*root));
 
 	T_CHECK_EQ(rook_group_create(&h.h_g), 0);
-	*root = (struct hydra_node){ &h, depth, 1 };
+	*root = (struct hydra_node){&h, depth, 1};
 	T_CHECK_EQ(rook_group_spawn(h.h_g, hydra_child, root), 0);
 	T_CHECK_EQ(rook_group_wait(h.h_g), 0);
 	T_CHECK_EQ(atomic_load(&h.h_count), (1L << (depth + 1)) - 1);
 	rook_group_destroy(h.h_g);
 
-	struct hydra h2 = { .h_fail_at = 5 };
+	struct hydra h2 = {.h_fail_at = 5};
 	root = malloc(sizeof(*root));
 	T_CHECK_EQ(rook_group_create(&h2.h_g), 0);
-	*root = (struct hydra_node){ &h2, depth, 1 };
+	*root = (struct hydra_node){&h2, depth, 1};
 	T_CHECK_EQ(rook_group_spawn(h2.h_g, hydra_child, root), 0);
 	T_CHECK_EQ(rook_group_wait(h2.h_g), -EIO);
 	T_CHECK(atomic_load(&h2.h_count) < (1L << (depth + 1)) - 1);
@@ -627,7 +623,7 @@ static int cancel_own_group(void *arg)
 static int case57_main(void *arg)
 {
 	struct rook_group *g;
-	struct probe s = { .p_ret = 1 };
+	struct probe s = {.p_ret = 1};
 	void *a;
 	int st;
 
@@ -651,8 +647,8 @@ static int case57_main(void *arg)
 Test(semantics, case57_group_cancel_from_inside_and_from_plain_thread, .timeout = 30)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
-	struct case57 c = { .c_p = { { .p_ret = 1 }, { .p_ret = 1 } } };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
+	struct case57 c = {.c_p = {{.p_ret = 1}, {.p_ret = 1}}};
 	struct rook_rt *rt;
 	struct rook_task *t;
 	int st = 1;

@@ -83,7 +83,7 @@ Test(blocking, thousand_calls_while_other_tasks_run, .timeout = 120)
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, thousand_main, (void *)(intptr_t)scaled(NCALLS, 4)),
 		     0);
 	cr_expect((atomic_load(&in_pool_peak)) <= (16), "pool grew to %d threads",
-		      atomic_load(&in_pool_peak));
+		  atomic_load(&in_pool_peak));
 	cr_expect((atomic_load(&in_pool_peak)) > (1), "the pool never grew");
 	cr_expect((rook__blocking_threads()) <= (16));
 	expect_clean_shutdown(fds);

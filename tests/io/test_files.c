@@ -47,7 +47,7 @@ static void path_of(char *out, size_t n, const char *name)
 
 static int offsets_main(void *arg)
 {
-	char p[128], buf[16] = { 0 };
+	char p[128], buf[16] = {0};
 	path_of(p, sizeof(p), "offsets");
 	int fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	T_CHECK(fd >= 0);
@@ -86,9 +86,9 @@ static int eof_main(void *arg)
 	int fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	T_CHECK(fd >= 0);
 	T_CHECK_EQ(rook_write(fd, "0123456789", 10, 0), 10);
-	T_CHECK_EQ(rook_read(fd, buf, sizeof(buf), 4), 6);   /* short: 6 left */
-	T_CHECK_EQ(rook_read(fd, buf, sizeof(buf), 10), 0);  /* at EOF */
-	T_CHECK_EQ(rook_read(fd, buf, sizeof(buf), 100), 0); /* past EOF */
+	T_CHECK_EQ(rook_read(fd, buf, sizeof(buf), 4), 6);    /* short: 6 left */
+	T_CHECK_EQ(rook_read(fd, buf, sizeof(buf), 10), 0);   /* at EOF */
+	T_CHECK_EQ(rook_read(fd, buf, sizeof(buf), 100), 0);  /* past EOF */
 	T_CHECK_EQ(rook_read_full(fd, buf, sizeof(buf)), 10); /* position 0 -> EOF */
 	T_CHECK_EQ(rook_read_full(fd, buf, sizeof(buf)), 0);
 	T_CHECK_EQ(rook_read(fd, NULL, 1, 0), -EINVAL);
@@ -117,9 +117,9 @@ static int vec_main(void *arg)
 	path_of(p, sizeof(p), "vec");
 	int fd = rook_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	T_CHECK(fd >= 0);
-	struct iovec w[2] = { { "abcd", 4 }, { "efghij", 6 } };
+	struct iovec w[2] = {{"abcd", 4}, {"efghij", 6}};
 	T_CHECK_EQ(rook_writev(fd, w, 2, 0), 10);
-	struct iovec r[2] = { { b, 6 }, { a, 4 } };
+	struct iovec r[2] = {{b, 6}, {a, 4}};
 	T_CHECK_EQ(rook_readv(fd, r, 2, 0), 10);
 	T_CHECK(memcmp(b, "abcdef", 6) == 0 && memcmp(a, "ghij", 4) == 0);
 	T_CHECK_EQ(rook_writev(fd, w, 1, -1), 4);
@@ -141,7 +141,7 @@ Test(files, readv_writev_scatter_gather, .timeout = 30)
 
 /* ---- 1,000 files at once ----------------------------------------------------- */
 
-#define NFILES 1000
+#define NFILES     1000
 #define FILE_BYTES 8192
 
 static _Atomic int files_open_now, files_open_peak;
@@ -210,7 +210,7 @@ Test(files, thousand_files_open_and_written_concurrently, .timeout = 120)
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, thousand_main, (void *)(intptr_t)n), 0);
 	rm_tmp();
 	cr_expect((atomic_load(&files_open_peak)) == (n), "peak open files %d",
-		     atomic_load(&files_open_peak));
+		  atomic_load(&files_open_peak));
 	expect_clean_shutdown(fds);
 }
 
@@ -239,7 +239,7 @@ static int full_main(void *arg)
 	int p[2];
 	T_CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
 	size_t len = 1 << 20; /* 16 pipe buffers: many short transfers */
-	struct pipe_job j = { .pj_fd = p[1], .pj_len = len };
+	struct pipe_job j = {.pj_fd = p[1], .pj_len = len};
 	struct rook_task *t;
 	T_CHECK_EQ(rook_spawn(&t, pipe_writer, &j), 0);
 	char *buf = malloc(len + 16);
@@ -277,7 +277,7 @@ static int poll_main(void *arg)
 	int p[2];
 	T_CHECK_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
 	T_CHECK_EQ(rook_poll(p[1], POLLOUT), POLLOUT);
-	struct pipe_job j = { .pj_fd = p[1] };
+	struct pipe_job j = {.pj_fd = p[1]};
 	struct rook_task *t;
 	T_CHECK_EQ(rook_spawn(&t, poll_writer, &j), 0);
 	atomic_store(&j.pj_ready, 1);
@@ -334,7 +334,7 @@ static int choice_main(void *arg)
 	n0 = rook__io_inline_writes();
 	T_CHECK_EQ(rook_write(fd, a, PAGE, 0), PAGE);
 	T_CHECK_EQ(inline_delta(n0), 1);
-	struct iovec v[2] = { { b, PAGE / 2 }, { b, PAGE / 2 } };
+	struct iovec v[2] = {{b, PAGE / 2}, {b, PAGE / 2}};
 	n0 = rook__io_inline_writes();
 	T_CHECK_EQ(rook_writev(fd, v, 2, PAGE), PAGE);
 	T_CHECK_EQ(inline_delta(n0), 1);
@@ -476,7 +476,7 @@ Test(files, inline_writes_in_a_loop_do_not_starve_other_tasks, .timeout = 60)
 Test(files, io_calls_outside_a_task_return_eperm, .timeout = 30)
 {
 	char buf[4];
-	struct iovec iov = { buf, sizeof(buf) };
+	struct iovec iov = {buf, sizeof(buf)};
 	cr_expect_eq(rook_read(0, buf, 1, 0), -EPERM);
 	cr_expect_eq(rook_write(1, buf, 1, 0), -EPERM);
 	cr_expect_eq(rook_readv(0, &iov, 1, 0), -EPERM);

@@ -22,8 +22,8 @@
 
 #include "tests/helpers.h"
 
-#define SHORT_NS (30 * ROOK_MSEC)
-#define PROMPT_NS ((uint64_t)5 * ROOK_SEC)
+#define SHORT_NS    (30 * ROOK_MSEC)
+#define PROMPT_NS   ((uint64_t)5 * ROOK_SEC)
 #define RACE_REL_NS (100 * ROOK_USEC)
 
 static uint16_t port_of(int fd)
@@ -58,7 +58,7 @@ static int connector(void *arg)
 /* Connected pair over loopback: *cfd the client end, *sfd the accepted one. */
 static void tcp_pair(int lfd, int *cfd, int *sfd)
 {
-	struct conn c = { .c_port = port_of(lfd), .c_fd = -1 };
+	struct conn c = {.c_port = port_of(lfd), .c_fd = -1};
 	struct rook_task *t;
 	T_CHECK_EQ(rook_spawn(&t, connector, &c), 0);
 	*sfd = rook_accept(lfd, NULL, NULL);
@@ -109,7 +109,7 @@ static int accept_main(void *arg)
 	}
 
 	/* A connection that arrives before the deadline is accepted. */
-	struct conn c = { .c_port = port_of(lfd), .c_fd = -1 };
+	struct conn c = {.c_port = port_of(lfd), .c_fd = -1};
 	struct rook_task *t;
 	T_CHECK_EQ(rook_deadline_push(rook_now() + 30 * ROOK_SEC), 0);
 	T_CHECK_EQ(rook_spawn(&t, connector, &c), 0);
@@ -219,7 +219,7 @@ static int recv_race_main(void *arg)
 		return -EIO;
 
 	for (long i = 0; i < n; i++) {
-		struct rrace r = { .r_fd = sfd };
+		struct rrace r = {.r_fd = sfd};
 		struct rook_task *t;
 		unsigned char b = (unsigned char)(i & 0xff), got = 0;
 

@@ -47,7 +47,7 @@ static int with_stderr(char *buf, size_t n, int (*fn)(void *), void *arg)
 static int start_stop(void *arg)
 {
 	struct rook_rt *rt = NULL;
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	int rc = rook_rt_start(&rt, &cfg);
 	if (rc == 0)
 		rook_rt_stop(rt);
@@ -63,11 +63,12 @@ Test(ring, io_uring_unavailable_fails_start_with_enosys_and_one_line, .timeout =
 {
 	int fds = fd_count();
 	char msg[1024];
-	int errs[] = { -ENOSYS, -EPERM, -ENOMEM };
+	int errs[] = {-ENOSYS, -EPERM, -ENOMEM};
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
 		rook__io_force_unavailable(errs[i]);
 		cr_expect_eq(with_stderr(msg, sizeof(msg), run2, NULL), -ENOSYS);
-		cr_expect(strstr(msg, "rook: io_uring is not available") != NULL, "stderr: %s", msg);
+		cr_expect(strstr(msg, "rook: io_uring is not available") != NULL, "stderr: %s",
+			  msg);
 		cr_expect(strstr(msg, strerror(-errs[i])) != NULL, "stderr: %s", msg);
 		cr_expect_eq(strchr(msg, '\n'), msg + strlen(msg) - 1, "not one line: %s", msg);
 		cr_expect_eq(with_stderr(msg, sizeof(msg), start_stop, NULL), -ENOSYS);
@@ -92,7 +93,7 @@ Test(ring, plain_thread_spawns_always_wake_a_parked_worker_stress, .timeout = 12
 {
 	int fds = fd_count();
 	struct rook_rt *rt;
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	cr_assert_eq(rook_rt_start(&rt, &cfg), 0);
 	long n = scaled(20000, 10);
 	for (long i = 0; i < n; i++) {

@@ -38,9 +38,9 @@ static uint16_t port_of(int fd)
 
 /* ---- echo, 200 connections ---------------------------------------------------- */
 
-#define NCONN 200
+#define NCONN  200
 #define ROUNDS 50
-#define MSG 64
+#define MSG    64
 
 static _Atomic int workers_seen; /* bit i: a server task ran on worker i */
 
@@ -112,7 +112,7 @@ static int echo_client(void *arg)
 static int echo_main(void *arg)
 {
 	long n = (long)(intptr_t)arg;
-	struct server s = { .s_stop_after = n };
+	struct server s = {.s_stop_after = n};
 	s.s_lfd = rook_tcp_listen("127.0.0.1", 0, 512);
 	T_CHECK(s.s_lfd >= 0);
 	uint16_t port = port_of(s.s_lfd);
@@ -200,7 +200,7 @@ static int cancel_main(void *arg)
 	for (int round = 0; round < 8; round++) {
 		struct pair p;
 		pair_open(&p);
-		struct blocked b = { .b_fd = p.p_b };
+		struct blocked b = {.b_fd = p.p_b};
 		struct rook_task *t;
 		T_CHECK_EQ(rook_spawn(&t, recv_forever, &b), 0);
 		settle(&b);
@@ -257,7 +257,7 @@ static int peer_close_main(void *arg)
 	/* Writer side: the peer reads a little, then closes with data unread
 	 * (an RST): the sender sees -ECONNRESET or -EPIPE, never a crash. */
 	pair_open(&p);
-	struct blocked b = { .b_fd = p.p_b };
+	struct blocked b = {.b_fd = p.p_b};
 	struct rook_task *t;
 	T_CHECK_EQ(rook_spawn(&t, flood, &b), 0);
 	T_CHECK_EQ(rook_read_full(p.p_a, buf, sizeof(buf)), (long)sizeof(buf));
@@ -285,11 +285,12 @@ Test(sockets, peer_closing_mid_transfer_gives_eof_or_reset, .timeout = 60)
 
 static int emfile_main(void *arg)
 {
-	struct server s = { .s_stop_after = EMFILE_CLIENTS };
+	struct server s = {.s_stop_after = EMFILE_CLIENTS};
 	s.s_lfd = rook_tcp_listen("127.0.0.1", 0, 16);
 	T_CHECK(s.s_lfd >= 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port_of(s.s_lfd)),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(port_of(s.s_lfd)),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int cfd[EMFILE_CLIENTS];
 	for (int i = 0; i < EMFILE_CLIENTS; i++)
 		T_CHECK((cfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
@@ -345,7 +346,7 @@ static int close_inflight_main(void *arg)
 	for (int round = 0; round < 8; round++) {
 		struct pair p;
 		pair_open(&p);
-		struct blocked b = { .b_fd = p.p_b };
+		struct blocked b = {.b_fd = p.p_b};
 		struct rook_task *t;
 		T_CHECK_EQ(rook_spawn(&t, recv_forever, &b), 0);
 		settle(&b);

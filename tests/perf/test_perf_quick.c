@@ -38,8 +38,8 @@ static bool skip_under_tsan(const char *w)
 static bool bench_line_ok(const char *out, const char *w)
 {
 	static const char *const re_src =
-		"^BENCH workload=([a-z_]+) impl=rook threads=" THREADS " ops=[1-9][0-9]* "
-		"wall_s=[0-9]+\\.[0-9]+ ops_per_s=[0-9]+\\.[0-9]+( [a-z_0-9]+=[^ \n]+)*\n";
+	    "^BENCH workload=([a-z_]+) impl=rook threads=" THREADS " ops=[1-9][0-9]* "
+	    "wall_s=[0-9]+\\.[0-9]+ ops_per_s=[0-9]+\\.[0-9]+( [a-z_0-9]+=[^ \n]+)*\n";
 	regex_t re;
 	regmatch_t m[2];
 	const char *line = strstr(out, "BENCH ");
@@ -57,7 +57,7 @@ static bool bench_line_ok(const char *out, const char *w)
 Test(perf_quick, every_workload_runs_and_prints_a_bench_line, .timeout = 600)
 {
 	static char list[sizeof(c.c_out)];
-	char *argv_list[] = { perf, "--list", NULL }, *save, *line;
+	char *argv_list[] = {perf, "--list", NULL}, *save, *line;
 	int ran = 0;
 
 	find_perf();
@@ -68,7 +68,7 @@ Test(perf_quick, every_workload_runs_and_prints_a_bench_line, .timeout = 600)
 		char w[64];
 		if (sscanf(line, "yes %63s", w) != 1 || skip_under_tsan(w))
 			continue;
-		char *argv[] = { perf, "--workload", w, "--threads", THREADS, "--quick", NULL };
+		char *argv[] = {perf, "--workload", w, "--threads", THREADS, "--quick", NULL};
 		cr_assert_eq(child_run(argv, 240, &c), 0);
 		cr_expect_not(c.c_timed_out, "%s: timed out", w);
 		cr_expect_eq(c.c_status, 0, "%s: exit %d, stdout:\n%s", w, c.c_status, c.c_out);
@@ -80,7 +80,7 @@ Test(perf_quick, every_workload_runs_and_prints_a_bench_line, .timeout = 600)
 
 Test(perf_quick, a_wrong_answer_fails_the_check, .timeout = 120)
 {
-	char *argv[] = { perf, "--workload", "fib", "--threads", THREADS, "--quick", NULL };
+	char *argv[] = {perf, "--workload", "fib", "--threads", THREADS, "--quick", NULL};
 
 	find_perf();
 	cr_assert_eq(setenv("PEERBENCH_WRONG", "1", 1), 0);

@@ -19,11 +19,11 @@
 /* A task that reports what its blocking calls returned. */
 struct victim {
 	_Atomic int v_started;
-	_Atomic int v_first_rc;    /* the rook_yield result that ended the loop */
-	_Atomic int v_later_bad;   /* later yields that did not return -ECANCELED */
+	_Atomic int v_first_rc;  /* the rook_yield result that ended the loop */
+	_Atomic int v_later_bad; /* later yields that did not return -ECANCELED */
 	_Atomic long v_iterations;
-	_Atomic int v_worker;      /* last worker index seen */
-	int v_ret;                 /* what to return after the cancel */
+	_Atomic int v_worker; /* last worker index seen */
+	int v_ret;            /* what to return after the cancel */
 };
 
 /* Loops on rook_yield until it fails, then checks the cancel is sticky. */
@@ -114,7 +114,7 @@ static int cancel_running_main(void *arg)
 Test(cancel, yield_keeps_returning_ecanceled_when_running_task_cancelled, .timeout = 60)
 {
 	int fds = fd_count();
-	struct victim v1 = { .v_ret = -ETIME }, v2 = { .v_ret = -ECANCELED };
+	struct victim v1 = {.v_ret = -ETIME}, v2 = {.v_ret = -ECANCELED};
 
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, cancel_running_main, &v1), 0);
 	cr_assert_eq(atomic_load(&v1.v_first_rc), -ECANCELED);
@@ -128,7 +128,7 @@ Test(cancel, yield_keeps_returning_ecanceled_when_running_task_cancelled, .timeo
 Test(cancel, join_reports_zero_when_task_swallows_cancel_and_returns_0, .timeout = 60)
 {
 	int fds = fd_count();
-	struct victim v = { .v_ret = 0 };
+	struct victim v = {.v_ret = 0};
 
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, cancel_running_main, &v), 0);
 	cr_assert_eq(atomic_load(&v.v_first_rc), -ECANCELED);
@@ -166,7 +166,7 @@ static int cancel_computing_main(void *arg)
 Test(cancel, result_is_kept_when_task_returns_without_blocking_after_cancel, .timeout = 60)
 {
 	int fds = fd_count();
-	struct victim v = { 0 };
+	struct victim v = {0};
 
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, cancel_computing_main, &v), 0);
 	expect_clean_shutdown(fds);
@@ -252,7 +252,7 @@ static int cancel_twice_main(void *arg)
 Test(cancel, delivers_one_sticky_cancel_when_cancelled_twice, .timeout = 60)
 {
 	int fds = fd_count();
-	struct victim v = { .v_ret = -ECANCELED };
+	struct victim v = {.v_ret = -ECANCELED};
 
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, cancel_twice_main, &v), 0);
 	cr_assert_eq(atomic_load(&v.v_first_rc), -ECANCELED);
@@ -288,10 +288,10 @@ Test(cancel, keeps_status_when_cancelled_after_finish, .timeout = 60)
 Test(cancel, running_task_sees_ecanceled_when_cancelled_from_plain_thread, .timeout = 60)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	struct rook_rt *rt = NULL;
 	struct rook_task *t = NULL;
-	struct victim v = { .v_ret = -ENOTCONN };
+	struct victim v = {.v_ret = -ENOTCONN};
 	int st = 1;
 
 	cr_assert_eq(rook_rt_start(&rt, &cfg), 0);
@@ -336,7 +336,7 @@ static int cancel_cross_worker_main(void *arg)
 Test(cancel, running_task_sees_ecanceled_when_cancelled_from_other_worker, .timeout = 60)
 {
 	int fds = fd_count();
-	struct victim v = { .v_ret = -ECANCELED, .v_worker = -1 };
+	struct victim v = {.v_ret = -ECANCELED, .v_worker = -1};
 
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, cancel_cross_worker_main, &v), 0);
 	cr_assert_eq(atomic_load(&v.v_first_rc), -ECANCELED);
@@ -392,7 +392,7 @@ Test(cancel, run_cancels_and_waits_for_tasks_when_main_leaves_them_running, .tim
 Test(cancel, rt_stop_cancels_and_waits_for_tasks_when_some_still_run, .timeout = 60)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	struct rook_rt *rt = NULL;
 	const long n = 50;
 

@@ -18,7 +18,7 @@
 
 enum { TASKS = 16, YIELDS = 2000 };
 
-static const int modes[] = { FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO };
+static const int modes[] = {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO};
 
 static _Atomic int wrong;
 

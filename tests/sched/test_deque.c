@@ -17,7 +17,7 @@
 #include "sched/testing.h"
 
 /* Items are index + 1: NULL means "empty". */
-#define ITEM(i) ((void *)(uintptr_t)((i) + 1))
+#define ITEM(i)  ((void *)(uintptr_t)((i) + 1))
 #define INDEX(p) ((long)((uintptr_t)(p)-1))
 
 Test(deque, pop_is_lifo_and_steal_is_fifo_when_single_threaded, .timeout = 30)

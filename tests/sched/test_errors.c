@@ -95,7 +95,7 @@ static void expect_config_rejected(struct rook_config cfg, const char *what)
 Test(errors, start_fails_with_einval_when_config_out_of_range, .timeout = 30)
 {
 	int fds = fd_count();
-	struct rook_config ok = { .workers = 1 };
+	struct rook_config ok = {.workers = 1};
 	struct rook_config c;
 
 	c = ok, c.flags = 0x2;
@@ -204,8 +204,7 @@ static int stack_fail_main(void *arg)
 	return 0;
 }
 
-Test(errors, task_ends_with_enomem_without_running_when_stack_allocation_fails,
-     .timeout = 30)
+Test(errors, task_ends_with_enomem_without_running_when_stack_allocation_fails, .timeout = 30)
 {
 	int fds = fd_count();
 
@@ -246,7 +245,7 @@ static int stop_from_task(void *arg)
 Test(errors, rt_calls_fail_when_misused, .timeout = 30)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	struct rook_rt *rt = NULL;
 	struct rook_task *t = SENTINEL;
 	int st = 1;

@@ -61,11 +61,13 @@ static int job(void *arg)
 			break;
 		case 1:
 			if (j->j_depth < DEPTH) {
-				struct job c = { .j_seed = next_rand(&s), .j_depth = j->j_depth + 1,
-						 .j_q = j->j_q };
+				struct job c = {.j_seed = next_rand(&s),
+						.j_depth = j->j_depth + 1,
+						.j_q = j->j_q};
 				struct rook_task *t;
 				int st = -1;
-				if (rook_spawn(&t, job, &c) == 0 && rook_join(t, &st) == 0 && st == 0)
+				if (rook_spawn(&t, job, &c) == 0 && rook_join(t, &st) == 0 &&
+				    st == 0)
 					sum += c.j_sum; /* the child's frame was its own */
 				else
 					atomic_fetch_add(&broken, 1);
@@ -101,7 +103,7 @@ static int churn_main(void *arg)
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(uint64_t), 0), 0);
 	for (int w = 0; w < waves; w++) {
 		for (int i = 0; i < WAVE; i++) {
-			jobs[i] = (struct job){ .j_seed = (uint64_t)(w * WAVE + i) + 1, .j_q = q };
+			jobs[i] = (struct job){.j_seed = (uint64_t)(w * WAVE + i) + 1, .j_q = q};
 			T_CHECK_EQ(rook_spawn(&t[i], job, &jobs[i]), 0);
 		}
 		for (int i = 0; i < WAVE; i++) {

@@ -20,15 +20,12 @@
 #include "tests/helpers.h"
 #include "sched/testing.h"
 
-
-
-
 /* A task that sleeps "forever" and records what its sleep returned. */
 struct probe {
 	_Atomic int p_started;
 	_Atomic int p_ended;
-	_Atomic int p_rc;   /* the sleep's result */
-	int p_ret;          /* returned after the sleep; 1: return the sleep's rc */
+	_Atomic int p_rc; /* the sleep's result */
+	int p_ret;        /* returned after the sleep; 1: return the sleep's rc */
 };
 
 static int sleep_forever(void *arg)
@@ -128,7 +125,7 @@ static int self_join(void *arg)
 
 static int case03_main(void *arg)
 {
-	struct case03 c = { 0 };
+	struct case03 c = {0};
 	struct rook_task *w[4], *t;
 	int st = 0;
 
@@ -152,8 +149,7 @@ static int case03_main(void *arg)
 	return 0;
 }
 
-Test(semantics, case03_many_waiters_one_join_second_join_einval_self_join_edeadlk,
-     .timeout = 30)
+Test(semantics, case03_many_waiters_one_join_second_join_einval_self_join_edeadlk, .timeout = 30)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, case03_main, NULL), 0);
@@ -188,7 +184,7 @@ static int case04_main(void *arg)
 Test(semantics, case04_join_racing_completion_never_loses_wakeup, .timeout = 120)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	struct rook_rt *rt;
 	long n = scaled(5000, 10);
 
@@ -242,7 +238,7 @@ static int case05_main(void *arg)
 Test(semantics, case05_detach_does_not_cancel_task, .timeout = 30)
 {
 	int fds = fd_count();
-	struct case05 c = { 0 };
+	struct case05 c = {0};
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, case05_main, &c), 0);
 	cr_assert_eq(atomic_load(&c.c_finished), 1);
 	expect_clean_shutdown(fds);
@@ -264,7 +260,7 @@ static int case06_joiner(void *arg)
 
 static int case06_main(void *arg)
 {
-	struct case06 c = { .c_target = { .p_ret = 5 } };
+	struct case06 c = {.c_target = {.p_ret = 5}};
 	struct rook_task *j;
 	int st = 0;
 
@@ -296,7 +292,7 @@ Test(semantics, case06_cancelled_join_does_not_cancel_target, .timeout = 30)
 
 static int case07_main(void *arg)
 {
-	struct probe p = { .p_ret = 1 };
+	struct probe p = {.p_ret = 1};
 	struct rook_task *t;
 	int st = 0;
 	uint64_t t0;
@@ -308,7 +304,7 @@ static int case07_main(void *arg)
 	T_CHECK_EQ(rook_cancel(t), 0);
 	while (!rook_done(t))
 		T_CHECK_EQ(rook_yield(), 0);
-	T_CHECK(ms_since(t0) < 2000); /* promptly, not at its timer */
+	T_CHECK(ms_since(t0) < 2000);  /* promptly, not at its timer */
 	T_CHECK_EQ(rook_cancel(t), 0); /* after completion: no effect */
 	T_CHECK_EQ(rook_join(t, &st), 0);
 	T_CHECK_EQ(st, -ECANCELED);
@@ -328,7 +324,7 @@ Test(semantics, case07_cancel_sleeping_task_join_reports_cancelled, .timeout = 3
  * sleeper's wake-up must come through the other one. */
 static int case07_worker_main(void *arg)
 {
-	struct probe p = { .p_ret = 1 };
+	struct probe p = {.p_ret = 1};
 	struct rook_task *t;
 	int st = 0;
 	uint64_t t0;
@@ -356,8 +352,8 @@ Test(semantics, case07_cancel_sleeping_task_from_other_worker, .timeout = 30)
 Test(semantics, case07_cancel_sleeping_task_from_plain_thread, .timeout = 30)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
-	struct probe p = { .p_ret = 1 };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
+	struct probe p = {.p_ret = 1};
 	struct rook_rt *rt;
 	struct rook_task *t;
 	int st = 0;
@@ -428,7 +424,7 @@ static int case09_canceller(void *arg)
 
 static int case09_main(void *arg)
 {
-	struct case09 c = { 0 };
+	struct case09 c = {0};
 	struct rook_task *t, *k;
 	int st = 1;
 
@@ -561,7 +557,7 @@ static int case12_task(void *arg)
 
 static int case12_main(void *arg)
 {
-	struct case12 c = { 0 };
+	struct case12 c = {0};
 	struct rook_task *t;
 	int st = 0;
 
@@ -584,7 +580,7 @@ Test(semantics, case12_cancel_then_return_without_blocking_keeps_result, .timeou
 /* Case 13: the task catches the cancellation and returns a value. */
 static int case13_main(void *arg)
 {
-	struct probe p0 = { .p_ret = 0 }, p42 = { .p_ret = 42 };
+	struct probe p0 = {.p_ret = 0}, p42 = {.p_ret = 42};
 	struct rook_task *a, *b;
 	int st = 1;
 
@@ -635,7 +631,7 @@ static int case14_task(void *arg)
 
 static int case14_main(void *arg)
 {
-	struct probe p = { .p_ret = 9 };
+	struct probe p = {.p_ret = 9};
 	struct rook_task *other, *t;
 	int st = 1;
 
@@ -720,7 +716,7 @@ static int case15_main(void *arg)
 Test(semantics, case15_cancelled_read_consumes_nothing_close_still_closes, .timeout = 30)
 {
 	int fds = fd_count();
-	struct case15 c = { 0 };
+	struct case15 c = {0};
 	int r = run_with(2, ROOK_NO_PIN, case15_main, &c);
 
 	if (r == -ENOSYS)
@@ -732,7 +728,7 @@ Test(semantics, case15_cancelled_read_consumes_nothing_close_still_closes, .time
 /* Case 16: an error returned while cancelling wins over the cancellation. */
 static int case16_main(void *arg)
 {
-	struct probe p = { .p_ret = -EIO };
+	struct probe p = {.p_ret = -EIO};
 	struct rook_task *t;
 	int st = 0;
 
@@ -774,7 +770,7 @@ static int case17_task(void *arg)
 
 static int case17_main(void *arg)
 {
-	struct case17 c = { 0 };
+	struct case17 c = {0};
 	struct rook_task *t;
 	int st = 0;
 	uint64_t t0;

@@ -16,9 +16,6 @@
 #include "tests/helpers.h"
 #include "sched/testing.h"
 
-
-
-
 struct probe {
 	_Atomic int p_started, p_ended, p_rc;
 	int p_ret;          /* returned after the sleep; 1: the sleep's result */
@@ -57,7 +54,7 @@ static void run_main(rook_fn fn)
  * no timeout (UINT64_MAX) waits as long as it takes. */
 static int case35_main(void *arg)
 {
-	struct probe p = { .p_ret = 1 }, q = { .p_ret = 7, .p_ns = 30 * ROOK_MSEC };
+	struct probe p = {.p_ret = 1}, q = {.p_ret = 7, .p_ns = 30 * ROOK_MSEC};
 	int st = 0;
 	uint64_t t0 = rook_now();
 
@@ -85,7 +82,7 @@ Test(semantics, case35_wait_for_timeout_cancels_and_reaps_inner_task, .timeout =
 static int case36_main(void *arg)
 {
 	struct rook_task *ts[2];
-	int st[2] = { 0 };
+	int st[2] = {0};
 
 	for (int i = 0; i < 2; i++)
 		T_CHECK_EQ(rook_spawn(&ts[i], return_value, (void *)(intptr_t)(40 + i)), 0);
@@ -120,7 +117,7 @@ static int mark_ran(void *arg)
 
 static int case37_main(void *arg)
 {
-	struct probe p = { .p_ret = 1 };
+	struct probe p = {.p_ret = 1};
 	struct rook_task *t;
 	int st = 0;
 	uint64_t t0;
@@ -207,7 +204,7 @@ static int case38_main(void *arg)
 	}
 	T_CHECK_EQ(results + timeouts, n);
 	for (long i = 0; i < n; i++) {
-		struct race_wf w = { .w_value = 2000 + (int)i };
+		struct race_wf w = {.w_value = 2000 + (int)i};
 		int st = -1;
 		int rc = rook_wait_for(race_wf_child, &w, ROOK_MSEC, &st);
 		if (atomic_load(&w.w_completed)) {
@@ -232,7 +229,7 @@ Test(semantics, case38_result_racing_deadline_is_never_lost, .timeout = 120)
 /* Case 39: wait_for waits for the cancelled inner task's cleanup. */
 static int case39_main(void *arg)
 {
-	struct probe p = { .p_ret = 1, .p_cleanup = 100 * ROOK_MSEC };
+	struct probe p = {.p_ret = 1, .p_cleanup = 100 * ROOK_MSEC};
 	uint64_t t0 = rook_now();
 
 	T_CHECK_EQ(rook_wait_for(sleeper, &p, 20 * ROOK_MSEC, NULL), -ETIMEDOUT);
@@ -289,7 +286,7 @@ static int case40_ignorer_caller(void *arg)
 
 static int case40_main(void *arg)
 {
-	struct case40 c = { .c_p = { .p_ret = 1 }, .c_st = 99 };
+	struct case40 c = {.c_p = {.p_ret = 1}, .c_st = 99};
 	struct rook_task *t;
 	int st = 0;
 	uint64_t t0;
@@ -306,7 +303,7 @@ static int case40_main(void *arg)
 	T_CHECK_EQ(atomic_load(&c.c_p.p_rc), -ECANCELED);
 	T_CHECK_EQ(c.c_st, 99); /* not written */
 
-	struct case40 d = { .c_st = 99 };
+	struct case40 d = {.c_st = 99};
 	T_CHECK_EQ(rook_spawn(&t, case40_ignorer_caller, &d), 0);
 	await_flag(&d.c_waiting);
 	await_flag(&d.c_p.p_started);
@@ -332,7 +329,7 @@ Test(semantics, case40_cancelled_wait_for_caller_cancels_and_reaps_inner, .timeo
  * (as its status) instead of -ETIMEDOUT. */
 static int case41_main(void *arg)
 {
-	struct probe p = { .p_ret = -EIO };
+	struct probe p = {.p_ret = -EIO};
 	int st = 0;
 
 	T_CHECK_EQ(rook_wait_for(sleeper, &p, 10 * ROOK_MSEC, &st), 0);
@@ -364,7 +361,7 @@ static int case42_task(void *arg)
 
 static int case42_main(void *arg)
 {
-	struct case42 c = { 0 };
+	struct case42 c = {0};
 	struct rook_task *t;
 
 	T_CHECK_EQ(rook_spawn(&t, case42_task, &c), 0);
@@ -422,8 +419,7 @@ static int case43_main(void *arg)
 	return 0;
 }
 
-Test(semantics, case43_nested_deadlines_earliest_wins_pop_reports_own_expiry,
-     .timeout = 30)
+Test(semantics, case43_nested_deadlines_earliest_wins_pop_reports_own_expiry, .timeout = 30)
 {
 	run_main(case43_main);
 }
@@ -505,7 +501,7 @@ static int case46_main(void *arg)
 	T_CHECK(!rook_deadline_pop()); /* pushed outside the shield: kept */
 	T_CHECK_EQ(rook_deadline_push(UINT64_MAX), 0);
 	T_CHECK_EQ(rook_deadline_push(UINT64_MAX), 0);
-	rook_shield_pop(); /* closes both */
+	rook_shield_pop();                             /* closes both */
 	T_CHECK_EQ(rook_sleep(ROOK_MSEC), -ETIMEDOUT); /* the outer one again */
 	T_CHECK(rook_deadline_pop());
 	T_CHECK(!rook_deadline_pop());
@@ -547,7 +543,7 @@ static int getter(void *arg)
 static int case47_main(void *arg)
 {
 	struct rook_queue *q;
-	struct getter g = { 0 };
+	struct getter g = {0};
 	struct rook_task *t;
 	int item = 0, st = 1;
 

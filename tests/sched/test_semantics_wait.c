@@ -17,9 +17,6 @@
 #include "tests/helpers.h"
 #include "sched/testing.h"
 
-
-
-
 /* Sleeps "forever"; returns p_ret (1: the sleep's result). */
 struct probe {
 	_Atomic int p_started, p_ended, p_rc;
@@ -106,8 +103,8 @@ static int case18_outer(void *arg)
 
 static int case18_main(void *arg)
 {
-	struct case18 c = { 0 };
-	struct case18b b = { .c_inner = { .p_ret = 11 } };
+	struct case18 c = {0};
+	struct case18b b = {.c_inner = {.p_ret = 11}};
 	struct rook_task *t, *outer;
 	int st = 1;
 
@@ -136,8 +133,7 @@ static int case18_main(void *arg)
 	return 0;
 }
 
-Test(semantics, case18_shielded_work_survives_outer_cancel_outcomes_pass_through,
-     .timeout = 30)
+Test(semantics, case18_shielded_work_survives_outer_cancel_outcomes_pass_through, .timeout = 30)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, case18_main, NULL), 0);
@@ -207,7 +203,7 @@ static int case20_task(void *arg)
 
 static int case20_main(void *arg)
 {
-	struct case20 c = { 0 };
+	struct case20 c = {0};
 	struct rook_task *t;
 
 	T_CHECK_EQ(rook_spawn(&t, case20_task, &c), 0);
@@ -232,12 +228,12 @@ Test(semantics, case20_cancel_during_shield_is_deferred_not_lost, .timeout = 30)
 static int case21_main(void *arg)
 {
 	_Atomic int turn = 0, log_len = 0;
-	int log[3] = { -1, -1, -1 }, st[3] = { 0 };
+	int log[3] = {-1, -1, -1}, st[3] = {0};
 	/* a, b, c finish in the order b, a, c. */
 	struct ordered o[3] = {
-		{ &turn, &log_len, log, 1, 0, 1 },
-		{ &turn, &log_len, log, 0, 1, 2 },
-		{ &turn, &log_len, log, 2, 2, 3 },
+	    {&turn, &log_len, log, 1, 0, 1},
+	    {&turn, &log_len, log, 0, 1, 2},
+	    {&turn, &log_len, log, 2, 2, 3},
 	};
 	struct rook_task *ts[3];
 
@@ -298,9 +294,9 @@ static int slow_ok(void *arg)
 
 static int case23_main(void *arg)
 {
-	struct probe p = { 0 };
+	struct probe p = {0};
 	struct rook_task *ts[2];
-	int st[2] = { 0 };
+	int st[2] = {0};
 
 	T_CHECK_EQ(rook_spawn(&ts[0], return_value, (void *)(intptr_t)-EIO), 0);
 	T_CHECK_EQ(rook_spawn(&ts[1], slow_ok, &p), 0);
@@ -321,9 +317,9 @@ Test(semantics, case23_gather_with_failing_child_waits_for_all_no_orphans, .time
 
 static int case24_main(void *arg)
 {
-	const int want[4] = { 3, 1, -EIO, -EPERM };
+	const int want[4] = {3, 1, -EIO, -EPERM};
 	struct rook_task *ts[4];
-	int st[4] = { 0 };
+	int st[4] = {0};
 
 	for (int i = 0; i < 4; i++)
 		T_CHECK_EQ(rook_spawn(&ts[i], return_value, (void *)(intptr_t)want[i]), 0);
@@ -343,9 +339,9 @@ Test(semantics, case24_gather_collects_errors_in_their_slots, .timeout = 30)
 /* Case 25: one child is cancelled; the gather itself is not. */
 static int case25_main(void *arg)
 {
-	struct probe p = { .p_ret = 1 };
+	struct probe p = {.p_ret = 1};
 	struct rook_task *ts[3];
-	int st[3] = { 0 };
+	int st[3] = {0};
 
 	T_CHECK_EQ(rook_spawn(&ts[0], return_value, (void *)(intptr_t)4), 0);
 	T_CHECK_EQ(rook_spawn(&ts[1], sleep_forever, &p), 0);
@@ -418,7 +414,7 @@ static int case26_done_gatherer(void *arg)
 
 static int case26_main(void *arg)
 {
-	struct case26 c = { .c_p = { { .p_ret = 1 }, { .p_ret = 1 }, { .p_ret = 1 } } };
+	struct case26 c = {.c_p = {{.p_ret = 1}, {.p_ret = 1}, {.p_ret = 1}}};
 	struct rook_task *g;
 	int st = 1;
 
@@ -435,7 +431,7 @@ static int case26_main(void *arg)
 		T_CHECK_EQ(atomic_load(&c.c_p[i].p_rc), -ECANCELED);
 	}
 
-	struct case26 d = { 0 };
+	struct case26 d = {0};
 	T_CHECK_EQ(rook_spawn(&g, case26_done_gatherer, &d), 0);
 	await_flag(&d.c_gathering);
 	T_CHECK_EQ(rook_cancel(g), 0); /* after gather returned: results kept */
@@ -445,8 +441,7 @@ static int case26_main(void *arg)
 	return 0;
 }
 
-Test(semantics, case26_cancelled_gather_leaves_children_caller_cancels_them,
-     .timeout = 30)
+Test(semantics, case26_cancelled_gather_leaves_children_caller_cancels_them, .timeout = 30)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, case26_main, NULL), 0);
@@ -457,9 +452,9 @@ Test(semantics, case26_cancelled_gather_leaves_children_caller_cancels_them,
  * released exactly once, even a handle listed twice. */
 static int case27_main(void *arg)
 {
-	const int want[4] = { -EIO, 0, -EPERM, -EIO };
+	const int want[4] = {-EIO, 0, -EPERM, -EIO};
 	struct rook_task *ts[4], *dup[3];
-	int st[4] = { 0 }, dst[3] = { 0 };
+	int st[4] = {0}, dst[3] = {0};
 
 	for (int i = 0; i < 4; i++)
 		T_CHECK_EQ(rook_spawn(&ts[i], return_value, (void *)(intptr_t)want[i]), 0);
@@ -490,8 +485,7 @@ static int case27_main(void *arg)
 	return 0;
 }
 
-Test(semantics, case27_errors_in_several_children_all_reported_released_once,
-     .timeout = 30)
+Test(semantics, case27_errors_in_several_children_all_reported_released_once, .timeout = 30)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, case27_main, NULL), 0);

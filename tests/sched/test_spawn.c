@@ -25,7 +25,7 @@ static int return_arg(void *arg)
 Test(spawn, run_returns_main_status_when_main_returns, .timeout = 60)
 {
 	int fds = fd_count();
-	struct rook_config zero = { 0 };
+	struct rook_config zero = {0};
 
 	cr_assert_eq(rook_run(NULL, return_arg, (void *)(intptr_t)42), 42);
 	cr_assert_eq(rook_run(NULL, return_arg, (void *)(intptr_t)-ENOENT), -ENOENT);
@@ -87,7 +87,7 @@ Test(spawn, joins_every_task_when_spawning_a_million_in_batches, .timeout = 120)
 /* ---- nested spawns ---------------------------------------------------- */
 
 #define FANOUT 4
-#define DEPTH 5
+#define DEPTH  5
 
 static _Atomic long nodes;
 static _Atomic long leaves;
@@ -150,10 +150,10 @@ static void *plain_thread(void *arg)
 Test(spawn, join_blocks_and_returns_status_when_called_from_plain_threads, .timeout = 60)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	struct rook_rt *rt = NULL;
 	struct rook_task *t = NULL;
-	struct plain p = { .p_join_rc = 1, .p_status = 1 };
+	struct plain p = {.p_join_rc = 1, .p_status = 1};
 	pthread_t th;
 	int st = 1;
 
@@ -218,9 +218,9 @@ static int live_main(void *arg)
 	while (atomic_load_explicit(&started, memory_order_relaxed) < n)
 		T_CHECK_EQ(rook_yield(), 0);
 	rook__stats_get(&st);
-	T_CHECK(st.peak_live_tasks >= (uint64_t)*(long *)arg);
-	T_CHECK(st.peak_stacks >= (uint64_t)*(long *)arg);
-	T_CHECK(st.live_tasks >= (uint64_t)*(long *)arg);
+	T_CHECK(st.peak_live_tasks >= (uint64_t) * (long *)arg);
+	T_CHECK(st.peak_stacks >= (uint64_t) * (long *)arg);
+	T_CHECK(st.live_tasks >= (uint64_t) * (long *)arg);
 	atomic_store_explicit(&release_all, 1, memory_order_release);
 	for (long i = 0; i < n; i++) {
 		int s = 1;
@@ -413,7 +413,7 @@ static int workers_main(void *arg)
 
 static void check_workers(unsigned n)
 {
-	struct wrun w = { .w_want = n, .w_bad_index = 0 };
+	struct wrun w = {.w_want = n, .w_bad_index = 0};
 
 	cr_assert_eq(run_with(n, ROOK_NO_PIN, workers_main, &w), 0);
 	cr_assert_eq(w.w_seen, n, "rook_workers() = %u, want %u", w.w_seen, n);

@@ -81,7 +81,7 @@ Test(stack, task_runs_when_using_32_kib_of_default_stack, .timeout = 60)
 Test(stack, task_runs_when_using_200_kib_of_256_kib_stack, .timeout = 60)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .stack_size = 256 * KIB, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .stack_size = 256 * KIB, .flags = ROOK_NO_PIN};
 	size_t bytes = 200 * KIB;
 
 	cr_assert_eq(rook_run(&cfg, stack_main, &bytes), 0);
@@ -130,7 +130,7 @@ static void expect_overflow_abort(bool force_mprotect)
 			     getenv("ROOK_SANITIZE"));
 		return;
 	}
-	struct rook_config cfg = { .workers = 1, .stack_size = 64 * KIB };
+	struct rook_config cfg = {.workers = 1, .stack_size = 64 * KIB};
 	int wstatus = 0;
 
 	fflush(NULL);
@@ -281,7 +281,8 @@ Test(stack, peak_rss_stays_far_below_full_stacks_when_100000_tasks_live, .timeou
 {
 	const char *san = getenv("ROOK_SANITIZE");
 	if (san && strstr(san, "thread"))
-		cr_skip_test("peak RSS under ThreadSanitizer is its own per-fiber state, not rook's");
+		cr_skip_test(
+		    "peak RSS under ThreadSanitizer is its own per-fiber state, not rook's");
 	int fds = fd_count();
 	long n = scaled(100000, 10);
 	long full_kib = n * 64;

@@ -159,9 +159,9 @@ Test(steal, child_runs_when_parent_spins_and_other_worker_sleeps_deeply, .timeou
  * yielded loopers from the busy one. Loopers run at least 2,000 iterations,
  * and on (up to a cap) until some looper has seen a migration.
  */
-#define MIG_TASKS 64
+#define MIG_TASKS   64
 #define MIG_WORKERS 2
-#define MIG_CAP 1000000L
+#define MIG_CAP     1000000L
 
 static _Atomic long migrations;
 static _Atomic long bad_indices;
@@ -262,8 +262,7 @@ static int starve_main(void *arg)
 	long i;
 
 	T_CHECK_EQ(rook_spawn(&b, set_b, NULL), 0);
-	for (i = 0; i < STARVE_LIMIT && !atomic_load_explicit(&b_ran, memory_order_acquire);
-	     i++) {
+	for (i = 0; i < STARVE_LIMIT && !atomic_load_explicit(&b_ran, memory_order_acquire); i++) {
 		T_CHECK_EQ(rook_spawn(NULL, short_task, NULL), 0);
 		T_CHECK_EQ(rook_yield(), 0);
 	}
@@ -286,7 +285,7 @@ Test(steal, older_task_runs_when_spawner_keeps_spawning_on_one_worker, .timeout 
 
 /* ---- stealing under load ------------------------------------------------ */
 
-#define PARENTS 1000
+#define PARENTS  1000
 #define CHILDREN 100
 
 static _Atomic long children_ran;
@@ -388,8 +387,8 @@ static void *injector(void *arg)
 		if (i % 2 == 0) {
 			if (rook_rt_spawn(w->w_rt, NULL, tiny, w) != 0)
 				atomic_fetch_add(&w->w_inject_bad, 1);
-		} else if (rook_rt_spawn(w->w_rt, &t, tiny, w) != 0 ||
-			   rook_join(t, &st) != 0 || st != 0) {
+		} else if (rook_rt_spawn(w->w_rt, &t, tiny, w) != 0 || rook_join(t, &st) != 0 ||
+			   st != 0) {
 			atomic_fetch_add(&w->w_inject_bad, 1);
 		}
 		atomic_fetch_add(&w->w_injected, 1);
@@ -400,7 +399,7 @@ static void *injector(void *arg)
 Test(steal, joins_never_hang_when_plain_thread_injects_tasks_stress, .timeout = 60)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	static struct wake w;
 	struct rook_task *m = NULL;
 	pthread_t th;

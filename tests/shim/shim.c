@@ -118,8 +118,11 @@ int main(int argc, char **argv)
 		if (filter && !strstr(t->name, filter))
 			continue;
 		int r = run_one(t, default_timeout);
-		fprintf(stderr, "[%s] %s::%s\n", r > 0 ? "PASS" : r < 0 ? "SKIP" : "FAIL", t->suite,
-			t->name);
+		fprintf(stderr, "[%s] %s::%s\n",
+			r > 0   ? "PASS"
+			: r < 0 ? "SKIP"
+				: "FAIL",
+			t->suite, t->name);
 		if (r > 0)
 			pass++;
 		else if (r < 0)

@@ -27,7 +27,7 @@ static struct {
 	void (*queue_destroy)(struct rook_queue *);
 } r;
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 20000L
 
 static int producer(void *arg)
@@ -62,7 +62,8 @@ static int dl_main(void *arg)
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < PRODUCERS; i++) {
-		if ((rc = r.spawn(&p[i], producer, q)) < 0 || (rc = r.spawn(&c[i], consumer, q)) < 0)
+		if ((rc = r.spawn(&p[i], producer, q)) < 0 ||
+		    (rc = r.spawn(&c[i], consumer, q)) < 0)
 			return rc;
 	}
 	for (int i = 0; i < PRODUCERS; i++) {
@@ -83,10 +84,10 @@ static int dl_main(void *arg)
 	return 0;
 }
 
-#define SYM(field, name)                                                   \
-	do {                                                               \
-		*(void **)&r.field = dlsym(h, name);                       \
-		cr_assert_not_null(r.field, "dlsym %s: %s", name, dlerror()); \
+#define SYM(field, name)                                                                           \
+	do {                                                                                       \
+		*(void **)&r.field = dlsym(h, name);                                               \
+		cr_assert_not_null(r.field, "dlsym %s: %s", name, dlerror());                      \
 	} while (0)
 
 Test(shlib, dlopened_library_runs_tasks_on_two_workers, .timeout = 120)
@@ -107,7 +108,7 @@ Test(shlib, dlopened_library_runs_tasks_on_two_workers, .timeout = 120)
 	 * way: the total of all items is what every split adds up to. */
 	long want = PRODUCERS * (PER_PRODUCER * (PER_PRODUCER + 1) / 2);
 	for (unsigned workers = 1; workers <= 2; workers++) {
-		struct rook_config cfg = { .workers = workers, .flags = ROOK_NO_PIN };
+		struct rook_config cfg = {.workers = workers, .flags = ROOK_NO_PIN};
 		long total = 0;
 		cr_assert_eq(r.run(&cfg, dl_main, &total), 0, "workers=%u", workers);
 		cr_assert_eq(total % 1000003, want % 1000003, "workers=%u", workers);

@@ -41,8 +41,8 @@ static void wait_waiters(struct rook_queue *q, size_t getters, size_t putters, s
 /* A task doing one put or get on a queue. */
 struct op {
 	struct rook_queue *o_q;
-	long o_item;      /* put: the item; get: what was got */
-	int o_rc;         /* the call's result */
+	long o_item; /* put: the item; get: what was got */
+	int o_rc;    /* the call's result */
 	_Atomic int o_done;
 };
 
@@ -141,7 +141,7 @@ static int case58_main(void *arg)
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 1), 0);
 	v = 1;
 	T_CHECK_EQ(rook_queue_put(q, &v), 0);
-	struct op p = { .o_q = q, .o_item = 2 };
+	struct op p = {.o_q = q, .o_item = 2};
 	T_CHECK_EQ(rook_spawn(&t, putter, &p), 0);
 	wait_waiters(q, 0, 1, 0);
 	T_CHECK_EQ(atomic_load(&p.o_done), 0);
@@ -154,7 +154,7 @@ static int case58_main(void *arg)
 	T_CHECK_EQ(v, 2);
 
 	/* get blocks while empty, resumes on a put. */
-	struct op g = { .o_q = q };
+	struct op g = {.o_q = q};
 	T_CHECK_EQ(rook_spawn(&t, getter, &g), 0);
 	wait_waiters(q, 1, 0, 0);
 	T_CHECK_EQ(atomic_load(&g.o_done), 0);
@@ -203,7 +203,7 @@ static int pc_consumer(void *arg)
 
 static int case58_pc_main(void *arg)
 {
-	struct pc pc = { .pc_n = scaled(100000, 10) };
+	struct pc pc = {.pc_n = scaled(100000, 10)};
 	struct rook_task *a, *b;
 
 	T_CHECK_EQ(rook_queue_create(&pc.pc_q, sizeof(long), 1), 0);
@@ -258,7 +258,7 @@ static int case60_main(void *arg)
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 1), 0);
 	T_CHECK_EQ(rook_queue_put(q, &v), 0);
-	struct op p = { .o_q = q, .o_item = 2 };
+	struct op p = {.o_q = q, .o_item = 2};
 	T_CHECK_EQ(rook_spawn(&t, putter, &p), 0);
 	wait_waiters(q, 0, 1, 0);
 	T_CHECK_EQ(rook_cancel(t), 0);
@@ -290,7 +290,7 @@ static int case61_main(void *arg)
 	long v = 'a';
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 0), 0);
-	struct op g1 = { .o_q = q, .o_item = -1 }, g2 = { .o_q = q, .o_item = -1 };
+	struct op g1 = {.o_q = q, .o_item = -1}, g2 = {.o_q = q, .o_item = -1};
 	T_CHECK_EQ(rook_spawn(&t1, getter, &g1), 0);
 	wait_waiters(q, 1, 0, 0);
 	T_CHECK_EQ(rook_spawn(&t2, getter, &g2), 0);
@@ -337,7 +337,7 @@ static int case62_main(void *arg)
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 0), 0);
 	/* One reader: cancelled right after put(1), put(2). */
-	g[0] = (struct op){ .o_q = q, .o_item = -1 };
+	g[0] = (struct op){.o_q = q, .o_item = -1};
 	T_CHECK_EQ(rook_spawn(&t[0], getter, &g[0]), 0);
 	wait_waiters(q, 1, 0, 0);
 	v = 1;
@@ -354,7 +354,7 @@ static int case62_main(void *arg)
 
 	/* Three readers, reader 1 cancelled: readers 2 and 3 get {1, 2}. */
 	for (int i = 0; i < 3; i++) {
-		g[i] = (struct op){ .o_q = q, .o_item = -1 };
+		g[i] = (struct op){.o_q = q, .o_item = -1};
 		T_CHECK_EQ(rook_spawn(&t[i], getter, &g[i]), 0);
 		wait_waiters(q, (size_t)i + 1, 0, 0);
 	}
@@ -452,7 +452,7 @@ static int case63_main(void *arg)
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 1), 0);
 	T_CHECK_EQ(rook_queue_put(q, &v), 0);
-	struct op pb = { .o_q = q, .o_item = 'b' }, pc = { .o_q = q, .o_item = 'c' };
+	struct op pb = {.o_q = q, .o_item = 'b'}, pc = {.o_q = q, .o_item = 'c'};
 	T_CHECK_EQ(rook_spawn(&tb, putter, &pb), 0);
 	wait_waiters(q, 0, 1, 0);
 	T_CHECK_EQ(rook_spawn(&tc, putter, &pc), 0);
@@ -505,7 +505,7 @@ static int case64_main(void *arg)
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 1), 0);
 	for (int i = 0; i < 5; i++) {
-		o[i] = (struct op){ .o_q = q, .o_item = -1 };
+		o[i] = (struct op){.o_q = q, .o_item = -1};
 		T_CHECK_EQ(rook_spawn(&t[i], getter, &o[i]), 0);
 		wait_waiters(q, (size_t)i + 1, 0, 0);
 	}
@@ -520,7 +520,7 @@ static int case64_main(void *arg)
 	v = 100;
 	T_CHECK_EQ(rook_queue_put(q, &v), 0);
 	for (int i = 0; i < 5; i++) {
-		o[i] = (struct op){ .o_q = q, .o_item = i };
+		o[i] = (struct op){.o_q = q, .o_item = i};
 		T_CHECK_EQ(rook_spawn(&t[i], putter, &o[i]), 0);
 		wait_waiters(q, 0, (size_t)i + 1, 0);
 	}
@@ -559,7 +559,7 @@ static int case65_main(void *arg)
 	T_CHECK_EQ(rook_queue_join(q), 0);
 	for (long i = 0; i < 3; i++)
 		T_CHECK_EQ(rook_queue_put(q, &i), 0);
-	struct op j = { .o_q = q };
+	struct op j = {.o_q = q};
 	T_CHECK_EQ(rook_spawn(&t, joiner, &j), 0);
 	wait_waiters(q, 0, 0, 1);
 	for (int i = 0; i < 3; i++) {
@@ -622,7 +622,7 @@ static int case67_main(void *arg)
 	long v = 5;
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 4), 0);
-	struct op g = { .o_q = q, .o_item = -1 };
+	struct op g = {.o_q = q, .o_item = -1};
 	T_CHECK_EQ(rook_spawn(&t, getter, &g), 0);
 	wait_waiters(q, 1, 0, 0);
 	rook_queue_close(q);
@@ -659,7 +659,7 @@ static int case68_main(void *arg)
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 1), 0);
 	T_CHECK_EQ(rook_queue_put(q, &v), 0);
-	struct op p = { .o_q = q, .o_item = 2 }, j = { .o_q = q };
+	struct op p = {.o_q = q, .o_item = 2}, j = {.o_q = q};
 	T_CHECK_EQ(rook_spawn(&tp, putter, &p), 0);
 	T_CHECK_EQ(rook_spawn(&tj, joiner, &j), 0);
 	wait_waiters(q, 0, 1, 1);
@@ -700,7 +700,7 @@ static int case69_main(void *arg)
 	for (long i = 0; i < 4; i++)
 		T_CHECK_EQ(rook_queue_put(q, &i), 0);
 	T_CHECK_EQ(rook_queue_get(q, &v), 0); /* one got, not yet done */
-	struct op j = { .o_q = q };
+	struct op j = {.o_q = q};
 	T_CHECK_EQ(rook_spawn(&tj, joiner, &j), 0);
 	wait_waiters(q, 0, 0, 1);
 	rook_queue_close(q);
@@ -783,11 +783,11 @@ static int case71_main(void *arg)
 	T_CHECK_EQ(rook_queue_create(&qf, sizeof(long), 1), 0);
 	T_CHECK_EQ(rook_queue_put(qf, &v), 0);
 	for (int i = 0; i < 8; i++) {
-		o[i] = (struct op){ .o_q = i % 2 ? qf : qe, .o_item = i % 2 ? 1 : -1 };
+		o[i] = (struct op){.o_q = i % 2 ? qf : qe, .o_item = i % 2 ? 1 : -1};
 		T_CHECK_EQ(rook_spawn(&t[i], i % 2 ? putter : getter, &o[i]), 0);
 	}
-	o[8] = (struct op){ .o_q = qe, .o_item = -1 };
-	o[9] = (struct op){ .o_q = qf, .o_item = 1 };
+	o[8] = (struct op){.o_q = qe, .o_item = -1};
+	o[9] = (struct op){.o_q = qf, .o_item = 1};
 	T_CHECK_EQ(pthread_create(&th[0], NULL, plain_op, &o[8]), 0);
 	T_CHECK_EQ(pthread_create(&th[1], NULL, plain_op, &o[9]), 0);
 	wait_waiters(qe, 5, 0, 0);
@@ -838,7 +838,7 @@ static int doubler(void *arg)
 Test(queue, plain_thread_feeds_runtime_and_is_fed_back, .timeout = 60)
 {
 	int fds = fd_count();
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	struct rook_rt *rt;
 	struct rook_task *t[3];
 	struct feed f;
@@ -965,7 +965,7 @@ static int backlog_main(void *arg)
 	for (long i = 0; i < 10; i++)
 		T_CHECK_EQ(rook_queue_put(q, &i), 0);
 	for (int i = 0; i < 3; i++) {
-		p[i] = (struct op){ .o_q = q, .o_item = 10 + i };
+		p[i] = (struct op){.o_q = q, .o_item = 10 + i};
 		T_CHECK_EQ(rook_spawn(&t[i], putter, &p[i]), 0);
 		wait_waiters(q, 0, (size_t)i + 1, 0);
 	}
@@ -974,7 +974,7 @@ static int backlog_main(void *arg)
 	T_CHECK_EQ(p[1].o_rc, -ECANCELED);
 	wait_waiters(q, 0, 2, 0);
 	T_CHECK_EQ(rook_queue_len(q), 10);
-	long want[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12 };
+	long want[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		T_CHECK_EQ(rook_queue_get(q, &v), 0);
 		T_CHECK_EQ(v, want[i]);
@@ -989,7 +989,7 @@ static int backlog_main(void *arg)
 	/* task_done/join count the items in the backlog too. */
 	for (long i = 0; i < 8; i++)
 		T_CHECK_EQ(rook_queue_put(q, &i), 0);
-	struct op j = { .o_q = q };
+	struct op j = {.o_q = q};
 	T_CHECK_EQ(rook_spawn(&t[0], joiner, &j), 0);
 	wait_waiters(q, 0, 0, 1);
 	for (int i = 0; i < 3 * 10 + 12; i++) /* every item got so far */
@@ -1008,7 +1008,7 @@ static int backlog_main(void *arg)
 	/* Close with items in ring and backlog: all drain, then -EPIPE. */
 	for (long i = 0; i < 10; i++)
 		T_CHECK_EQ(rook_queue_put(q, &i), 0);
-	p[0] = (struct op){ .o_q = q, .o_item = 99 };
+	p[0] = (struct op){.o_q = q, .o_item = 99};
 	T_CHECK_EQ(rook_spawn(&t[0], putter, &p[0]), 0);
 	wait_waiters(q, 0, 1, 0);
 	rook_queue_close(q);
@@ -1044,7 +1044,7 @@ static int destroy_main(void *arg)
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 1), 0);
 	for (int i = 0; i < 4; i++) {
-		o[i] = (struct op){ .o_q = q, .o_item = -1 };
+		o[i] = (struct op){.o_q = q, .o_item = -1};
 		T_CHECK_EQ(rook_spawn(&t[i], getter, &o[i]), 0);
 	}
 	wait_waiters(q, 4, 0, 0);

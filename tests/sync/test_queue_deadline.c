@@ -25,8 +25,8 @@
 #include "sync/queue.h"
 #include "sync/sync.h"
 
-#define SHORT_NS (50 * ROOK_MSEC)        /* a deadline meant to expire */
-#define LONG_NS (30 * ROOK_SEC)          /* a deadline meant not to */
+#define SHORT_NS  (50 * ROOK_MSEC)         /* a deadline meant to expire */
+#define LONG_NS   (30 * ROOK_SEC)          /* a deadline meant not to */
 #define PROMPT_NS ((uint64_t)5 * ROOK_SEC) /* gross upper bound on lateness */
 
 static void pause_briefly(void)
@@ -37,10 +37,10 @@ static void pause_briefly(void)
 		sched_yield();
 }
 
-#define WAIT_UNTIL(cond)                 \
-	do {                             \
-		while (!(cond))          \
-			pause_briefly(); \
+#define WAIT_UNTIL(cond)                                                                           \
+	do {                                                                                       \
+		while (!(cond))                                                                    \
+			pause_briefly();                                                           \
 	} while (0)
 
 static void wait_waiters(struct rook_queue *q, size_t getters, size_t putters)
@@ -161,7 +161,7 @@ static int case47_main(void *arg)
 {
 	struct rook_queue *q;
 	struct rook_task *t, *t2;
-	struct timed tm = { .t_rel_ns = SHORT_NS };
+	struct timed tm = {.t_rel_ns = SHORT_NS};
 	long v = -1;
 
 	for (size_t cap = 0; cap <= 4; cap += 4) {
@@ -201,7 +201,7 @@ static int case47_main(void *arg)
 		}
 
 		/* A put that lands before the deadline is returned. */
-		struct qop g = { .o_q = q, .o_item = -1, .o_tm = { .t_rel_ns = LONG_NS } };
+		struct qop g = {.o_q = q, .o_item = -1, .o_tm = {.t_rel_ns = LONG_NS}};
 		T_CHECK_EQ(rook_spawn(&t, q_getter, &g), 0);
 		wait_waiters(q, 1, 0);
 		v = 11;
@@ -214,8 +214,8 @@ static int case47_main(void *arg)
 
 		/* Case 61: timed getter g1 ahead of plain getter g2; g1 times
 		 * out, and the next put goes to g2. */
-		struct qop g1 = { .o_q = q, .o_item = -1, .o_tm = { .t_rel_ns = SHORT_NS } };
-		struct qop g2 = { .o_q = q, .o_item = -1 };
+		struct qop g1 = {.o_q = q, .o_item = -1, .o_tm = {.t_rel_ns = SHORT_NS}};
+		struct qop g2 = {.o_q = q, .o_item = -1};
 		T_CHECK_EQ(rook_spawn(&t, q_getter, &g1), 0);
 		wait_parked_or_done(q, 1, 0, &g1.o_tm.t_done);
 		T_CHECK_EQ(rook_spawn(&t2, q_getter, &g2), 0);
@@ -238,8 +238,7 @@ static int case47_main(void *arg)
 	return 0;
 }
 
-Test(queue_deadline, case47_61_timed_out_get_consumes_nothing_leaves_no_stale_getter,
-     .timeout = 60)
+Test(queue_deadline, case47_61_timed_out_get_consumes_nothing_leaves_no_stale_getter, .timeout = 60)
 {
 	run2(case47_main);
 }
@@ -250,7 +249,7 @@ static int case60_main(void *arg)
 {
 	struct rook_queue *q;
 	struct rook_task *t, *t2;
-	struct timed tm = { .t_rel_ns = SHORT_NS };
+	struct timed tm = {.t_rel_ns = SHORT_NS};
 	long v;
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 1), 0);
@@ -275,8 +274,8 @@ static int case60_main(void *arg)
 	 * frees the slot and p2's item goes in. */
 	v = 1;
 	T_CHECK_EQ(rook_queue_put(q, &v), 0);
-	struct qop p1 = { .o_q = q, .o_item = 100, .o_tm = { .t_rel_ns = SHORT_NS } };
-	struct qop p2 = { .o_q = q, .o_item = 200 };
+	struct qop p1 = {.o_q = q, .o_item = 100, .o_tm = {.t_rel_ns = SHORT_NS}};
+	struct qop p2 = {.o_q = q, .o_item = 200};
 	T_CHECK_EQ(rook_spawn(&t, q_putter, &p1), 0);
 	wait_parked_or_done(q, 0, 1, &p1.o_tm.t_done);
 	T_CHECK_EQ(rook_spawn(&t2, q_putter, &p2), 0);
@@ -298,7 +297,7 @@ static int case60_main(void *arg)
 	/* A timed put that finds space before its deadline succeeds. */
 	v = 1;
 	T_CHECK_EQ(rook_queue_put(q, &v), 0);
-	struct qop p3 = { .o_q = q, .o_item = 300, .o_tm = { .t_rel_ns = LONG_NS } };
+	struct qop p3 = {.o_q = q, .o_item = 300, .o_tm = {.t_rel_ns = LONG_NS}};
 	T_CHECK_EQ(rook_spawn(&t, q_putter, &p3), 0);
 	wait_waiters(q, 0, 1);
 	T_CHECK_EQ(rook_queue_get(q, &v), 0);
@@ -336,8 +335,8 @@ static int case71_main(void *arg)
 		}
 		struct qop o[4];
 		for (int i = 0; i < 4; i++) {
-			o[i] = (struct qop){ .o_q = q, .o_item = 50 + i,
-					     .o_tm = { .t_rel_ns = LONG_NS } };
+			o[i] =
+			    (struct qop){.o_q = q, .o_item = 50 + i, .o_tm = {.t_rel_ns = LONG_NS}};
 			T_CHECK_EQ(rook_spawn(&t[i], side ? q_putter : q_getter, &o[i]), 0);
 		}
 		wait_waiters(q, side ? 0 : 4, side ? 4 : 0);
@@ -365,8 +364,8 @@ static int case71_main(void *arg)
 			T_CHECK_EQ(rook_queue_put(q, &v), 0);
 		}
 		rook_fn fn = side ? q_putter : q_getter;
-		struct qop timed_op = { .o_q = q, .o_item = 60, .o_tm = { .t_rel_ns = SHORT_NS } };
-		struct qop plain_op = { .o_q = q, .o_item = 61 };
+		struct qop timed_op = {.o_q = q, .o_item = 60, .o_tm = {.t_rel_ns = SHORT_NS}};
+		struct qop plain_op = {.o_q = q, .o_item = 61};
 		T_CHECK_EQ(rook_spawn(&t[0], fn, &timed_op), 0);
 		wait_parked_or_done(q, side ? 0 : 1, side ? 1 : 0, &timed_op.o_tm.t_done);
 		T_CHECK_EQ(rook_spawn(&t[1], fn, &plain_op), 0);
@@ -463,7 +462,7 @@ static int edge_get_main(void *arg)
 
 	T_CHECK_EQ(rook_queue_create(&q, sizeof(long), 1), 0);
 	for (long i = 0; i < n; i++) {
-		struct race r = { .r_q = q, .r_item = -1 };
+		struct race r = {.r_q = q, .r_item = -1};
 		T_CHECK_EQ(rook_spawn(&t, race_getter, &r), 0);
 		race_wait(&r.r_dl, race_offset(i));
 		T_CHECK_EQ(rook_queue_put(q, &i), 0);
@@ -498,8 +497,7 @@ static int edge_get_main(void *arg)
 	return 0;
 }
 
-Test(queue_deadline, edge2_4_get_deadline_racing_put_loses_and_duplicates_nothing,
-     .timeout = 240)
+Test(queue_deadline, edge2_4_get_deadline_racing_put_loses_and_duplicates_nothing, .timeout = 240)
 {
 	run2(edge_get_main);
 }
@@ -517,7 +515,7 @@ static int edge_put_main(void *arg)
 		/* Full queue holding -i-1; the timed putter offers i. */
 		v = -i - 1;
 		T_CHECK_EQ(rook_queue_put(q, &v), 0);
-		struct race r = { .r_q = q, .r_item = i };
+		struct race r = {.r_q = q, .r_item = i};
 		T_CHECK_EQ(rook_spawn(&t, race_putter, &r), 0);
 		race_wait(&r.r_dl, race_offset(i));
 		T_CHECK_EQ(rook_queue_get(q, &v), 0);
@@ -545,8 +543,7 @@ static int edge_put_main(void *arg)
 	return 0;
 }
 
-Test(queue_deadline, edge4_put_deadline_racing_get_loses_and_duplicates_nothing,
-     .timeout = 240)
+Test(queue_deadline, edge4_put_deadline_racing_get_loses_and_duplicates_nothing, .timeout = 240)
 {
 	run2(edge_put_main);
 }
@@ -608,14 +605,14 @@ static int case76_main(void *arg)
 {
 	struct rook_mutex *m;
 	struct rook_task *t, *t2;
-	struct timed tm = { .t_rel_ns = SHORT_NS };
+	struct timed tm = {.t_rel_ns = SHORT_NS};
 	_Atomic int inside = 0;
 
 	T_CHECK_EQ(rook_mutex_create(&m), 0);
 	T_CHECK_EQ(rook_mutex_lock(m), 0);
 
 	/* A timed lock of a held mutex times out owning nothing. */
-	struct mop a = { .o_m = m, .o_tm = { .t_rel_ns = SHORT_NS } };
+	struct mop a = {.o_m = m, .o_tm = {.t_rel_ns = SHORT_NS}};
 	T_CHECK_EQ(rook_spawn(&t, m_locker, &a), 0);
 	join_ok(t);
 	check_timed_out(&a.o_tm);
@@ -632,10 +629,10 @@ static int case76_main(void *arg)
 	/* Timed b waits ahead of plain c; b times out and leaves the queue;
 	 * the unlock hands the mutex to c. */
 	T_CHECK_EQ(rook_mutex_lock(m), 0);
-	struct mop b = { .o_m = m, .o_tm = { .t_rel_ns = SHORT_NS } };
+	struct mop b = {.o_m = m, .o_tm = {.t_rel_ns = SHORT_NS}};
 	T_CHECK_EQ(rook_spawn(&t, m_locker, &b), 0);
 	WAIT_UNTIL(rook__mutex_waiters(m) == 1 || atomic_load(&b.o_tm.t_done));
-	struct mop c = { .o_m = m, .o_inside = &inside };
+	struct mop c = {.o_m = m, .o_inside = &inside};
 	T_CHECK_EQ(rook_spawn(&t2, m_locker, &c), 0);
 	WAIT_UNTIL(rook__mutex_waiters(m) == 2 || atomic_load(&b.o_tm.t_done));
 	WAIT_UNTIL(atomic_load(&b.o_tm.t_done));
@@ -652,7 +649,7 @@ static int case76_main(void *arg)
 
 	/* The caller's own timed lock times out while a task holds the
 	 * mutex; the caller owns nothing, the holder still owns it. */
-	struct holder h = { .h_m = m };
+	struct holder h = {.h_m = m};
 	T_CHECK_EQ(rook_event_create(&h.h_go), 0);
 	T_CHECK_EQ(rook_spawn(&t, m_holder, &h), 0);
 	WAIT_UNTIL(atomic_load(&h.h_locked));
@@ -714,7 +711,7 @@ static int mutex_race_main(void *arg)
 
 	T_CHECK_EQ(rook_mutex_create(&m), 0);
 	for (long i = 0; i < n; i++) {
-		struct mrace r = { .r_m = m, .r_inside = &inside };
+		struct mrace r = {.r_m = m, .r_inside = &inside};
 		T_CHECK_EQ(rook_mutex_lock(m), 0);
 		T_CHECK_EQ(atomic_fetch_add(&inside, 1), 0);
 		T_CHECK_EQ(rook_spawn(&t, mrace_locker, &r), 0);
@@ -770,7 +767,7 @@ static int case81_main(void *arg)
 {
 	struct rook_sem *s;
 	struct rook_task *t, *t2;
-	struct timed tm = { .t_rel_ns = SHORT_NS };
+	struct timed tm = {.t_rel_ns = SHORT_NS};
 
 	T_CHECK_EQ(rook_sem_create(&s, 0, 0), 0);
 
@@ -787,8 +784,8 @@ static int case81_main(void *arg)
 	T_CHECK_EQ(rook__sem_value(s), 0);
 
 	/* Timed a ahead of plain b: a times out; one release goes to b. */
-	struct sop a = { .o_s = s, .o_tm = { .t_rel_ns = SHORT_NS } };
-	struct sop b = { .o_s = s };
+	struct sop a = {.o_s = s, .o_tm = {.t_rel_ns = SHORT_NS}};
+	struct sop b = {.o_s = s};
 	T_CHECK_EQ(rook_spawn(&t, s_acquirer, &a), 0);
 	WAIT_UNTIL(rook__sem_waiters(s) == 1 || atomic_load(&a.o_tm.t_done));
 	T_CHECK_EQ(rook_spawn(&t2, s_acquirer, &b), 0);
@@ -804,7 +801,7 @@ static int case81_main(void *arg)
 	T_CHECK_EQ(rook__sem_waiters(s), 0);
 
 	/* A timed acquire that gets a permit before its deadline holds it. */
-	struct sop c = { .o_s = s, .o_tm = { .t_rel_ns = LONG_NS } };
+	struct sop c = {.o_s = s, .o_tm = {.t_rel_ns = LONG_NS}};
 	T_CHECK_EQ(rook_spawn(&t, s_acquirer, &c), 0);
 	WAIT_UNTIL(rook__sem_waiters(s) == 1);
 	T_CHECK_EQ(rook_sem_release(s), 0);
@@ -858,7 +855,7 @@ static int sem_race_main(void *arg)
 
 	T_CHECK_EQ(rook_sem_create(&s, 0, 0), 0);
 	for (long i = 0; i < n; i++) {
-		struct srace r = { .r_s = s };
+		struct srace r = {.r_s = s};
 		T_CHECK_EQ(rook_spawn(&t, srace_acquirer, &r), 0);
 		race_wait(&r.r_dl, race_offset(i));
 		T_CHECK_EQ(rook_sem_release(s), 0);
@@ -912,7 +909,7 @@ static int case82_main(void *arg)
 {
 	struct rook_event *e;
 	struct rook_task *t, *t2;
-	struct timed tm = { .t_rel_ns = SHORT_NS };
+	struct timed tm = {.t_rel_ns = SHORT_NS};
 
 	T_CHECK_EQ(rook_event_create(&e), 0);
 
@@ -924,8 +921,8 @@ static int case82_main(void *arg)
 	T_CHECK_EQ(rook__event_waiters(e), 0);
 
 	/* Timed a and plain b wait; a times out and leaves; set wakes b. */
-	struct eop a = { .o_e = e, .o_tm = { .t_rel_ns = SHORT_NS } };
-	struct eop b = { .o_e = e };
+	struct eop a = {.o_e = e, .o_tm = {.t_rel_ns = SHORT_NS}};
+	struct eop b = {.o_e = e};
 	T_CHECK_EQ(rook_spawn(&t, e_waiter, &a), 0);
 	WAIT_UNTIL(rook__event_waiters(e) == 1 || atomic_load(&a.o_tm.t_done));
 	T_CHECK_EQ(rook_spawn(&t2, e_waiter, &b), 0);
@@ -943,7 +940,7 @@ static int case82_main(void *arg)
 	T_CHECK(!rook_event_is_set(e));
 
 	/* A timed wait that the set reaches before its deadline returns 0. */
-	struct eop c = { .o_e = e, .o_tm = { .t_rel_ns = LONG_NS } };
+	struct eop c = {.o_e = e, .o_tm = {.t_rel_ns = LONG_NS}};
 	T_CHECK_EQ(rook_spawn(&t, e_waiter, &c), 0);
 	WAIT_UNTIL(rook__event_waiters(e) == 1);
 	rook_event_set(e);
@@ -1006,7 +1003,7 @@ static int case87_main(void *arg)
 	struct rook_cond *c;
 	struct rook_mutex *m;
 	struct rook_task *t, *t2;
-	struct timed tm = { .t_rel_ns = SHORT_NS };
+	struct timed tm = {.t_rel_ns = SHORT_NS};
 	_Atomic int main_holds = 0;
 
 	T_CHECK_EQ(rook_cond_create(&c), 0);
@@ -1030,8 +1027,8 @@ static int case87_main(void *arg)
 
 	/* Contested: the deadline fires while main holds the mutex; the
 	 * waiter returns only once main has let go, and owns it. */
-	struct cop a = { .o_c = c, .o_m = m, .o_tm = { .t_rel_ns = SHORT_NS },
-			 .o_main_holds = &main_holds };
+	struct cop a = {
+	    .o_c = c, .o_m = m, .o_tm = {.t_rel_ns = SHORT_NS}, .o_main_holds = &main_holds};
 	T_CHECK_EQ(rook_spawn(&t, c_waiter, &a), 0);
 	WAIT_UNTIL(rook__cond_waiters(c) == 1 || atomic_load(&a.o_tm.t_done));
 	T_CHECK_EQ(rook_mutex_lock(m), 0);
@@ -1050,8 +1047,8 @@ static int case87_main(void *arg)
 	T_CHECK_EQ(rook__mutex_waiters(m), 0);
 
 	/* Timed a ahead of plain b: a times out; a signal then reaches b. */
-	struct cop ca = { .o_c = c, .o_m = m, .o_tm = { .t_rel_ns = SHORT_NS } };
-	struct cop cb = { .o_c = c, .o_m = m };
+	struct cop ca = {.o_c = c, .o_m = m, .o_tm = {.t_rel_ns = SHORT_NS}};
+	struct cop cb = {.o_c = c, .o_m = m};
 	T_CHECK_EQ(rook_spawn(&t, c_waiter, &ca), 0);
 	WAIT_UNTIL(rook__cond_waiters(c) == 1 || atomic_load(&ca.o_tm.t_done));
 	T_CHECK_EQ(rook_spawn(&t2, c_waiter, &cb), 0);

@@ -138,12 +138,12 @@ static uint32_t check_of(uint32_t p, uint32_t s)
 
 struct crace {
 	struct rook_queue *cr_q;
-	uint32_t cr_max;                 /* items per producer at most */
+	uint32_t cr_max; /* items per producer at most */
 	_Atomic uint8_t *cr_tally[CR_PROD];
-	uint32_t cr_put[CR_PROD];        /* puts that returned 0 */
+	uint32_t cr_put[CR_PROD]; /* puts that returned 0 */
 	_Atomic long cr_received;
-	_Atomic int cr_bad;              /* torn, duplicate or out of order */
-	_Atomic int cr_early_epipe;      /* -EPIPE while something was left */
+	_Atomic int cr_bad;         /* torn, duplicate or out of order */
+	_Atomic int cr_early_epipe; /* -EPIPE while something was left */
 	_Atomic int cr_other_rc;
 };
 
@@ -162,7 +162,7 @@ static void *cprod_run(void *arg)
 {
 	struct cprod *p = arg;
 	struct crace *cr = p->p_cr;
-	struct citem it = { .c_prod = p->p_id };
+	struct citem it = {.c_prod = p->p_id};
 	uint32_t s;
 
 	for (s = 0; s < cr->cr_max; s++) {
@@ -246,9 +246,8 @@ static int crace_main(void *arg)
 	struct rook_task *tp[CR_TPROD], *tc[CR_TCONS];
 	pthread_t pp, pc[2];
 	static const struct cround rounds[] = {
-		{ 1, 0, 0, 300 },   { 3, 0, 0, 2000 },  { 3, 1, 0, 50 },
-		{ 1000, 7, 0, 3000 }, { 5000, 0, 0, 0 }, { 5000, 3, 0, 4000 },
-		{ 0, 2, 0, 1000 },  { 2, 1, 0, 10 },
+	    {1, 0, 0, 300},  {3, 0, 0, 2000},    {3, 1, 0, 50},   {1000, 7, 0, 3000},
+	    {5000, 0, 0, 0}, {5000, 3, 0, 4000}, {0, 2, 0, 1000}, {2, 1, 0, 10},
 	};
 	unsigned seed = 4321;
 
@@ -261,9 +260,9 @@ static int crace_main(void *arg)
 			memset((void *)cr->cr_tally[i], 0, cr->cr_max);
 		atomic_store(&cr->cr_received, 0);
 		for (uint32_t i = 0; i < CR_PROD; i++)
-			prod[i] = (struct cprod){ .p_cr = cr, .p_id = i, .p_try = i % 2 == 1 };
+			prod[i] = (struct cprod){.p_cr = cr, .p_id = i, .p_try = i % 2 == 1};
 		for (int i = 0; i < CR_CONS; i++)
-			cons[i] = (struct ccons){ .c_cr = cr, .c_try = i % 3 == 2 };
+			cons[i] = (struct ccons){.c_cr = cr, .c_try = i % 3 == 2};
 		/* Consumers first, so some wait on an empty queue (hand-off). */
 		for (int i = 0; i < CR_TCONS; i++)
 			T_CHECK_EQ(rook_spawn(&tc[i], ccons_task, &cons[i]), 0);
@@ -294,7 +293,8 @@ static int crace_main(void *arg)
 		for (int p = 0; p < CR_PROD; p++) {
 			want += cr->cr_put[p];
 			for (uint32_t s = 0; s < cr->cr_max; s++)
-				T_CHECK_EQ(atomic_load(&cr->cr_tally[p][s]), s < cr->cr_put[p] ? 1 : 0);
+				T_CHECK_EQ(atomic_load(&cr->cr_tally[p][s]),
+					   s < cr->cr_put[p] ? 1 : 0);
 		}
 		T_CHECK_EQ(atomic_load(&cr->cr_received), want);
 		T_CHECK_EQ(atomic_load(&cr->cr_bad), 0);
@@ -326,9 +326,9 @@ Test(queue_review, close_races_puts_and_gets_on_workers_and_plain_threads_stress
 
 struct jstress {
 	struct rook_queue *js_q;
-	long js_per;               /* items per producer */
-	_Atomic long js_puts;      /* puts that returned */
-	_Atomic long js_dones;     /* task_done calls begun */
+	long js_per;           /* items per producer */
+	_Atomic long js_puts;  /* puts that returned */
+	_Atomic long js_dones; /* task_done calls begun */
 	_Atomic long js_joins;
 	_Atomic int js_stop;
 	_Atomic int js_producers_left;
@@ -524,9 +524,9 @@ static void capacity_exact(size_t cap, size_t ring, size_t size)
 
 Test(queue_review, odd_capacities_ring_limits_and_item_sizes_hold_exactly_capacity, .timeout = 60)
 {
-	static const size_t caps[] = { 1, 2, 3, 1000, 5000 };
-	static const size_t rings[] = { 0, 1, 2, 7 };
-	static const size_t sizes[] = { 1, 3, 12, 24, 100 };
+	static const size_t caps[] = {1, 2, 3, 1000, 5000};
+	static const size_t rings[] = {0, 1, 2, 7};
+	static const size_t sizes[] = {1, 3, 12, 24, 100};
 
 	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
 		for (size_t r = 0; r < sizeof(rings) / sizeof(rings[0]); r++)
@@ -536,7 +536,7 @@ Test(queue_review, odd_capacities_ring_limits_and_item_sizes_hold_exactly_capaci
 
 Test(queue_review, unbounded_queue_with_short_rings_keeps_order, .timeout = 60)
 {
-	static const size_t rings[] = { 0, 1, 2, 3, 7 };
+	static const size_t rings[] = {0, 1, 2, 3, 7};
 	unsigned char in[12], out[12];
 
 	for (size_t r = 0; r < sizeof(rings) / sizeof(rings[0]); r++) {

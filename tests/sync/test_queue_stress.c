@@ -31,15 +31,15 @@ struct slot {
 	struct rook_task *s_task; /* NULL once finished and joined */
 	uint32_t s_next, s_end;   /* producers: items [next, end) left */
 	bool s_producer;
-	bool s_finished;          /* written by the task, read after its join */
-	long s_cancelled;         /* times a call returned -ECANCELED */
+	bool s_finished;  /* written by the task, read after its join */
+	long s_cancelled; /* times a call returned -ECANCELED */
 };
 
 struct stress {
 	struct rook_queue *st_q;
 	uint32_t st_n;
-	size_t st_cap;      /* queue capacity; 0: unbounded */
-	size_t st_ring;     /* its lock-free ring's slots at most; 0: default */
+	size_t st_cap;  /* queue capacity; 0: unbounded */
+	size_t st_ring; /* its lock-free ring's slots at most; 0: default */
 	_Atomic uint8_t *st_tally;
 	_Atomic long st_received;
 	_Atomic long st_dup;
@@ -49,8 +49,8 @@ struct stress {
 
 static void receive(struct stress *st, uint32_t v)
 {
-	if (v >= st->st_n || atomic_fetch_add_explicit(&st->st_tally[v], 1,
-						       memory_order_relaxed) != 0)
+	if (v >= st->st_n ||
+	    atomic_fetch_add_explicit(&st->st_tally[v], 1, memory_order_relaxed) != 0)
 		atomic_fetch_add(&st->st_dup, 1);
 	atomic_fetch_add_explicit(&st->st_received, 1, memory_order_relaxed);
 }
@@ -176,11 +176,13 @@ static int stress_main(void *arg)
 	rook__queue_ring_limit(0);
 	for (int i = 0; i <= NPROD; i++) {
 		struct slot *s = &st->st_prod[i];
-		*s = (struct slot){ .s_st = st, .s_producer = true, .s_next = per * (uint32_t)i,
-				    .s_end = i == NPROD ? st->st_n : per * (uint32_t)(i + 1) };
+		*s = (struct slot){.s_st = st,
+				   .s_producer = true,
+				   .s_next = per * (uint32_t)i,
+				   .s_end = i == NPROD ? st->st_n : per * (uint32_t)(i + 1)};
 	}
 	for (int i = 0; i <= NCONS; i++)
-		st->st_cons[i] = (struct slot){ .s_st = st };
+		st->st_cons[i] = (struct slot){.s_st = st};
 	T_CHECK_EQ(pthread_create(&cth, NULL, plain_consumer, &st->st_cons[NCONS]), 0);
 	T_CHECK_EQ(pthread_create(&pth, NULL, plain_producer, &st->st_prod[NPROD]), 0);
 	for (int i = 0; i < NCONS; i++)

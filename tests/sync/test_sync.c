@@ -28,10 +28,10 @@ static void pause_briefly(void)
 		sched_yield();
 }
 
-#define WAIT_UNTIL(cond)              \
-	do {                          \
-		while (!(cond))       \
-			pause_briefly(); \
+#define WAIT_UNTIL(cond)                                                                           \
+	do {                                                                                       \
+		while (!(cond))                                                                    \
+			pause_briefly();                                                           \
 	} while (0)
 
 static void join_ok(struct rook_task *t)
@@ -155,15 +155,15 @@ static int case72_main(void *arg)
 	T_CHECK_EQ(rook_mutex_create(&m), 0);
 	T_CHECK_EQ(rook_mutex_lock(m), 0);
 	for (int i = 0; i < 2; i++) {
-		o[i] = (struct op){ .o_m = m, .o_id = i + 1, .o_log = log, .o_nlog = &nlog };
+		o[i] = (struct op){.o_m = m, .o_id = i + 1, .o_log = log, .o_nlog = &nlog};
 		T_CHECK_EQ(rook_spawn(&t[i], mutex_locker, &o[i]), 0);
 		WAIT_UNTIL(rook__mutex_waiters(m) == (size_t)i + 1);
 	}
 	/* No barging while waiters are queued. */
 	T_CHECK_EQ(rook_mutex_unlock(m), 0);
 	T_CHECK_EQ(rook_mutex_trylock(m), -EBUSY); /* handed to c1 already */
-	WAIT_UNTIL(nlog >= 1); /* c1 ran (c2 may have too) */
-	o[2] = (struct op){ .o_m = m, .o_id = 3, .o_log = log, .o_nlog = &nlog };
+	WAIT_UNTIL(nlog >= 1);                     /* c1 ran (c2 may have too) */
+	o[2] = (struct op){.o_m = m, .o_id = 3, .o_log = log, .o_nlog = &nlog};
 	T_CHECK_EQ(rook_spawn(&t[2], mutex_locker, &o[2]), 0);
 	for (int i = 0; i < 3; i++)
 		join_ok(t[i]);
@@ -191,7 +191,7 @@ static void *case73_thread(void *arg)
 	struct rook_mutex *m = arg;
 	intptr_t bad = 0;
 
-	bad += rook_mutex_unlock(m) != -EPERM;   /* owned by the main thread */
+	bad += rook_mutex_unlock(m) != -EPERM; /* owned by the main thread */
 	bad += rook_mutex_trylock(m) != -EBUSY;
 	return (void *)bad;
 }
@@ -254,7 +254,7 @@ static int case74_main(void *arg)
 
 	T_CHECK_EQ(rook_mutex_create(&m), 0);
 	T_CHECK_EQ(rook_mutex_lock(m), 0);
-	struct op o = { .o_m = m };
+	struct op o = {.o_m = m};
 	T_CHECK_EQ(rook_spawn(&t, mutex_locker, &o), 0);
 	WAIT_UNTIL(rook__mutex_waiters(m) == 1);
 	T_CHECK_EQ(rook_cancel(t), 0);
@@ -326,7 +326,7 @@ static int case75_main(void *arg)
 	T_CHECK_EQ(rook_mutex_create(&r->r_m), 0);
 	for (long k = 0; k < rounds; k++) {
 		struct rook_task *b, *c;
-		struct cancel_arg ca = { 0 };
+		struct cancel_arg ca = {0};
 		pthread_t th;
 
 		T_CHECK_EQ(rook_mutex_lock(r->r_m), 0);
@@ -370,8 +370,8 @@ static int case75_granted_main(void *arg)
 
 	T_CHECK_EQ(rook_mutex_create(&m), 0);
 	T_CHECK_EQ(rook_mutex_lock(m), 0);
-	struct op ob = { .o_m = m, .o_id = 1, .o_log = log, .o_nlog = &nlog };
-	struct op oc = { .o_m = m, .o_id = 2, .o_log = log, .o_nlog = &nlog };
+	struct op ob = {.o_m = m, .o_id = 1, .o_log = log, .o_nlog = &nlog};
+	struct op oc = {.o_m = m, .o_id = 2, .o_log = log, .o_nlog = &nlog};
 	T_CHECK_EQ(rook_spawn(&b, mutex_locker, &ob), 0);
 	WAIT_UNTIL(rook__mutex_waiters(m) == 1);
 	T_CHECK_EQ(rook_spawn(&c, mutex_locker, &oc), 0);
@@ -429,7 +429,7 @@ static int case78_main(void *arg)
 	T_CHECK_EQ(rook_sem_acquire(s), 0);
 	T_CHECK_EQ(rook__sem_value(s), 1);
 	for (int i = 0; i < 3; i++) {
-		o[i] = (struct op){ .o_s = s, .o_id = i, .o_log = log, .o_nlog = &nlog };
+		o[i] = (struct op){.o_s = s, .o_id = i, .o_log = log, .o_nlog = &nlog};
 		T_CHECK_EQ(rook_spawn(&t[i], sem_acquirer, &o[i]), 0);
 	}
 	WAIT_UNTIL(rook__sem_waiters(s) == 2);
@@ -488,7 +488,7 @@ Test(sync, case79_bounded_release_above_max_returns_eoverflow, .timeout = 60)
 
 	/* Two threads release at max - 1: one succeeds, one overflows. */
 	for (int k = 0; k < scaled(300, 10); k++) {
-		struct race79 r = { 0 };
+		struct race79 r = {0};
 		pthread_t th[2];
 		cr_assert_eq(rook_sem_create(&r.r_s, 1, 2), 0);
 		pthread_barrier_init(&r.r_bar, NULL, 2);
@@ -538,7 +538,7 @@ static int case80_main(void *arg)
 	T_CHECK_EQ(rook_sem_create(&s, 1, 1), 0);
 	T_CHECK_EQ(rook_sem_acquire(s), 0);
 	for (int i = 0; i < 3; i++) {
-		f[i] = (struct fifo80){ .f_s = s, .f_id = i + 1, .f_log = log, .f_nlog = &nlog };
+		f[i] = (struct fifo80){.f_s = s, .f_id = i + 1, .f_log = log, .f_nlog = &nlog};
 		T_CHECK_EQ(rook_spawn(&t[i], fifo80_task, &f[i]), 0);
 		WAIT_UNTIL(rook__sem_waiters(s) == (size_t)i + 1);
 	}
@@ -546,7 +546,7 @@ static int case80_main(void *arg)
 	T_CHECK_EQ(rook_sem_try_acquire(s), -EAGAIN); /* no barging */
 	for (int i = 0; i < 3; i++)
 		join_ok(t[i]);
-	static const int want[6] = { 11, 21, 31, 12, 22, 32 };
+	static const int want[6] = {11, 21, 31, 12, 22, 32};
 	T_CHECK_EQ(nlog, 6);
 	for (int i = 0; i < 6; i++)
 		T_CHECK_EQ(log[i], want[i]);
@@ -573,7 +573,7 @@ static int case81_main(void *arg)
 
 	T_CHECK_EQ(rook_sem_create(&s, 0, 0), 0);
 	for (int i = 0; i < 4; i++) {
-		o[i] = (struct op){ .o_s = s, .o_id = i };
+		o[i] = (struct op){.o_s = s, .o_id = i};
 		T_CHECK_EQ(rook_spawn(&t[i], sem_acquirer, &o[i]), 0);
 		WAIT_UNTIL(rook__sem_waiters(s) == (size_t)i + 1);
 	}
@@ -593,7 +593,7 @@ static int case81_main(void *arg)
 	T_CHECK_EQ(o[3].o_rc, 0);
 
 	/* Granted, then cancelled before it runs: it holds the permit (0). */
-	o[0] = (struct op){ .o_s = s };
+	o[0] = (struct op){.o_s = s};
 	T_CHECK_EQ(rook_spawn(&t[0], sem_acquirer, &o[0]), 0);
 	WAIT_UNTIL(rook__sem_waiters(s) == 1);
 	T_CHECK_EQ(rook_sem_release(s), 0);
@@ -624,7 +624,7 @@ static int case82_main(void *arg)
 
 	T_CHECK_EQ(rook_event_create(&e), 0);
 	T_CHECK(!rook_event_is_set(e));
-	struct op o = { .o_e = e };
+	struct op o = {.o_e = e};
 	T_CHECK_EQ(rook_spawn(&t, event_waiter, &o), 0);
 	WAIT_UNTIL(rook__event_waiters(e) == 1);
 	T_CHECK_EQ(rook_cancel(t), 0);
@@ -666,7 +666,7 @@ static int case83_main(void *arg)
 
 	T_CHECK_EQ(rook_event_create(&e), 0);
 	for (int i = 0; i < 18; i++)
-		o[i] = (struct op){ .o_e = e, .o_rc = 1 };
+		o[i] = (struct op){.o_e = e, .o_rc = 1};
 	for (int i = 0; i < 16; i++)
 		T_CHECK_EQ(rook_spawn(&t[i], event_waiter, &o[i]), 0);
 	for (int i = 0; i < 2; i++)
@@ -700,7 +700,7 @@ static int case84_main(void *arg)
 	struct op o;
 
 	T_CHECK_EQ(rook_event_create(&e), 0);
-	o = (struct op){ .o_e = e, .o_rc = 1 };
+	o = (struct op){.o_e = e, .o_rc = 1};
 	T_CHECK_EQ(rook_spawn(&t, event_waiter, &o), 0);
 	WAIT_UNTIL(rook__event_waiters(e) == 1);
 	rook_event_set(e);
@@ -713,7 +713,7 @@ static int case84_main(void *arg)
 	T_CHECK(rook_event_is_set(e));
 
 	rook_event_clear(e);
-	o = (struct op){ .o_e = e, .o_rc = 1 };
+	o = (struct op){.o_e = e, .o_rc = 1};
 	T_CHECK_EQ(rook_spawn(&t, event_waiter, &o), 0);
 	WAIT_UNTIL(rook__event_waiters(e) == 1);
 	rook_event_set(e);
@@ -733,7 +733,8 @@ Test(sync, case84_set_then_clear_still_wakes_waiters, .timeout = 60)
 	expect_clean_shutdown(fds);
 }
 
-/* ---- 85: cond misuse and predicate loops ------------------------------------------------------ */
+/* ---- 85: cond misuse and predicate loops ------------------------------------------------------
+ */
 
 static void *case85_thread(void *arg)
 {
@@ -753,7 +754,7 @@ Test(sync, case85_cond_wait_without_the_mutex_returns_eperm, .timeout = 30)
 	cr_assert_eq(rook_cond_create(&c), 0);
 	cr_assert_eq(rook_cond_wait(c, m), -EPERM, "unlocked");
 	cr_assert_eq(rook_mutex_lock(m), 0);
-	struct op o = { .o_m = m, .o_c = c };
+	struct op o = {.o_m = m, .o_c = c};
 	cr_assert_eq(pthread_create(&th, NULL, case85_thread, &o), 0);
 	cr_assert_eq(pthread_join(th, NULL), 0);
 	cr_assert_eq(o.o_rc, -EPERM, "locked by another thread");
@@ -789,7 +790,7 @@ static int pred85_task(void *arg)
 
 static int case85_pred_main(void *arg)
 {
-	struct pred85 p = { 0 };
+	struct pred85 p = {0};
 	struct rook_task *t;
 
 	T_CHECK_EQ(rook_mutex_create(&p.p_m), 0);
@@ -831,8 +832,8 @@ static int case86_main(void *arg)
 	T_CHECK_EQ(rook_mutex_create(&m), 0);
 	T_CHECK_EQ(rook_cond_create(&c), 0);
 	for (int i = 0; i < 3; i++) {
-		o[i] = (struct op){ .o_m = m, .o_c = c, .o_id = i + 1, .o_log = log,
-				    .o_nlog = &nlog };
+		o[i] =
+		    (struct op){.o_m = m, .o_c = c, .o_id = i + 1, .o_log = log, .o_nlog = &nlog};
 		T_CHECK_EQ(rook_spawn(&t[i], cond_waiter, &o[i]), 0);
 		WAIT_UNTIL(rook__cond_waiters(c) == (size_t)i + 1);
 	}
@@ -866,7 +867,8 @@ Test(sync, case86_signal_wakes_oldest_and_mutex_passes_after_signaller, .timeout
 	expect_clean_shutdown(fds);
 }
 
-/* ---- 87: a cancelled cond wait returns holding the mutex --------------------------------------- */
+/* ---- 87: a cancelled cond wait returns holding the mutex ---------------------------------------
+ */
 
 static int case87_main(void *arg)
 {
@@ -876,7 +878,7 @@ static int case87_main(void *arg)
 
 	T_CHECK_EQ(rook_mutex_create(&m), 0);
 	T_CHECK_EQ(rook_cond_create(&c), 0);
-	struct op o = { .o_m = m, .o_c = c };
+	struct op o = {.o_m = m, .o_c = c};
 	T_CHECK_EQ(rook_spawn(&t, cond_waiter, &o), 0);
 	WAIT_UNTIL(rook__cond_waiters(c) == 1);
 	T_CHECK_EQ(rook_cancel(t), 0);
@@ -887,7 +889,7 @@ static int case87_main(void *arg)
 
 	/* Contested: the mutex is held when the cancel arrives; the waiter
 	 * waits for it (uncancellably) and returns holding it. */
-	o = (struct op){ .o_m = m, .o_c = c };
+	o = (struct op){.o_m = m, .o_c = c};
 	T_CHECK_EQ(rook_spawn(&t, cond_waiter, &o), 0);
 	WAIT_UNTIL(rook__cond_waiters(c) == 1);
 	T_CHECK_EQ(rook_mutex_lock(m), 0);
@@ -941,14 +943,14 @@ static int race88_waiter(void *arg)
 
 static int case88_main(void *arg)
 {
-	struct race88 r = { 0 };
+	struct race88 r = {0};
 	long rounds = scaled(2000, 20);
 
 	T_CHECK_EQ(rook_mutex_create(&r.r_m), 0);
 	T_CHECK_EQ(rook_cond_create(&r.r_c), 0);
 	for (long k = 0; k < rounds; k++) {
 		struct rook_task *w1, *w2;
-		struct cancel_arg ca = { 0 };
+		struct cancel_arg ca = {0};
 		pthread_t th;
 
 		r.r_tokens = 0;
@@ -990,7 +992,8 @@ Test(sync, case88_notify_not_lost_when_waiter_cancelled_at_once_stress, .timeout
 	expect_clean_shutdown(fds);
 }
 
-/* ---- mutex counter from every worker ---------------------------------------------------------- */
+/* ---- mutex counter from every worker ----------------------------------------------------------
+ */
 
 struct counter {
 	struct rook_mutex *c_m;
@@ -1053,7 +1056,8 @@ Test(sync, mutex_counter_exact_when_tasks_on_all_workers_increment, .timeout = 1
 	expect_clean_shutdown(fds);
 }
 
-/* ---- semaphore bounds concurrency --------------------------------------------------------------- */
+/* ---- semaphore bounds concurrency ---------------------------------------------------------------
+ */
 
 struct bound {
 	struct rook_sem *b_s;
@@ -1103,7 +1107,8 @@ Test(sync, sem_bounds_concurrency_to_its_limit, .timeout = 60)
 	expect_clean_shutdown(fds);
 }
 
-/* ---- condition-variable producer/consumer ----------------------------------------------------- */
+/* ---- condition-variable producer/consumer -----------------------------------------------------
+ */
 
 #define PC_SLOTS 4
 
@@ -1156,7 +1161,7 @@ static int cpc_consumer(void *arg)
 static int cpc_main(void *arg)
 {
 	enum { NP = 4, NC = 4 };
-	struct cpc p = { .p_per = scaled(20000, 20) };
+	struct cpc p = {.p_per = scaled(20000, 20)};
 	struct rook_task *t[NP + NC];
 
 	p.p_total = p.p_per * NP;

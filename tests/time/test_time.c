@@ -18,7 +18,6 @@
 #include "tests/helpers.h"
 #include "sched/testing.h"
 
-
 static int sleep_20ms_main(void *arg)
 {
 	for (int i = 0; i < 5; i++) {
@@ -112,7 +111,7 @@ Test(time, deadline_in_past_returns_etimedout_without_blocking, .timeout = 30)
  * timer over: without takeover this waits the full 10 s.
  */
 struct takeover {
-	_Atomic int k_worker;   /* where A armed its timer; -1 before */
+	_Atomic int k_worker; /* where A armed its timer; -1 before */
 	_Atomic int k_woke;
 	_Atomic uint64_t k_slept_ns;
 };
@@ -137,7 +136,7 @@ static int takeover_sleeper(void *arg)
  */
 static int takeover_try(uint64_t max_ns)
 {
-	struct takeover k = { .k_worker = -1 };
+	struct takeover k = {.k_worker = -1};
 	struct rook_task *t;
 	int ran = 0;
 
@@ -203,7 +202,7 @@ static int takeover_yielder(void *arg)
 
 static int busy_takeover_main(void *arg)
 {
-	struct busy_takeover b = { .b_hog_worker = -1 };
+	struct busy_takeover b = {.b_hog_worker = -1};
 	struct rook_task *hog;
 	int tries = 0, done = 0;
 
@@ -223,8 +222,7 @@ static int busy_takeover_main(void *arg)
 	return 0;
 }
 
-Test(time, timer_fires_while_its_worker_is_stuck_and_the_other_runs_yielding_task,
-     .timeout = 120)
+Test(time, timer_fires_while_its_worker_is_stuck_and_the_other_runs_yielding_task, .timeout = 120)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, busy_takeover_main, NULL), 0);
@@ -292,7 +290,7 @@ Test(time, runtime_stops_promptly_with_sleeping_tasks, .timeout = 60)
 {
 	int fds = fd_count();
 	long n = scaled(1000, 4);
-	struct rook_config cfg = { .workers = 2, .flags = ROOK_NO_PIN };
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
 	struct rook_rt *rt;
 	uint64_t t0 = rook_now();
 
@@ -340,8 +338,7 @@ static int yielding_hog(void *arg)
 {
 	struct yielding_hogs *y = arg;
 	uint64_t start = rook_now();
-	while (!atomic_load_explicit(&y->y_woke, memory_order_acquire) &&
-	       ms_since(start) < 5000) {
+	while (!atomic_load_explicit(&y->y_woke, memory_order_acquire) && ms_since(start) < 5000) {
 		uint64_t t0 = rook_now();
 		while (rook_now() - t0 < 50 * ROOK_USEC)
 			;
@@ -352,7 +349,7 @@ static int yielding_hog(void *arg)
 
 static int yielding_hogs_main(void *arg)
 {
-	struct yielding_hogs y = { 0 };
+	struct yielding_hogs y = {0};
 	struct rook_task *s, *hog = NULL;
 
 	T_CHECK_EQ(rook_spawn(&s, timed_sleeper, &y), 0);

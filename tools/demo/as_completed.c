@@ -35,9 +35,9 @@ static int download(void *arg)
 static int main_task(void *arg)
 {
 	static struct download d[DOWNLOADS] = {
-		{ .d_name = "a.iso", .d_ms = 300 }, { .d_name = "b.tar", .d_ms = 100 },
-		{ .d_name = "c.zip", .d_ms = 500 }, { .d_name = "d.pdf", .d_ms = 200 },
-		{ .d_name = "e.mp4", .d_ms = 400 },
+	    {.d_name = "a.iso", .d_ms = 300}, {.d_name = "b.tar", .d_ms = 100},
+	    {.d_name = "c.zip", .d_ms = 500}, {.d_name = "d.pdf", .d_ms = 200},
+	    {.d_name = "e.mp4", .d_ms = 400},
 	};
 	struct rook_task *t[DOWNLOADS];
 	struct download *which[DOWNLOADS];

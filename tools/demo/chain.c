@@ -47,8 +47,7 @@ static int part2(struct chain *c)
 	printf("part2(%d, '%s') sleeping for %.2f seconds.\n", c->c_n, c->c_part1,
 	       (double)ns / 1e9);
 	int rc = rook_sleep(ns);
-	snprintf(c->c_part2, sizeof(c->c_part2), "result%d-2 derived from %s", c->c_n,
-		 c->c_part1);
+	snprintf(c->c_part2, sizeof(c->c_part2), "result%d-2 derived from %s", c->c_n, c->c_part1);
 	printf("Returning part2(%d, '%s') == %s.\n", c->c_n, c->c_part1, c->c_part2);
 	return rc;
 }
@@ -92,7 +91,7 @@ static int main_task(void *arg)
 int main(int argc, char **argv)
 {
 	static struct args a;
-	static const int dflt[] = { 9, 6, 3 };
+	static const int dflt[] = {9, 6, 3};
 	int count = argc > 1 ? argc - 1 : 3;
 
 	if (count > MAX_CHAINS) {
@@ -101,7 +100,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < count; i++) {
 		int n = argc > 1 ? atoi(argv[i + 1]) : dflt[i];
-		a.a_chains[i] = (struct chain){ .c_n = n, .c_seed = (unsigned)n * 2654435761u };
+		a.a_chains[i] = (struct chain){.c_n = n, .c_seed = (unsigned)n * 2654435761u};
 	}
 	a.a_count = count;
 	setvbuf(stdout, NULL, _IOLBF, 0);

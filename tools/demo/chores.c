@@ -18,7 +18,7 @@
 
 #include <rook.h>
 
-#define TICK_NS (50 * ROOK_MSEC)
+#define TICK_NS   (50 * ROOK_MSEC)
 #define DISHES_NS (500 * ROOK_MSEC)
 
 static uint64_t t0;
@@ -47,7 +47,7 @@ static int kettle(void *arg)
 
 static int laundry(void *arg)
 {
-	static const char *const steps[] = { "wash", "rinse", "spin" };
+	static const char *const steps[] = {"wash", "rinse", "spin"};
 	for (int i = 0; i < 3; i++) {
 		int rc = rook_sleep(300 * ROOK_MSEC);
 		if (rc < 0)
@@ -105,7 +105,7 @@ static int main_task(void *arg)
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "worker";
-	struct rook_config cfg = { .workers = 2 };
+	struct rook_config cfg = {.workers = 2};
 	bool blocking = strcmp(mode, "blocking") == 0;
 
 	if (blocking || strcmp(mode, "single") == 0)

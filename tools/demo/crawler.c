@@ -17,16 +17,16 @@
 
 #include <rook.h>
 
-#define PAGES 63 /* 2^6 - 1 */
+#define PAGES    63 /* 2^6 - 1 */
 #define PARALLEL 4
-#define URL_MAX 64
+#define URL_MAX  64
 
 static uint16_t port;
 static char origin[32]; /* http://127.0.0.1:port */
 static FILE *out;
-static struct rook_sem *sem;      /* bounds the fetches in flight */
-static struct rook_mutex *lock;   /* guards seen, nseen and out */
-static struct rook_group *group;  /* every page's task */
+static struct rook_sem *sem;          /* bounds the fetches in flight */
+static struct rook_mutex *lock;       /* guards seen, nseen and out */
+static struct rook_group *group;      /* every page's task */
 static char seen[PAGES + 8][URL_MAX]; /* every link found */
 static int nseen;
 static _Atomic int pages, in_flight, max_in_flight;
@@ -34,7 +34,7 @@ static _Atomic int pages, in_flight, max_in_flight;
 static int page(void *arg)
 {
 	int fd = (int)(intptr_t)arg, n = -1, len = 0;
-	char req[512] = { 0 }, kids[128] = "", resp[1024];
+	char req[512] = {0}, kids[128] = "", resp[1024];
 	ssize_t r;
 	while (!strstr(req, "\r\n\r\n") && len < (int)sizeof(req) - 1 &&
 	       (r = rook_recv(fd, req + len, sizeof(req) - 1 - (size_t)len, 0)) > 0)
@@ -44,7 +44,8 @@ static int page(void *arg)
 	if (n >= 0 && 2 * n + 2 < PAGES) /* a full binary tree: both children or none */
 		snprintf(kids, sizeof(kids), "<a href=\"/p/%d\">a</a> <a href=\"/p/%d\">b</a> ",
 			 2 * n + 1, 2 * n + 2);
-	len = snprintf(resp, sizeof(resp), "HTTP/1.0 200 OK\r\n\r\n<h1>page %d</h1> "
+	len = snprintf(resp, sizeof(resp),
+		       "HTTP/1.0 200 OK\r\n\r\n<h1>page %d</h1> "
 		       "<a href=\"/p/0\">home</a> %s<a href=\"http://example.com/\">away</a>\n",
 		       n, kids);
 	if (n < 0)
@@ -95,7 +96,8 @@ static int fetch(void *arg)
 	ssize_t n = fd = rook_tcp_connect("127.0.0.1", port);
 	len = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", (const char *)arg);
 	if (fd >= 0) /* then read to the server's close */
-		n = rook_send(fd, req, (size_t)len, 0) == len ? rook_read_full(fd, buf, 2047) : -EIO;
+		n = rook_send(fd, req, (size_t)len, 0) == len ? rook_read_full(fd, buf, 2047)
+							      : -EIO;
 	if (fd >= 0)
 		rook_close(fd);
 	atomic_fetch_sub(&in_flight, 1);
@@ -125,8 +127,9 @@ static int main_task(void *arg)
 	    (rc = rook_spawn(&srv, site, &lfd)) == 0) {
 		if ((rc = found("/p/0", 4)) == 0)
 			rc = rook_group_wait(group); /* pages spawn pages: waits for all */
-		printf("crawled %d pages, wrote %d distinct links to %s, at most %d fetches at once\n",
-		       atomic_load(&pages), nseen, (const char *)arg, atomic_load(&max_in_flight));
+		printf(
+		    "crawled %d pages, wrote %d distinct links to %s, at most %d fetches at once\n",
+		    atomic_load(&pages), nseen, (const char *)arg, atomic_load(&max_in_flight));
 		rook_cancel(srv);
 		rook_join(srv, NULL);
 	}

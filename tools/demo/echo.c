@@ -14,7 +14,7 @@
 #include <rook.h>
 
 #define CLIENTS 3
-#define LINES 3
+#define LINES   3
 
 static int handle(void *arg)
 {
@@ -47,7 +47,7 @@ static int client(void *arg)
 	if (fd < 0)
 		return fd;
 	for (int i = 1; i <= LINES && rc == 0; i++) {
-		char out[64], in[64] = { 0 };
+		char out[64], in[64] = {0};
 		int len = snprintf(out, sizeof(out), "hello %d from client %d", i, id);
 		if (rook_send(fd, out, (size_t)len, 0) != len ||
 		    rook_read_full(fd, in, (size_t)len) != len)

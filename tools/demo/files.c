@@ -46,7 +46,7 @@ static int write_one(void *arg)
 
 static int check_one(const struct file *f)
 {
-	char want[128], got[128] = { 0 };
+	char want[128], got[128] = {0};
 	content(f->f_id, want, sizeof(want));
 	int fd = open(f->f_path, O_RDONLY | O_CLOEXEC), ok;
 	if (fd < 0)
@@ -96,7 +96,8 @@ int main(int argc, char **argv)
 	if (argc > 1) {
 		snprintf(tmpl, sizeof(tmpl), "%s", argv[1]);
 	} else {
-		snprintf(tmpl, sizeof(tmpl), "%s/rook-demo-files-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		snprintf(tmpl, sizeof(tmpl), "%s/rook-demo-files-XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
 		if (!mkdtemp(tmpl)) {
 			perror("demo-files: mkdtemp");
 			return 1;

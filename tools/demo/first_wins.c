@@ -32,8 +32,10 @@ static int query(void *arg)
 static int main_task(void *arg)
 {
 	static struct mirror m[MIRRORS] = {
-		{ .m_name = "eu.mirror", .m_ms = 2000 }, { .m_name = "us.mirror", .m_ms = 150 },
-		{ .m_name = "asia.mirror", .m_ms = 3000 }, { .m_name = "nas.mirror", .m_ms = 5000 },
+	    {.m_name = "eu.mirror", .m_ms = 2000},
+	    {.m_name = "us.mirror", .m_ms = 150},
+	    {.m_name = "asia.mirror", .m_ms = 3000},
+	    {.m_name = "nas.mirror", .m_ms = 5000},
 	};
 	struct rook_task *t[MIRRORS];
 	int st[MIRRORS], rc, win;
@@ -56,7 +58,9 @@ static int main_task(void *arg)
 		return rc;
 	for (int i = 0; i < MIRRORS; i++)
 		printf("%-12s %s\n", m[i].m_name,
-		       i == win ? "won" : st[i] == -ECANCELED ? "cancelled" : strerror(-st[i]));
+		       i == win              ? "won"
+		       : st[i] == -ECANCELED ? "cancelled"
+					     : strerror(-st[i]));
 	printf("done in %.2f s\n", (double)(rook_now() - t0) / 1e9);
 	return st[win];
 }

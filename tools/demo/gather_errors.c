@@ -24,9 +24,8 @@ struct job {
 };
 
 static const struct job jobs[JOBS] = {
-	{ "fetch-users", 50, 0 },      { "fetch-orders", 100, -EIO },
-	{ "fetch-stock", 150, -ENOENT }, { "fetch-prices", 60, 0 },
-	{ "rebuild-index", 500, 0 },
+    {"fetch-users", 50, 0},  {"fetch-orders", 100, -EIO}, {"fetch-stock", 150, -ENOENT},
+    {"fetch-prices", 60, 0}, {"rebuild-index", 500, 0},
 };
 
 static int run_job(void *arg)

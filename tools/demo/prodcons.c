@@ -30,7 +30,7 @@ static int producer(void *arg)
 {
 	int p = (int)(intptr_t)arg;
 	for (int i = 0; i < JOBS_EACH; i++) {
-		struct job j = { p * 100 + i, (uint64_t)(10 + (i * 7 + p * 3) % 40) * ROOK_MSEC };
+		struct job j = {p * 100 + i, (uint64_t)(10 + (i * 7 + p * 3) % 40) * ROOK_MSEC};
 		int rc = rook_queue_put(q, &j);
 		if (rc < 0)
 			return rc;
@@ -46,7 +46,8 @@ static int consumer(void *arg)
 		struct job j;
 		int rc = rook_queue_get(q, &j);
 		if (rc < 0) {
-			printf("consumer %d: %s\n", c, rc == -ECANCELED ? "cancelled" : strerror(-rc));
+			printf("consumer %d: %s\n", c,
+			       rc == -ECANCELED ? "cancelled" : strerror(-rc));
 			return rc;
 		}
 		rc = rook_sleep(j.j_ns); /* the work */

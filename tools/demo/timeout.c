@@ -41,7 +41,8 @@ static int with_wait_for(unsigned ms)
 	if (rc == -ETIMEDOUT)
 		printf("%.2f wait_for(query(%u ms), 0.2 s): timed out\n", since_start(), ms);
 	else if (rc == 0)
-		printf("%.2f wait_for(query(%u ms), 0.2 s): answered %d\n", since_start(), ms, status);
+		printf("%.2f wait_for(query(%u ms), 0.2 s): answered %d\n", since_start(), ms,
+		       status);
 	return rc;
 }
 
@@ -65,7 +66,7 @@ static int with_deadline(void)
 static int main_task(void *arg)
 {
 	t0 = rook_now();
-	if (with_wait_for(50) != 0)          /* fast enough: the answer */
+	if (with_wait_for(50) != 0) /* fast enough: the answer */
 		return -EPROTO;
 	if (with_wait_for(10000) != -ETIMEDOUT) /* slow: cancelled at 0.2 s */
 		return -EPROTO;
