@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define ROOK_VERSION_MAJOR 0
-#define ROOK_VERSION_MINOR 1
+#define ROOK_VERSION_MINOR 2
 
 #define ROOK_USEC ((uint64_t)1000)
 #define ROOK_MSEC ((uint64_t)1000 * 1000)
@@ -64,6 +64,9 @@ struct rook_config {
 	size_t stack_size;     /* per task; 0: default 64 KiB (rounded up to pages) */
 	unsigned ring_entries; /* io_uring SQ entries per worker; 0: default */
 	unsigned flags;        /* ROOK_NO_PIN; unknown bits: -EINVAL */
+	/* Room for fields added later without changing the struct's size:
+	 * must be zero (zero-initialise the struct), else -EINVAL. */
+	uint64_t reserved[4];
 };
 
 struct rook_rt;
@@ -76,8 +79,8 @@ struct rook_task;
  * cfg may be NULL (defaults). The environment variables ROOK_WORKERS,
  * ROOK_STACK_SIZE and ROOK_NO_PIN override it.
  * Call from a plain thread. Returns main's status, or:
- *   -EINVAL  main is NULL, unknown flag bits, sizes out of range, or a
- *            malformed environment variable;
+ *   -EINVAL  main is NULL, unknown flag bits, a non-zero reserved word,
+ *            sizes out of range, or a malformed environment variable;
  *   -EBUSY   called from inside a task;
  *   -ENOMEM  the runtime could not allocate its workers;
  *   -EAGAIN  the worker threads could not be created.

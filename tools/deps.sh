@@ -19,4 +19,4 @@ rook_deps() {
 	fi
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 }
-ROOK_BUILD_DEPS=(cmake gcc make pkg-config liburing-dev libhwloc-dev libcriterion-dev)
+ROOK_BUILD_DEPS=(cmake gcc g++ make pkg-config libudev-dev liburing-dev libhwloc-dev libcriterion-dev)

@@ -18,7 +18,7 @@ run_suite() { # name, cmake args...
 	local name=$1; shift
 	local dir=build-test-$name
 	echo "== $name: configure and build" >&2
-	cmake -S . -B "$dir" -DROOK_BUILD_PERF=ON -DROOK_WERROR=ON "$@" >/dev/null
+	cmake -S . -B "$dir" -DROOK_BUILD_TESTS=ON -DROOK_BUILD_PERF=ON -DROOK_WERROR=ON "$@" >/dev/null
 	cmake --build "$dir" -j"$jobs" >/dev/null
 	echo "== $name: ctest" >&2
 	(cd "$dir" && ctest --output-on-failure --timeout 900)

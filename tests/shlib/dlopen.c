@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <rook.h>
 
@@ -115,4 +116,50 @@ Test(shlib, dlopened_library_runs_tasks_on_two_workers, .timeout = 120)
 	}
 	/* Not dlclose'd: the library leaves its stack-overflow SIGSEGV
 	 * handler installed for the life of the process. */
+}
+
+/* struct rook_config as 0.1 laid it out, followed by bytes a 0.1 binary
+ * never meant as reserved words. */
+struct config_0_1 {
+	unsigned workers;
+	size_t stack_size;
+	unsigned ring_entries;
+	unsigned flags;
+};
+
+static int report_workers(void *arg)
+{
+	int (*workers)(void) = (int (*)(void))arg;
+	return workers();
+}
+
+Test(shlib, binaries_built_against_0_1_get_the_old_config_layout, .timeout = 60)
+{
+	void *h = dlopen(ROOK_SHARED_LIB, RTLD_NOW | RTLD_LOCAL);
+	cr_assert_not_null(h, "dlopen %s: %s", ROOK_SHARED_LIB, dlerror());
+	int (*run_0_1)(const struct config_0_1 *, rook_fn, void *);
+	int (*run_0_2)(const struct rook_config *, rook_fn, void *);
+	*(void **)&run_0_1 = dlvsym(h, "rook_run", "ROOK_0");
+	*(void **)&run_0_2 = dlvsym(h, "rook_run", "ROOK_0.2");
+	void *workers = dlsym(h, "rook_workers");
+	cr_assert_not_null(run_0_1, "rook_run@ROOK_0: %s", dlerror());
+	cr_assert_not_null(run_0_2, "rook_run@ROOK_0.2: %s", dlerror());
+	cr_assert_not_null(workers);
+	cr_assert_neq((void *)run_0_1, (void *)run_0_2);
+
+	struct {
+		struct config_0_1 cfg;
+		unsigned char after[64];
+	} old;
+	memset(&old, 0xa5, sizeof old);
+	old.cfg = (struct config_0_1){.workers = 2, .flags = ROOK_NO_PIN};
+	memset(old.after, 0xa5, sizeof old.after);
+	cr_assert_eq(run_0_1(&old.cfg, report_workers, workers), 2);
+
+	/* The current layout checks its reserved words. */
+	struct rook_config cfg = {.workers = 1, .flags = ROOK_NO_PIN};
+	cfg.reserved[3] = 1;
+	cr_assert_eq(run_0_2(&cfg, report_workers, workers), -EINVAL);
+	cfg.reserved[3] = 0;
+	cr_assert_eq(run_0_2(&cfg, report_workers, workers), 1);
 }
