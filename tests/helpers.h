@@ -94,11 +94,14 @@ static inline void expect_clean_shutdown(int fds_before)
 	t_no_failures();
 }
 
-/* rook_run with the given worker count and flags. */
+/* rook_run with the given worker count and flags; then every T_CHECK made
+ * inside its tasks must have held. */
 static inline int run_with(unsigned workers, unsigned flags, rook_fn fn, void *arg)
 {
 	struct rook_config cfg = {.workers = workers, .flags = flags};
-	return rook_run(&cfg, fn, arg);
+	int r = rook_run(&cfg, fn, arg);
+	t_no_failures();
+	return r;
 }
 
 /* A sleep that outlasts any test (tasks that must be cancelled). */
