@@ -240,7 +240,7 @@ static int case30_main(void *arg)
 		T_CHECK_EQ(rook_yield(), 0);
 	t0 = rook_now();
 	T_CHECK_EQ(rook_wait_any(ts, 2), 1);
-	T_CHECK(ms_since(t0) < 100);
+	T_CHECK(ms_since(t0) < 5000); /* gross: it did not wait for the sleeper */
 	T_CHECK_EQ(first_error(ts, 2), -EPERM);
 	/* No failure: behaves like "all". */
 	for (int i = 0; i < 3; i++)

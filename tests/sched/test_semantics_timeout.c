@@ -129,14 +129,14 @@ static int case37_main(void *arg)
 	T_CHECK_EQ(rook_sleep(10 * ROOK_SEC), -ETIMEDOUT);
 	T_CHECK_EQ(rook_join(t, &st), -ETIMEDOUT);
 	T_CHECK_EQ(rook_wait_any(&t, 1), -ETIMEDOUT);
-	T_CHECK(ms_since(t0) < 100);
+	T_CHECK(ms_since(t0) < 5000); /* gross: none of them blocked */
 	T_CHECK(rook_deadline_pop());
 	T_CHECK_EQ(rook_cancel(t), 0);
 	T_CHECK_EQ(rook_join(t, &st), 0);
 	if (rook_workers() == 1) {
 		t0 = rook_now();
 		T_CHECK_EQ(rook_wait_for(mark_ran, NULL, 0, &st), -ETIMEDOUT);
-		T_CHECK(ms_since(t0) < 100);
+		T_CHECK(ms_since(t0) < 5000); /* gross: none of them blocked */
 		T_CHECK_EQ(atomic_load(&case37_ran), 0);
 	}
 	return 0;
@@ -391,14 +391,14 @@ static int case43_main(void *arg)
 	uint64_t t0 = rook_now();
 
 	/* Inner expires first; the outer goes on, then expires itself. */
-	T_CHECK_EQ(rook_deadline_push(t0 + 200 * ROOK_MSEC), 0);
+	T_CHECK_EQ(rook_deadline_push(t0 + ROOK_SEC), 0);
 	T_CHECK_EQ(rook_deadline_push(t0 + 20 * ROOK_MSEC), 0);
 	T_CHECK_EQ(rook_sleep(10 * ROOK_SEC), -ETIMEDOUT);
-	T_CHECK(ms_since(t0) >= 19 && ms_since(t0) < 150);
+	T_CHECK(ms_since(t0) >= 19 && ms_since(t0) < 900);
 	T_CHECK(rook_deadline_pop());
 	T_CHECK_EQ(rook_sleep(ROOK_MSEC), 0);
 	T_CHECK_EQ(rook_sleep(10 * ROOK_SEC), -ETIMEDOUT);
-	T_CHECK(ms_since(t0) >= 199);
+	T_CHECK(ms_since(t0) >= 999);
 	T_CHECK(rook_deadline_pop());
 	/* Outer expires first: the inner scope did not expire. */
 	t0 = rook_now();

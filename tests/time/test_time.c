@@ -89,7 +89,7 @@ static int past_deadline_main(void *arg)
 	T_CHECK_EQ(rook_gather(&t, 1, NULL), -ETIMEDOUT);
 	T_CHECK_EQ(rook_wait_any(&t, 1), -ETIMEDOUT);
 	T_CHECK_EQ(rook_yield(), -ETIMEDOUT);
-	T_CHECK(ms_since(t0) < 50); /* none of them blocked */
+	T_CHECK(ms_since(t0) < 5000); /* gross: none of them blocked */
 	T_CHECK(rook_deadline_pop());
 	T_CHECK_EQ(rook_cancel(t), 0);
 	T_CHECK_EQ(rook_join(t, NULL), 0);
