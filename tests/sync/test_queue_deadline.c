@@ -117,6 +117,20 @@ static void check_timed_out(const struct timed *tm)
 	T_CHECK(tm->t_end - tm->t_dl < PROMPT_NS);
 }
 
+/* op(arg) inside a deadline scope of tm->t_rel_ns (none if 0), its result
+ * recorded in tm; every timed task below is this around one call. */
+static int timed_call(struct timed *tm, int (*op)(void *), void *arg)
+{
+	if (tm->t_rel_ns)
+		timed_begin(tm);
+	int rc = op(arg);
+	if (tm->t_rel_ns)
+		timed_end(tm, rc);
+	else
+		tm->t_rc = rc;
+	return rc;
+}
+
 /* ---- queue tasks -------------------------------------------------------- */
 
 struct qop {
@@ -125,17 +139,22 @@ struct qop {
 	struct timed o_tm; /* o_tm.t_rel_ns == 0: no deadline */
 };
 
+static int q_get_op(void *arg)
+{
+	struct qop *o = arg;
+	return rook_queue_get(o->o_q, &o->o_item);
+}
+
+static int q_put_op(void *arg)
+{
+	struct qop *o = arg;
+	return rook_queue_put(o->o_q, &o->o_item);
+}
+
 static int q_getter(void *arg)
 {
 	struct qop *o = arg;
-	int rc;
-	if (o->o_tm.t_rel_ns)
-		timed_begin(&o->o_tm);
-	rc = rook_queue_get(o->o_q, &o->o_item);
-	if (o->o_tm.t_rel_ns)
-		timed_end(&o->o_tm, rc);
-	else
-		o->o_tm.t_rc = rc;
+	timed_call(&o->o_tm, q_get_op, o);
 	atomic_store(&o->o_tm.t_done, 1); /* last write: the reader may go on */
 	return 0;
 }
@@ -143,14 +162,7 @@ static int q_getter(void *arg)
 static int q_putter(void *arg)
 {
 	struct qop *o = arg;
-	int rc;
-	if (o->o_tm.t_rel_ns)
-		timed_begin(&o->o_tm);
-	rc = rook_queue_put(o->o_q, &o->o_item);
-	if (o->o_tm.t_rel_ns)
-		timed_end(&o->o_tm, rc);
-	else
-		o->o_tm.t_rc = rc;
+	timed_call(&o->o_tm, q_put_op, o);
 	atomic_store(&o->o_tm.t_done, 1); /* last write: the reader may go on */
 	return 0;
 }
@@ -407,27 +419,44 @@ struct race {
 	int r_worker;
 };
 
+/* The racing side of every deadline race below: op(arg) in a scope that
+ * expires RACE_REL_NS from now, the deadline published in *dlp first (the
+ * other side times its move from it). */
+static int race_call(_Atomic uint64_t *dlp, int (*op)(void *), void *arg)
+{
+	uint64_t dl = rook_now() + RACE_REL_NS;
+	T_CHECK_EQ(rook_deadline_push(dl), 0);
+	atomic_store_explicit(dlp, dl, memory_order_release);
+	int rc = op(arg);
+	rook_deadline_pop();
+	return rc;
+}
+
+static int race_get_op(void *arg)
+{
+	struct race *r = arg;
+	return rook_queue_get(r->r_q, &r->r_item);
+}
+
+static int race_put_op(void *arg)
+{
+	struct race *r = arg;
+	return rook_queue_put(r->r_q, &r->r_item);
+}
+
 static int race_getter(void *arg)
 {
 	struct race *r = arg;
-	uint64_t dl = rook_now() + RACE_REL_NS;
 	r->r_worker = rook__worker_index();
-	T_CHECK_EQ(rook_deadline_push(dl), 0);
-	atomic_store_explicit(&r->r_dl, dl, memory_order_release);
-	r->r_rc = rook_queue_get(r->r_q, &r->r_item);
-	rook_deadline_pop();
+	r->r_rc = race_call(&r->r_dl, race_get_op, r);
 	return 0;
 }
 
 static int race_putter(void *arg)
 {
 	struct race *r = arg;
-	uint64_t dl = rook_now() + RACE_REL_NS;
 	r->r_worker = rook__worker_index();
-	T_CHECK_EQ(rook_deadline_push(dl), 0);
-	atomic_store_explicit(&r->r_dl, dl, memory_order_release);
-	r->r_rc = rook_queue_put(r->r_q, &r->r_item);
-	rook_deadline_pop();
+	r->r_rc = race_call(&r->r_dl, race_put_op, r);
 	return 0;
 }
 
@@ -557,18 +586,15 @@ struct mop {
 	int o_unlock_rc;
 };
 
+static int m_lock_op(void *arg)
+{
+	return rook_mutex_lock(((struct mop *)arg)->o_m);
+}
+
 static int m_locker(void *arg)
 {
 	struct mop *o = arg;
-	int rc;
-	if (o->o_tm.t_rel_ns)
-		timed_begin(&o->o_tm);
-	rc = rook_mutex_lock(o->o_m);
-	if (o->o_tm.t_rel_ns)
-		timed_end(&o->o_tm, rc);
-	else
-		o->o_tm.t_rc = rc;
-	if (rc == 0) {
+	if (timed_call(&o->o_tm, m_lock_op, o) == 0) {
 		if (o->o_inside)
 			T_CHECK_EQ(atomic_fetch_add(o->o_inside, 1), 0);
 		rook_yield();
@@ -686,14 +712,15 @@ struct mrace {
 	int r_unlock_rc;
 };
 
+static int mrace_lock_op(void *arg)
+{
+	return rook_mutex_lock(((struct mrace *)arg)->r_m);
+}
+
 static int mrace_locker(void *arg)
 {
 	struct mrace *r = arg;
-	uint64_t dl = rook_now() + RACE_REL_NS;
-	T_CHECK_EQ(rook_deadline_push(dl), 0);
-	atomic_store_explicit(&r->r_dl, dl, memory_order_release);
-	r->r_rc = rook_mutex_lock(r->r_m);
-	rook_deadline_pop();
+	r->r_rc = race_call(&r->r_dl, mrace_lock_op, r);
 	if (r->r_rc == 0) {
 		T_CHECK_EQ(atomic_fetch_add(r->r_inside, 1), 0);
 		atomic_fetch_sub(r->r_inside, 1);
@@ -748,17 +775,15 @@ struct sop {
 	struct timed o_tm;
 };
 
+static int s_acquire_op(void *arg)
+{
+	return rook_sem_acquire(((struct sop *)arg)->o_s);
+}
+
 static int s_acquirer(void *arg)
 {
 	struct sop *o = arg;
-	int rc;
-	if (o->o_tm.t_rel_ns)
-		timed_begin(&o->o_tm);
-	rc = rook_sem_acquire(o->o_s);
-	if (o->o_tm.t_rel_ns)
-		timed_end(&o->o_tm, rc);
-	else
-		o->o_tm.t_rc = rc;
+	timed_call(&o->o_tm, s_acquire_op, o);
 	atomic_store(&o->o_tm.t_done, 1);
 	return 0;
 }
@@ -836,14 +861,15 @@ struct srace {
 	int r_rc;
 };
 
+static int srace_acquire_op(void *arg)
+{
+	return rook_sem_acquire(((struct srace *)arg)->r_s);
+}
+
 static int srace_acquirer(void *arg)
 {
 	struct srace *r = arg;
-	uint64_t dl = rook_now() + RACE_REL_NS;
-	T_CHECK_EQ(rook_deadline_push(dl), 0);
-	atomic_store_explicit(&r->r_dl, dl, memory_order_release);
-	r->r_rc = rook_sem_acquire(r->r_s);
-	rook_deadline_pop();
+	r->r_rc = race_call(&r->r_dl, srace_acquire_op, r);
 	return 0;
 }
 
@@ -890,17 +916,15 @@ struct eop {
 	struct timed o_tm;
 };
 
+static int e_wait_op(void *arg)
+{
+	return rook_event_wait(((struct eop *)arg)->o_e);
+}
+
 static int e_waiter(void *arg)
 {
 	struct eop *o = arg;
-	int rc;
-	if (o->o_tm.t_rel_ns)
-		timed_begin(&o->o_tm);
-	rc = rook_event_wait(o->o_e);
-	if (o->o_tm.t_rel_ns)
-		timed_end(&o->o_tm, rc);
-	else
-		o->o_tm.t_rc = rc;
+	timed_call(&o->o_tm, e_wait_op, o);
 	atomic_store(&o->o_tm.t_done, 1);
 	return 0;
 }
