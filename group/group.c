@@ -17,6 +17,7 @@
 #include "sched/alloc.h"
 #include "sched/runtime.h"
 #include "sched/task.h"
+#include "sched/list.h"
 #include "sched/wait.h"
 #include "sync/waitq.h"
 
@@ -25,15 +26,14 @@ struct rook__gchild {
 	rook_fn c_fn;
 	void *c_arg;
 	int c_status;
-	struct rook_task *c_task;             /* set while running, under g_lock */
-	struct rook__gchild *c_prev, *c_next; /* live list, then done list */
+	struct rook_task *c_task; /* set while running, under g_lock */
+	struct rook__link c_link; /* live list, then done list */
 };
 
 struct rook_group {
 	struct rook__spin g_lock;
 	struct rook_rt *g_rt;
-	struct rook__gchild *g_live;
-	struct rook__gchild *g_done_head, *g_done_tail;
+	struct rook__list g_live, g_done;
 	long g_nlive;
 	bool g_failed, g_cancelled;
 	int g_first_status;
@@ -58,20 +58,11 @@ int rook_group_create(struct rook_group **out)
 /* g_lock held: cancel every running child. */
 static void cancel_live(struct rook_group *g)
 {
-	for (struct rook__gchild *c = g->g_live; c; c = c->c_next)
+	for (struct rook__link *l = g->g_live.l_first; l; l = l->l_next) {
+		struct rook__gchild *c = rook__list_entry(l, struct rook__gchild, c_link);
 		if (c->c_task)
 			rook__task_cancel(c->c_task);
-}
-
-static void live_unlink(struct rook_group *g, struct rook__gchild *c)
-{
-	if (c->c_prev)
-		c->c_prev->c_next = c->c_next;
-	else
-		g->g_live = c->c_next;
-	if (c->c_next)
-		c->c_next->c_prev = c->c_prev;
-	c->c_prev = c->c_next = NULL;
+	}
 }
 
 static int child_main(void *arg)
@@ -88,12 +79,8 @@ static int child_main(void *arg)
 	rook__spin_lock(&g->g_lock);
 	c->c_task = NULL;
 	c->c_status = st;
-	live_unlink(g, c);
-	if (g->g_done_tail)
-		g->g_done_tail->c_next = c;
-	else
-		g->g_done_head = c;
-	g->g_done_tail = c;
+	rook__list_remove(&g->g_live, &c->c_link);
+	rook__list_push_back(&g->g_done, &c->c_link);
 	g->g_nlive--;
 	/* A cancelled child is not a failure: cancellations caused by the
 	 * group (or asked for explicitly) never fail it. */
@@ -125,16 +112,13 @@ int rook_group_spawn(struct rook_group *g, rook_fn fn, void *arg)
 		rook__free(c);
 		return -ECANCELED;
 	}
-	c->c_next = g->g_live;
-	if (c->c_next)
-		c->c_next->c_prev = c;
-	g->g_live = c;
+	rook__list_push_back(&g->g_live, &c->c_link);
 	g->g_nlive++;
 	rook__spin_unlock(&g->g_lock);
 	int r = rook_rt_spawn(g->g_rt, NULL, child_main, c);
 	if (r < 0) {
 		rook__spin_lock(&g->g_lock);
-		live_unlink(g, c);
+		rook__list_remove(&g->g_live, &c->c_link);
 		g->g_nlive--;
 		struct rook__waiter *wake = NULL;
 		if (g->g_nlive == 0)
@@ -204,7 +188,7 @@ int rook_group_next(struct rook_group *g, void **arg, int *status)
 		return -EINVAL;
 	rook__spin_lock(&g->g_lock);
 	int r = 0;
-	while (!g->g_done_head) {
+	while (rook__list_empty(&g->g_done)) {
 		if (g->g_nlive == 0) {
 			rook__spin_unlock(&g->g_lock);
 			return -ENOENT;
@@ -217,10 +201,8 @@ int rook_group_next(struct rook_group *g, void **arg, int *status)
 			return r;
 		}
 	}
-	struct rook__gchild *c = g->g_done_head;
-	g->g_done_head = c->c_next;
-	if (!g->g_done_head)
-		g->g_done_tail = NULL;
+	struct rook__gchild *c =
+	    rook__list_entry(rook__list_pop_front(&g->g_done), struct rook__gchild, c_link);
 	rook__spin_unlock(&g->g_lock);
 	if (arg)
 		*arg = c->c_arg;
@@ -235,11 +217,8 @@ void rook_group_destroy(struct rook_group *g)
 	if (!g)
 		return;
 	drain(g);
-	struct rook__gchild *c = g->g_done_head;
-	while (c) {
-		struct rook__gchild *next = c->c_next;
-		rook__free(c);
-		c = next;
-	}
+	struct rook__link *l;
+	while ((l = rook__list_pop_front(&g->g_done)) != NULL)
+		rook__free(rook__list_entry(l, struct rook__gchild, c_link));
 	rook__free(g);
 }

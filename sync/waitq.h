@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sched/list.h"
 #include "sched/wait.h"
 
 struct rook__wnode {
@@ -34,18 +35,24 @@ struct rook__wnode {
 	uint32_t n_token;
 	bool n_linked; /* under the object lock */
 	bool n_done;   /* granted by a claim of the object (see above) */
-	struct rook__wnode *n_prev, *n_next;
+	struct rook__link n_link;
 	void *n_buf; /* the item to copy in or out, by contract of the list */
 };
 
 struct rook__waitq {
-	struct rook__wnode *wq_head, *wq_tail;
+	struct rook__list wq_nodes;
 	size_t wq_len; /* linked nodes (some may already be claimed elsewhere) */
 };
 
 static inline bool rook__waitq_empty(const struct rook__waitq *q)
 {
-	return q->wq_head == NULL;
+	return rook__list_empty(&q->wq_nodes);
+}
+
+/* Under the object lock: the oldest linked node (q must not be empty). */
+static inline struct rook__wnode *rook__waitq_first(const struct rook__waitq *q)
+{
+	return rook__list_entry(q->wq_nodes.l_first, struct rook__wnode, n_link);
 }
 
 /* Under the object lock: begin the caller's wait and append its node. */
@@ -56,13 +63,7 @@ static inline void rook__waitq_push(struct rook__waitq *q, struct rook__wnode *n
 	n->n_buf = buf;
 	n->n_done = false;
 	n->n_linked = true;
-	n->n_next = NULL;
-	n->n_prev = q->wq_tail;
-	if (q->wq_tail)
-		q->wq_tail->n_next = n;
-	else
-		q->wq_head = n;
-	q->wq_tail = n;
+	rook__list_push_back(&q->wq_nodes, &n->n_link);
 	q->wq_len++;
 	n->n_token = rook__wait_begin(w, cancellable);
 }
@@ -70,14 +71,7 @@ static inline void rook__waitq_push(struct rook__waitq *q, struct rook__wnode *n
 /* Under the object lock: unlink n (which must be linked). */
 static inline void rook__waitq_unlink(struct rook__waitq *q, struct rook__wnode *n)
 {
-	if (n->n_prev)
-		n->n_prev->n_next = n->n_next;
-	else
-		q->wq_head = n->n_next;
-	if (n->n_next)
-		n->n_next->n_prev = n->n_prev;
-	else
-		q->wq_tail = n->n_prev;
+	rook__list_remove(&q->wq_nodes, &n->n_link);
 	n->n_linked = false;
 	q->wq_len--;
 }
@@ -90,9 +84,8 @@ static inline void rook__waitq_unlink(struct rook__waitq *q, struct rook__wnode 
  */
 static inline struct rook__wnode *rook__waitq_claim_first(struct rook__waitq *q, int result)
 {
-	struct rook__wnode *n;
-
-	while ((n = q->wq_head) != NULL) {
+	while (!rook__waitq_empty(q)) {
+		struct rook__wnode *n = rook__waitq_first(q);
 		rook__waitq_unlink(q, n);
 		if (rook__wait_claim(n->n_w, n->n_token, result))
 			return n;
