@@ -626,7 +626,7 @@ ROOK_API int rook_tcp_listen(const char *host, uint16_t port, int backlog);
  * rook_tcp_connect — resolve host (on the blocking pool unless numeric)
  * and connect to the first address that accepts, close-on-exec. The
  * connected fd, or the last address's error (-ECONNREFUSED, ...), -ENOENT
- * the name does not resolve, -EINVAL host NULL.
+ * the name does not resolve, -EINVAL host NULL or "".
  */
 ROOK_API int rook_tcp_connect(const char *host, uint16_t port);
 

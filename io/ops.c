@@ -441,8 +441,8 @@ int rook_tcp_listen(const char *host, uint16_t port, int backlog)
 
 int rook_tcp_connect(const char *host, uint16_t port)
 {
-	if (!host)
-		return -EINVAL;
+	if (!host || !*host)
+		return -EINVAL; /* getaddrinfo would pick the loopback */
 	if (!rook_self())
 		return -EPERM;
 	struct resolve rs;
