@@ -539,21 +539,32 @@ ROOK_API void rook_cond_destroy(struct rook_cond *c);
  * rook_read / rook_write — like pread/pwrite at offset off, or read/write
  * at (and advancing) the current file position when off < 0. Returns the
  * bytes transferred: fewer than len is a short transfer (0 from rook_read:
- * end of file). -EINVAL buf NULL with len > 0. rook_write to a pipe or
- * socket whose reader is gone returns -EPIPE (SIGPIPE is raised as by
- * write(2); use rook_send to avoid it). A buffered write of 4 KiB or more
- * to a regular file on a disk filesystem (not O_DIRECT or O_DSYNC) is done
- * by the calling worker without suspending (a page-cache copy; the task
- * yields after 2 ms of such writes in a row); every other call suspends the
- * task until the kernel completes it.
+ * end of file). -EINVAL buf NULL with len > 0; -EBADF fd not open; -ESPIPE
+ * off >= 0 on a pipe, socket or tty (as pread/pwrite). At the current
+ * position of a regular file or block device the calls keep read(2)/
+ * write(2) semantics on every backend: the transfer and the position
+ * update are atomic with respect to other rook calls in this process on
+ * the same open file (fds that share it by dup included: a lock per inode,
+ * held across the transfer), a short write moves the position by what it wrote,
+ * and O_APPEND appends and leaves the position at the end. Plain read(2)/
+ * lseek(2) from another thread meanwhile are not serialised with them.
+ * rook_write to a socket whose peer is gone returns -EPIPE without SIGPIPE
+ * (it is a send with MSG_NOSIGNAL); to a pipe whose reader is gone it
+ * returns -EPIPE and raises SIGPIPE, as write(2) does. A buffered write of
+ * 4 KiB or more to a regular file on a disk filesystem (not O_DIRECT or
+ * O_DSYNC) is done by the calling worker without suspending (a page-cache
+ * copy; the task yields after 2 ms of such writes in a row); every other
+ * call suspends the task until the kernel completes it.
  */
 ROOK_API ssize_t rook_read(int fd, void *buf, size_t len, int64_t off);
 ROOK_API ssize_t rook_write(int fd, const void *buf, size_t len, int64_t off);
 
 /* rook_readv / rook_writev — scatter/gather forms (preadv/pwritev, or the
- * current position when off < 0). iov and the buffers it names are
- * borrowed until the call returns. -EINVAL iov NULL with cnt > 0, or cnt
- * outside [0, IOV_MAX]. */
+ * current position when off < 0, kept as for rook_read). iov and the
+ * buffers it names are borrowed until the call returns. -EINVAL iov NULL
+ * with cnt > 0, or cnt outside [0, IOV_MAX]; -EBADF; -ESPIPE as above.
+ * rook_writev to a socket whose peer is gone raises SIGPIPE as writev(2)
+ * does (no flags to pass); use rook_send, or ignore SIGPIPE. */
 ROOK_API ssize_t rook_readv(int fd, const struct iovec *iov, int cnt, int64_t off);
 ROOK_API ssize_t rook_writev(int fd, const struct iovec *iov, int cnt, int64_t off);
 
@@ -605,7 +616,8 @@ ROOK_API int rook_poll(int fd, short events);
 /*
  * rook_tcp_listen — a TCP socket bound to host:port and listening with
  * backlog (<= 0: SOMAXCONN), SO_REUSEADDR set, close-on-exec. host NULL
- * or "" binds every address (IPv4 and IPv6 where available); names are
+ * or "" binds every address: "::" with IPV6_V6ONLY off, so IPv4 and IPv6
+ * clients both connect, or 0.0.0.0 where the kernel has no IPv6; names are
  * resolved on the blocking pool, numeric addresses directly. Port 0 picks
  * a free port (read it back with getsockname). The fd, or -errno:
  * -ENOENT the name does not resolve, -EADDRINUSE, -EACCES, -EAGAIN
@@ -617,7 +629,7 @@ ROOK_API int rook_tcp_listen(const char *host, uint16_t port, int backlog);
  * rook_tcp_connect — resolve host (on the blocking pool unless numeric)
  * and connect to the first address that accepts, close-on-exec. The
  * connected fd, or the last address's error (-ECONNREFUSED, ...), -ENOENT
- * the name does not resolve, -EINVAL host NULL.
+ * the name does not resolve, -EINVAL host NULL or "".
  */
 ROOK_API int rook_tcp_connect(const char *host, uint16_t port);
 
@@ -628,7 +640,8 @@ ROOK_API int rook_tcp_connect(const char *host, uint16_t port);
  * an error (or cancellation) stops a transfer that had moved bytes already
  * (the error then shows at the next call). With nothing transferred, the
  * error itself. Both work on files, pipes and sockets (rook_write_full uses
- * rook_write: a socket whose peer is gone raises SIGPIPE unless ignored).
+ * rook_write: a socket whose peer is gone is -EPIPE, with no SIGPIPE; a
+ * pipe raises SIGPIPE unless it is ignored). -EINVAL len above SSIZE_MAX.
  */
 ROOK_API ssize_t rook_read_full(int fd, void *buf, size_t len);
 ROOK_API ssize_t rook_write_full(int fd, const void *buf, size_t len);
@@ -644,6 +657,13 @@ ROOK_API ssize_t rook_write_full(int fd, const void *buf, size_t len);
  * so the call waits for it and returns its value. From a plain thread fn
  * runs inline. -EINVAL fn NULL; -EAGAIN the pool has no thread and none
  * could be created.
+ *
+ * fork: a runtime does not survive fork (the child has only the thread
+ * that forked; its workers, rings and tasks are the parent's), so the child
+ * must not use one started before the fork. A new runtime can be started in
+ * the child: the blocking pool and the file-position locks start afresh
+ * there (pthread_atfork), so rook_blocking and name resolution work. Call
+ * fork outside any task, or from one and then only exec or _exit.
  */
 ROOK_API int rook_blocking(rook_fn fn, void *arg);
 

@@ -13,6 +13,13 @@
  * takes the result of a DONE one, or begins a non-cancellable wait on a
  * RUNNING one (publishing the new token in j_token) and waits for it: fn
  * cannot be interrupted, and the job must outlive it.
+ *
+ * fork: the child has none of the pool's threads, and none of the tasks
+ * whose jobs were queued, but would inherit the counts (an "idle" thread
+ * that never takes the next job) and maybe a locked pool_lock. An atfork
+ * child handler, registered at the pool's first use, empties the pool, as
+ * libuv does for its threadpool: a new runtime in the child starts with a
+ * fresh pool.
  */
 #include "io/blocking.h"
 
@@ -52,13 +59,32 @@ static unsigned pool_nthreads, pool_nidle, pool_nqueued;
 static unsigned pool_max = POOL_MAX_DEFAULT;
 static unsigned long pool_idle_ms = POOL_IDLE_MS_DEFAULT;
 
-static void pool_init(void)
+static void pool_cv_init(void)
 {
 	pthread_condattr_t a;
 	pthread_condattr_init(&a);
 	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
 	pthread_cond_init(&pool_cv, &a);
 	pthread_condattr_destroy(&a);
+}
+
+/* In the child of fork: only the forking thread exists. The parent's
+ * mutex and condvar may be held or have waiters: made anew, not unlocked.
+ * pool_max and pool_idle_ms (the configuration) are kept. */
+static void pool_child(void)
+{
+	pthread_mutex_init(&pool_lock, NULL);
+	pool_cv_init();
+	pool_head = pool_tail = NULL;
+	pool_nthreads = pool_nidle = pool_nqueued = 0;
+}
+
+static void pool_init(void)
+{
+	pool_cv_init();
+	/* Without the handler a child could hang in rook_blocking: run
+	 * without it then (ENOMEM is the only failure). */
+	(void)pthread_atfork(NULL, NULL, pool_child);
 }
 
 /* Under pool_lock. */

@@ -15,12 +15,17 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <rook.h>
@@ -35,6 +40,142 @@ static size_t clamp_len(size_t len)
 	return len > MAX_RW ? MAX_RW : len;
 }
 
+/* ---- the current file position ------------------------------------------ */
+
+/*
+ * read(2) and write(2) at the current position hold the open file's
+ * f_pos_lock across the transfer and the position update; io_uring with
+ * off = -1 does not (two tasks on two workers read the same chunk; a short
+ * write to a full tmpfs leaves the position where it was, so write_full
+ * wrote the same megabyte over and over and reported 16). So rook never
+ * hands off = -1 to the backend for a seekable file: under a lock it reads
+ * the position with lseek, does positioned IO there and sets the position
+ * to where the transfer ended (to the end of file for O_APPEND, which the
+ * kernel applies to positioned writes too), on either backend.
+ *
+ * The lock is keyed by the inode (st_dev, st_ino) into FPOS_LOCKS stripes:
+ * userspace has no name for an open file description, and every fd that
+ * shares one (dup, SCM_RIGHTS) names the same inode. Two different
+ * descriptions (or inodes) hashing alike only wait for each other. Pipes,
+ * sockets and ttys have no position to keep: they take the fast path.
+ */
+#define FPOS_LOCKS 64u
+
+static struct rook_mutex *fpos_locks[FPOS_LOCKS];
+/* The parent's locks after a fork (a parent task may have held one): kept
+ * reachable, never reused. */
+static struct rook_mutex *fpos_forked[FPOS_LOCKS];
+static pthread_mutex_t fpos_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool fpos_ready; /* release: fpos_locks filled in */
+static bool fpos_atfork;        /* under fpos_init_lock */
+
+static void fpos_child(void)
+{
+	for (unsigned i = 0; i < FPOS_LOCKS; i++) {
+		if (!fpos_forked[i])
+			fpos_forked[i] = fpos_locks[i];
+		fpos_locks[i] = NULL;
+	}
+	atomic_store_explicit(&fpos_ready, false, memory_order_relaxed);
+	pthread_mutex_init(&fpos_init_lock, NULL);
+}
+
+/* Once per process (and child): a brief plain mutex, then lock-free. */
+static int fpos_init(void)
+{
+	int r = 0;
+	pthread_mutex_lock(&fpos_init_lock);
+	if (!fpos_atfork) {
+		if (pthread_atfork(NULL, NULL, fpos_child) != 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		fpos_atfork = true;
+	}
+	for (unsigned i = 0; i < FPOS_LOCKS && r == 0; i++)
+		if (!fpos_locks[i])
+			r = rook_mutex_create(&fpos_locks[i]);
+	if (r == 0) /* pairs with the acquire in fpos_lock_of */
+		atomic_store_explicit(&fpos_ready, true, memory_order_release);
+out:
+	pthread_mutex_unlock(&fpos_init_lock);
+	return r;
+}
+
+static int fpos_lock_of(const struct stat *st, struct rook_mutex **m)
+{
+	if (!atomic_load_explicit(&fpos_ready, memory_order_acquire)) {
+		int r = fpos_init();
+		if (r < 0)
+			return r;
+	}
+	uint64_t h = ((uint64_t)st->st_dev * 0x9e3779b97f4a7c15ull) ^ (uint64_t)st->st_ino;
+	h *= 0xff51afd7ed558ccdull;
+	*m = fpos_locks[(h >> 32) % FPOS_LOCKS];
+	return 0;
+}
+
+static bool is_write(enum rook__io_kind kind)
+{
+	return kind == ROOK__IO_WRITE || kind == ROOK__IO_WRITEV;
+}
+
+/* Positioned IO at the current position, as read(2)/write(2) do it. */
+static ssize_t at_position(struct rook__io_req *rq, const struct stat *st)
+{
+	struct rook_mutex *m;
+	int r = fpos_lock_of(st, &m);
+	if (r < 0 || (r = rook_mutex_lock(m)) < 0)
+		return r;
+	bool append = false;
+	if (is_write(rq->r_kind)) {
+		int fl = fcntl(rq->r_fd, F_GETFL);
+		append = fl >= 0 && (fl & O_APPEND);
+	}
+	off_t pos = lseek(rq->r_fd, 0, SEEK_CUR);
+	ssize_t n = pos < 0 ? -errno : 0;
+	if (n == 0) {
+		rq->r_off = pos;
+		n = rook__io_submit(rq);
+	}
+	if (n > 0)
+		(void)(append ? lseek(rq->r_fd, 0, SEEK_END) : lseek(rq->r_fd, pos + n, SEEK_SET));
+	(void)rook_mutex_unlock(m);
+	return n;
+}
+
+/*
+ * Every read and write looks at the fd once (fstat, ~0.2 us; perf/NOTES.md):
+ * a seekable file at the current position goes through at_position; an
+ * offset on a pipe or socket is -ESPIPE, as for pread/pwrite (io_uring
+ * would ignore it and read at the stream's head: data a caller believes is
+ * at offset 0 may be anything); a write to a socket is a send with
+ * MSG_NOSIGNAL, so a peer that is gone is -EPIPE, not a SIGPIPE.
+ */
+static ssize_t file_io(struct rook__io_req *rq)
+{
+	if (!rook_self())
+		return -EPERM;
+	struct stat st;
+	if (fstat(rq->r_fd, &st) < 0)
+		return -errno;
+	bool stream = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+	if (S_ISCHR(st.st_mode) && lseek(rq->r_fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
+		stream = true; /* ttys; /dev/null and /dev/zero seek */
+	if (stream) {
+		if (rq->r_off >= 0)
+			return -ESPIPE;
+		if (S_ISSOCK(st.st_mode) && rq->r_kind == ROOK__IO_WRITE) {
+			rq->r_kind = ROOK__IO_SEND;
+			rq->r_flags = MSG_NOSIGNAL;
+		}
+		return rook__io_submit(rq);
+	}
+	if (rq->r_off < 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		return at_position(rq, &st);
+	return rook__io_submit(rq);
+}
+
 static ssize_t rw(enum rook__io_kind kind, int fd, const void *buf, size_t len, int64_t off)
 {
 	if (!buf && len)
@@ -44,7 +185,7 @@ static ssize_t rw(enum rook__io_kind kind, int fd, const void *buf, size_t len, 
 				  .r_buf = (void *)buf,
 				  .r_len = clamp_len(len),
 				  .r_off = off < 0 ? -1 : off};
-	return rook__io_submit(&rq);
+	return file_io(&rq);
 }
 
 ssize_t rook_read(int fd, void *buf, size_t len, int64_t off)
@@ -66,7 +207,7 @@ static ssize_t rwv(enum rook__io_kind kind, int fd, const struct iovec *iov, int
 				  .r_buf = (void *)iov,
 				  .r_len = (size_t)cnt,
 				  .r_off = off < 0 ? -1 : off};
-	return rook__io_submit(&rq);
+	return file_io(&rq);
 }
 
 ssize_t rook_readv(int fd, const struct iovec *iov, int cnt, int64_t off)
@@ -161,6 +302,8 @@ int rook_poll(int fd, short events)
 
 ssize_t rook_read_full(int fd, void *buf, size_t len)
 {
+	if (len > SSIZE_MAX)
+		return -EINVAL; /* the count would not fit the return value */
 	size_t done = 0;
 	while (done < len) {
 		ssize_t r = rook_read(fd, (char *)buf + done, len - done, -1);
@@ -175,6 +318,8 @@ ssize_t rook_read_full(int fd, void *buf, size_t len)
 
 ssize_t rook_write_full(int fd, const void *buf, size_t len)
 {
+	if (len > SSIZE_MAX)
+		return -EINVAL;
 	size_t done = 0;
 	while (done < len) {
 		ssize_t r = rook_write(fd, (const char *)buf + done, len - done, -1);
@@ -242,15 +387,17 @@ static int resolve(struct resolve *rs, const char *host, uint16_t port, bool pas
 	return rook_blocking(resolve_fn, rs);
 }
 
-static int listen_on(const struct addrinfo *ai, int backlog)
+/* dual: an IPv6 socket that takes IPv4 too (IPV6_V6ONLY off), whatever
+ * the net.ipv6.bindv6only sysctl says. */
+static int listen_on(int family, const struct sockaddr *sa, socklen_t len, bool dual, int backlog)
 {
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	int one = 1;
+	int one = 1, zero = 0;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+	    (dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0) ||
+	    bind(fd, sa, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
 		int e = -errno;
 		close(fd);
 		return e;
@@ -258,17 +405,35 @@ static int listen_on(const struct addrinfo *ai, int backlog)
 	return fd;
 }
 
+/* Every address: "::" dual-stack, or 0.0.0.0 where the kernel has no IPv6
+ * (socket: -EAFNOSUPPORT; bind: -EADDRNOTAVAIL). getaddrinfo's passive list
+ * would give 0.0.0.0 first, and that socket takes no IPv6 client. */
+static int listen_any(uint16_t port, int backlog)
+{
+	struct sockaddr_in6 s6 = {
+	    .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any};
+	int r = listen_on(AF_INET6, (struct sockaddr *)&s6, sizeof(s6), true, backlog);
+	if (r >= 0 || r == -EADDRINUSE || r == -EACCES || r == -EMFILE || r == -ENFILE)
+		return r;
+	struct sockaddr_in s4 = {
+	    .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY)};
+	return listen_on(AF_INET, (struct sockaddr *)&s4, sizeof(s4), false, backlog);
+}
+
 int rook_tcp_listen(const char *host, uint16_t port, int backlog)
 {
 	if (!rook_self())
 		return -EPERM;
+	if (!host || !*host)
+		return listen_any(port, backlog);
 	struct resolve rs;
 	int r = resolve(&rs, host, port, true);
 	if (r < 0)
 		return r;
 	r = -ENOENT;
 	for (struct addrinfo *ai = rs.rs_res; ai; ai = ai->ai_next)
-		if ((r = listen_on(ai, backlog)) >= 0)
+		if ((r = listen_on(ai->ai_family, ai->ai_addr, ai->ai_addrlen, false, backlog)) >=
+		    0)
 			break;
 	freeaddrinfo(rs.rs_res);
 	return r;
@@ -276,8 +441,8 @@ int rook_tcp_listen(const char *host, uint16_t port, int backlog)
 
 int rook_tcp_connect(const char *host, uint16_t port)
 {
-	if (!host)
-		return -EINVAL;
+	if (!host || !*host)
+		return -EINVAL; /* getaddrinfo would pick the loopback */
 	if (!rook_self())
 		return -EPERM;
 	struct resolve rs;
