@@ -20,16 +20,33 @@ static bool is_done(struct rook_task *t)
 	return atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE;
 }
 
+/* The task slot of a handle already checked by check_handles. */
+static struct rook_task *slot(struct rook_task *h)
+{
+	uint32_t tag;
+	return rook__handle_slot(h, &tag);
+}
+
 static int check_handles(struct rook_task **ts, size_t n)
 {
 	struct rook_task *self = rook_self();
 	for (size_t i = 0; i < n; i++) {
-		if (!rook__task_valid(ts[i]))
+		uint32_t g;
+		struct rook_task *t = rook__handle_get(ts[i], &g);
+		if (!t)
 			return -EINVAL;
-		if (ts[i] == self)
+		if (t == self)
 			return -EDEADLK;
 	}
 	return 0;
+}
+
+/* Give the claims on ts[0..n) back (their handles are held again). */
+static void unclaim(struct rook_task **ts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		atomic_fetch_or_explicit(&slot(ts[i])->t_gen, ROOK__GEN_HANDLE,
+					 memory_order_relaxed);
 }
 
 int rook_gather(struct rook_task **ts, size_t n, int *statuses)
@@ -41,17 +58,32 @@ int rook_gather(struct rook_task **ts, size_t n, int *statuses)
 	int r = check_handles(ts, n);
 	if (r)
 		return r;
+	/* Claim every handle first (clear its held bit, keeping its
+	 * reference): a handle listed twice, released meanwhile or stale
+	 * fails its claim, and the claimed slots cannot be reused while we
+	 * wait. Interrupted or refused, the claims are given back. */
 	for (size_t i = 0; i < n; i++) {
-		r = rook__task_wait_done(ts[i]);
-		if (r)
-			return r; /* interrupted: no handle released */
+		uint32_t g;
+		struct rook_task *t = rook__handle_get(ts[i], &g);
+		if (!t || !atomic_compare_exchange_strong_explicit(
+			      &t->t_gen, &g, g & ~ROOK__GEN_HANDLE, memory_order_acq_rel,
+			      memory_order_relaxed)) {
+			unclaim(ts, i);
+			return -EINVAL;
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		int st = ts[i]->t_status;
-		/* A handle listed twice (or joined meanwhile) is released once. */
-		rook__task_release_handle(ts[i]);
+		r = rook__task_wait_done(slot(ts[i]));
+		if (r) {
+			unclaim(ts, n);
+			return r; /* interrupted: no handle released */
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct rook_task *t = slot(ts[i]);
 		if (statuses)
-			statuses[i] = st;
+			statuses[i] = t->t_status;
+		rook__task_put(t); /* the handle's reference */
 	}
 	return 0;
 }
@@ -59,7 +91,7 @@ int rook_gather(struct rook_task **ts, size_t n, int *statuses)
 static int first_done(struct rook_task **ts, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (is_done(ts[i]))
+		if (is_done(slot(ts[i])))
 			return (int)i;
 	return -1;
 }
@@ -104,7 +136,7 @@ int rook_wait_any(struct rook_task **ts, size_t n)
 	bool some_done = false;
 	for (; linked < n; linked++) {
 		nodes[linked] = (struct rook__jnode){.j_w = w, .j_token = token};
-		if (!link_node(ts[linked], &nodes[linked])) {
+		if (!link_node(slot(ts[linked]), &nodes[linked])) {
 			some_done = true;
 			break;
 		}
@@ -121,7 +153,7 @@ int rook_wait_any(struct rook_task **ts, size_t n)
 		r = rook__wait_park(w, token);
 	}
 	for (size_t i = 0; i < linked; i++)
-		unlink_node(ts[i], &nodes[i]);
+		unlink_node(slot(ts[i]), &nodes[i]);
 	if (nodes != local)
 		rook__free(nodes);
 	if (r)
@@ -138,22 +170,24 @@ int rook_wait_for(rook_fn fn, void *arg, uint64_t timeout_ns, int *status)
 		return -EPERM;
 	uint64_t now = rook_now();
 	uint64_t at = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1 : now + timeout_ns;
-	struct rook_task *t;
-	int r = rook_spawn(&t, fn, arg);
+	/* The deadline first: if it cannot be pushed (-ENOSPC) nothing has
+	 * been spawned, so no child is left running unwatched. */
+	int r = rook_deadline_push(at);
 	if (r)
 		return r;
-	r = rook_deadline_push(at);
+	struct rook_task *h;
+	r = rook_spawn(&h, fn, arg);
 	if (r) {
-		rook_cancel(t);
-		rook_detach(t);
+		rook_deadline_pop();
 		return r;
 	}
+	struct rook_task *t = slot(h);
 	r = rook__task_wait_done(t);
 	rook_deadline_pop();
 	if (r) {
 		/* Timed out or cancelled: cancel the child and wait for it to
 		 * end, cleanup included, so nothing is left running. */
-		rook_cancel(t);
+		rook_cancel(h);
 		rook_shield_push();
 		rook__task_wait_done(t);
 		rook_shield_pop();
@@ -164,6 +198,6 @@ int rook_wait_for(rook_fn fn, void *arg, uint64_t timeout_ns, int *status)
 	}
 	if (r == 0 && status)
 		*status = t->t_status;
-	rook__task_release_handle(t);
+	rook_detach(h); /* t is done: this releases our handle */
 	return r;
 }

@@ -124,7 +124,11 @@ ROOK_API int rook_spawn(struct rook_task **t, rook_fn fn, void *arg);
  * (may be NULL) and release the handle. Blocking call; also works from a
  * plain thread (blocks that thread).
  *   0           t finished, handle released;
- *   -EINVAL     t NULL, or a handle already released or detached;
+ *   -EINVAL     t NULL, or a handle already released or detached (a
+ *               stale handle: each handle carries its task's generation,
+ *               so it never names a later task that reused the slot), or
+ *               released by a concurrent join or gather (one of two joins
+ *               of a handle wins);
  *   -EDEADLK    a task joining itself;
  *   -ECANCELED  the caller was cancelled (t keeps running, handle valid);
  *   -ETIMEDOUT  the caller's deadline passed (likewise).
@@ -137,14 +141,18 @@ ROOK_API int rook_join(struct rook_task *t, int *status);
  * every later blocking call until t returns (level-triggered). A task
  * cancelled before it starts never runs (status -ECANCELED). Cancelling a
  * finished task, or cancelling twice, does nothing. Any thread.
- *   0 the request was recorded (or t was already finished); -EINVAL t NULL.
+ *   0 the request was recorded (or t was already finished); -EINVAL t NULL
+ *   or stale (its task has ended and been released: a stale handle never
+ *   cancels the task that reused its slot).
  */
 ROOK_API int rook_cancel(struct rook_task *t);
 
-/* Release the handle without waiting; the task keeps running. NULL: no-op. */
+/* Release the handle without waiting; the task keeps running. NULL, or a
+ * handle already released: no-op. */
 ROOK_API void rook_detach(struct rook_task *t);
 
-/* True once t has finished (never blocks). NULL: false. */
+/* True once t has finished (never blocks). NULL: false; a released handle
+ * whose task is gone: true (it finished; never the state of a later task). */
 ROOK_API bool rook_done(const struct rook_task *t);
 
 /*
@@ -154,7 +162,8 @@ ROOK_API bool rook_done(const struct rook_task *t);
  */
 ROOK_API int rook_yield(void);
 
-/* The calling task, or NULL outside a task. */
+/* The calling task's handle (equal to the one rook_spawn gave), or NULL
+ * outside a task. */
 ROOK_API struct rook_task *rook_self(void);
 
 /* Number of worker threads of the caller's runtime (0 outside a task). */
@@ -213,10 +222,13 @@ ROOK_API void rook_shield_pop(void);
  * status in statuses[i] (argument order; statuses may be NULL) and release
  * every handle. Blocking call; tasks or plain threads.
  *   0 all done, handles released; n == 0 returns 0 at once;
- *   -EINVAL ts NULL with n > 0, or an invalid/released handle;
+ *   -EINVAL ts NULL with n > 0, an invalid/released handle, or a handle
+ *   listed twice (nothing released; the handles stay valid);
  *   -EDEADLK a task gathering itself;
  *   -ECANCELED / -ETIMEDOUT the caller was interrupted: no handle is
  *   released and the tasks keep running (cancel them if that is wanted).
+ * While gather waits it holds the handles: a rook_join or rook_detach of
+ * one of them meanwhile gets -EINVAL / does nothing.
  */
 ROOK_API int rook_gather(struct rook_task **ts, size_t n, int *statuses);
 
@@ -239,7 +251,8 @@ ROOK_API int rook_wait_any(struct rook_task **ts, size_t n);
  * result returned: a computed result is never lost.
  *   0 and fn's status in *status (may be NULL); -ETIMEDOUT; -ECANCELED the
  *   caller was cancelled; -EINVAL fn NULL; -EPERM outside a task; spawn
- *   errors (-ENOMEM, -EPIPE).
+ *   errors (-ENOMEM, -EPIPE); -ENOSPC / -ENOMEM from pushing its deadline
+ *   scope (then nothing was spawned).
  */
 ROOK_API int rook_wait_for(rook_fn fn, void *arg, uint64_t timeout_ns, int *status);
 

@@ -119,7 +119,6 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	t->t_status = 0;
 	atomic_store_explicit(&t->t_shield, 0, memory_order_relaxed);
 	t->t_scopes = NULL;
-	atomic_store_explicit(&t->t_handle, out != NULL, memory_order_relaxed);
 	t->t_fn = fn;
 	t->t_arg = arg;
 	t->t_rt = rt;
@@ -139,7 +138,14 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	} else {
 		atomic_fetch_add_explicit(&rt->rt_ext_spawned, 1, memory_order_release);
 	}
-	atomic_store_explicit(&t->t_magic, ROOK__TASK_MAGIC, memory_order_relaxed);
+	/* The slot's generation (task_free moved it on); tag 0 is reserved
+	 * for plain pointers (task.h). */
+	uint32_t g = atomic_load_explicit(&t->t_gen, memory_order_relaxed) &
+		     ~(ROOK__GEN_LIVE | ROOK__GEN_HANDLE);
+	if (rook__gen_tag(g) == 0)
+		g += ROOK__GEN_ONE;
+	g |= ROOK__GEN_LIVE | (out ? ROOK__GEN_HANDLE : 0);
+	atomic_store_explicit(&t->t_gen, g, memory_order_relaxed);
 	/* Publishes the fields to rook__task_tryget (the stop sweep). */
 	atomic_store_explicit(&t->t_refs, out ? 2 : 1, memory_order_release);
 	/* Pairs with the seq_cst store of rt_stopping in rook_rt_stop: either
@@ -149,7 +155,7 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
 		atomic_store_explicit(&t->t_cancel, 1, memory_order_relaxed);
 	if (out)
-		*out = t;
+		*out = rook__handle_make(t, g);
 	rook__schedule(t, false);
 	return 0;
 }
@@ -204,6 +210,12 @@ int rook_rt_stop(struct rook_rt *rt)
 	if (self && self->w_rt == rt)
 		return -EBUSY;
 	atomic_store_explicit(&rt->rt_stopping, true, memory_order_seq_cst);
+	/* Store buffering against rook__spawn (store t_refs; fence; load
+	 * rt_stopping): a seq_cst store alone does not order the sweep's later
+	 * relaxed loads of t_refs after it (aarch64 may satisfy a plain load
+	 * before an earlier stlr is visible), so both sides need a fence for
+	 * "the sweep sees the task or the spawn sees the stop" to hold. */
+	atomic_thread_fence(memory_order_seq_cst);
 	rook__task_foreach(cancel_if_ours, rt);
 	struct timespec nap = {0, 100 * 1000};
 	while (live_tasks(rt) > 0)

@@ -38,7 +38,18 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-enum { GUARD_UNPROBED, GUARD_MARKER, GUARD_MPROTECT };
+/* The guard region below each stack. One page is jumped by any frame
+ * larger than a page (a 24 KiB local array lands in the neighbouring
+ * slot's top page); 64 KiB of PROT_NONE or guard markers costs the same
+ * one mapping split (or none) and no memory, only address space (stack
+ * regions are NORESERVE). Frames larger than this still jump it unless
+ * the code is built with -fstack-clash-protection (README). Unguarded
+ * stacks keep the same bytes below them as a margin of their own slot, so
+ * an overflow that the switch-time check catches has not reached the
+ * neighbour yet. */
+#define GUARD_BYTES ((size_t)64 * 1024)
+
+enum { GUARD_UNPROBED, GUARD_MARKER, GUARD_MPROTECT, GUARD_NONE };
 
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static int guard_kind = GUARD_UNPROBED; /* written once, under guard_once */
@@ -117,6 +128,11 @@ void rook__stack_guard_force_mprotect(bool on)
 	atomic_store_explicit(&guard_forced, on ? GUARD_MPROTECT : 0, memory_order_relaxed);
 }
 
+void rook__stack_guard_force_off(bool on)
+{
+	atomic_store_explicit(&guard_forced, on ? GUARD_NONE : 0, memory_order_relaxed);
+}
+
 static void guard_probe(void)
 {
 	size_t ps = page_size();
@@ -130,16 +146,22 @@ static void guard_probe(void)
 	munmap(m, 2 * ps);
 }
 
-/* The guard page below a stack; false if the kernel refused it. */
-static bool guard_install(char *page)
+static size_t guard_bytes(void)
 {
 	size_t ps = page_size();
+	return GUARD_BYTES > ps ? GUARD_BYTES : ps;
+}
+
+/* The guard region below a stack; false if the kernel refused it. */
+static bool guard_install(char *page)
+{
+	size_t len = guard_bytes();
 	int kind = atomic_load_explicit(&guard_forced, memory_order_relaxed);
 	if (!kind)
 		kind = guard_kind;
-	if (kind == GUARD_MARKER && madvise(page, ps, MADV_GUARD_INSTALL) == 0)
+	if (kind == GUARD_MARKER && madvise(page, len, MADV_GUARD_INSTALL) == 0)
 		return true;
-	return mprotect(page, ps, PROT_NONE) == 0;
+	return mprotect(page, len, PROT_NONE) == 0;
 }
 
 int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size)
@@ -148,7 +170,7 @@ int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size)
 	pthread_once(&guard_once, guard_probe);
 	memset(p, 0, sizeof(*p));
 	p->p_usable = (stack_size + ps - 1) & ~(ps - 1);
-	p->p_slot = p->p_usable + ps;
+	p->p_slot = p->p_usable + guard_bytes();
 	p->p_next_count = REGION_FIRST;
 	return 0;
 }
@@ -206,19 +228,19 @@ static int region_grow(struct rook__stack_pool *p)
  * the one the task's first frames use anyway. No lock held. */
 static struct rook__stack *slot_setup(struct rook__stack_pool *p, char *slot)
 {
-	size_t ps = page_size();
 	bool guarded = false;
-	if (take_guard()) {
+	if (atomic_load_explicit(&guard_forced, memory_order_relaxed) != GUARD_NONE &&
+	    take_guard()) {
 		guarded = guard_install(slot);
 		if (guarded)
 			atomic_fetch_add_explicit(&p->p_nguarded, 1, memory_order_relaxed);
 		else
 			give_guards(1); /* the kernel refused: nothing was made */
 	}
-	char *lo = slot + ps;
+	char *lo = slot + guard_bytes();
 	struct rook__stack *s =
 	    (struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack));
-	s->s_lo = guarded ? lo : lo + 256; /* unguarded: keep a margin */
+	s->s_lo = lo; /* unguarded: the guard bytes below stay as a margin */
 	s->s_top = (char *)s;
 	s->s_guarded = guarded;
 	s->s_san_fiber = NULL;
@@ -393,7 +415,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	if (t && t->t_stack && t->t_stack->s_guarded) {
 		char *addr = si->si_addr;
 		char *lo = t->t_stack->s_lo;
-		if (addr < lo && addr >= lo - page_size())
+		if (si->si_code > 0 && addr < lo && addr >= lo - guard_bytes())
 			rook__stack_overflow_abort(t->t_stack->s_task_id,
 						   (size_t)(t->t_stack->s_top - lo) +
 						       sizeof(struct rook__stack));
@@ -403,14 +425,24 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		prev_segv.sa_sigaction(sig, si, uctx);
 		return;
 	}
-	if (prev_segv.sa_handler == SIG_IGN)
-		return;
-	if (prev_segv.sa_handler != SIG_DFL) {
+	bool sent = si->si_code <= 0; /* kill, raise, sigqueue: no fault */
+	if (prev_segv.sa_handler == SIG_IGN && sent)
+		return; /* discarded, as it would have been; we stay installed */
+	if (prev_segv.sa_handler != SIG_DFL && prev_segv.sa_handler != SIG_IGN) {
 		prev_segv.sa_handler(sig);
 		return;
 	}
-	/* Default action: restore it; the faulting instruction re-runs. */
-	signal(SIGSEGV, SIG_DFL);
+	/* Default action (for a fault also when ignored: the kernel kills a
+	 * process whose fault signal is ignored). A fault re-runs its
+	 * instruction on return; a sent signal is raised again (SA_NODEFER:
+	 * not blocked here), so the process dies of SIGSEGV either way. */
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGSEGV, &dfl, NULL);
+	if (sent)
+		raise(SIGSEGV);
 }
 
 void rook__stack_install_handler(void)

@@ -3,12 +3,13 @@
  * Task stacks, carved from large reserved regions (mmap NORESERVE: memory
  * is committed only where a task touches it). While a process-wide budget
  * of kernel mappings lasts (a quarter of vm.max_map_count), every stack gets
- * a PROT_NONE guard page below it, and an overflow into it is reported as a
- * stack overflow by a SIGSEGV handler. Beyond the budget a stack has no
- * guard page; the saved stack pointer is checked against the stack's limit
- * on every switch instead (it catches overflows still in progress when the
- * task suspends, not all overflows). Stacks are cached per worker and
- * pooled per runtime; regions are unmapped when the runtime stops.
+ * a 64 KiB PROT_NONE guard region below it (one mapping, however large),
+ * and an overflow into it is reported as a stack overflow by a SIGSEGV
+ * handler. Beyond the budget a stack has no guard; the same 64 KiB below it
+ * stay a margin, and the stack pointer is checked against the stack's limit
+ * on every switch and on a yield that finds nothing else to run (it
+ * catches overflows still in progress when the task suspends, not all). Stacks are cached per
+ * worker and pooled per runtime; regions are unmapped when the runtime stops.
  *
  * A slot is set up (guard page, descriptor) only when a worker first hands
  * it to a task, by that worker and outside the pool lock: the pool lock

@@ -71,6 +71,11 @@ static struct chunk *chunk_new(void)
 		bytes = sizeof(struct chunk) + FIRST_CHUNK_TASKS * sizeof(struct rook_task);
 	struct chunk *c =
 	    mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Handles keep a generation in the top 16 address bits (task.h). */
+	if (c != MAP_FAILED && ((uintptr_t)c + bytes - 1) >> ROOK__TAG_SHIFT) {
+		munmap(c, bytes);
+		c = MAP_FAILED;
+	}
 	if (c == MAP_FAILED) {
 		if (first)
 			atomic_store_explicit(&first_taken, false, memory_order_relaxed);
@@ -95,8 +100,6 @@ static struct rook_task *pool_take(void)
 	struct chunk *c = chunk_new();
 	if (!c)
 		return NULL;
-	for (size_t i = 1; i < c->c_n; i++)
-		atomic_init(&c->c_tasks[i].t_magic, ROOK__TASK_DEAD);
 	for (size_t i = 1; i + 1 < c->c_n; i++)
 		c->c_tasks[i].t_next = &c->c_tasks[i + 1];
 	rook__spin_lock(&pool_lock);
@@ -142,7 +145,10 @@ struct rook_task *rook__task_alloc(struct rook__worker *w)
 static void task_free(struct rook_task *t)
 {
 	struct rook__worker *w = rook__worker_self();
-	atomic_store_explicit(&t->t_magic, ROOK__TASK_DEAD, memory_order_relaxed);
+	/* A new generation: handles of the task that ends here go stale. */
+	uint32_t g = atomic_load_explicit(&t->t_gen, memory_order_relaxed);
+	atomic_store_explicit(&t->t_gen, (g & ~(ROOK__GEN_LIVE | ROOK__GEN_HANDLE)) + ROOK__GEN_ONE,
+			      memory_order_relaxed);
 	rook__stat_add(w, ROOK__STAT_LIVE, -1);
 	if (!w) {
 		pool_give(t, t);
@@ -193,6 +199,23 @@ bool rook__task_tryget(struct rook_task *t)
 			&t->t_refs, &r, r + 1, memory_order_acquire, memory_order_relaxed))
 			return true;
 	return false;
+}
+
+struct rook_task *rook__handle_ref(const struct rook_task *h)
+{
+	if (!h)
+		return NULL;
+	uint32_t tag;
+	struct rook_task *t = rook__handle_slot(h, &tag);
+	if (!rook__task_tryget(t))
+		return NULL;
+	/* With our reference held t_gen cannot change (it does only while
+	 * t_refs is 0: in task_free and in spawn before t_refs is stored). */
+	if (!rook__gen_match(atomic_load_explicit(&t->t_gen, memory_order_relaxed), tag)) {
+		rook__task_put(t);
+		return NULL;
+	}
+	return t;
 }
 
 void rook__task_foreach(void (*fn)(struct rook_task *t, void *ctx), void *ctx)
@@ -267,10 +290,18 @@ void rook__task_unpark_fifo(struct rook_task *t)
 
 /* ---- public task calls ---------------------------------------------- */
 
-struct rook_task *rook_self(void)
+struct rook_task *rook__self(void)
 {
 	struct rook__worker *w = rook__worker_self();
 	return w ? w->w_current : NULL;
+}
+
+/* Parenthesised: the public function, not the macro of task.h. */
+struct rook_task *(rook_self)(void)
+{
+	struct rook_task *t = rook__self();
+	return t ? rook__handle_make(t, atomic_load_explicit(&t->t_gen, memory_order_relaxed))
+		 : NULL;
 }
 
 int rook_spawn(struct rook_task **t, rook_fn fn, void *arg)
@@ -281,26 +312,38 @@ int rook_spawn(struct rook_task **t, rook_fn fn, void *arg)
 	return rook__spawn(w->w_rt, w, t, fn, arg);
 }
 
-bool rook_done(const struct rook_task *t)
+bool rook_done(const struct rook_task *h)
 {
-	if (!rook__task_alive(t))
-		return false;
-	return atomic_load_explicit(&((struct rook_task *)t)->t_state, memory_order_acquire) ==
-	       ROOK__T_DONE;
+	/* A reference, so that the state read is that of h's task and not of
+	 * a task spawned into its slot meanwhile. A task whose slot moved on
+	 * has finished (a slot is freed only after its task ends). */
+	struct rook_task *t = rook__handle_ref(h);
+	if (!t) {
+		uint32_t tag;
+		return h && (rook__handle_slot(h, &tag), tag != 0);
+	}
+	bool done = atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE;
+	rook__task_put(t);
+	return done;
 }
 
-void rook_detach(struct rook_task *t)
+void rook_detach(struct rook_task *h)
 {
-	if (!rook__task_valid(t))
-		return;
-	rook__task_release_handle(t);
+	uint32_t g;
+	struct rook_task *t = rook__handle_get(h, &g);
+	if (t)
+		rook__handle_release(t, g);
 }
 
-int rook_cancel(struct rook_task *t)
+int rook_cancel(struct rook_task *h)
 {
-	if (!rook__task_alive(t))
+	/* A reference, so that a stale handle cannot cancel the slot's next
+	 * task: the generation is checked with the slot pinned. */
+	struct rook_task *t = rook__handle_ref(h);
+	if (!t)
 		return -EINVAL;
 	rook__task_cancel(t);
+	rook__task_put(t);
 	return 0;
 }
 
@@ -322,6 +365,11 @@ void rook__task_cancel(struct rook_task *t)
 /* Wait until t is DONE without releasing it. 0, -ECANCELED, -ETIMEDOUT. */
 int rook__task_wait_done(struct rook_task *t)
 {
+	return rook__task_wait_gen(t, 0);
+}
+
+int rook__task_wait_gen(struct rook_task *t, uint32_t tag)
+{
 	if (atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE)
 		return 0;
 	int r = rook__wait_check_fast();
@@ -331,6 +379,13 @@ int rook__task_wait_done(struct rook_task *t)
 	struct rook__jnode n = {.j_w = w};
 	rook__spin_lock(&t->t_lock);
 	if (atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE) {
+		rook__spin_unlock(&t->t_lock);
+		return 0;
+	}
+	/* Not DONE and still tag's task under t_lock: its DONE edge (taken
+	 * under t_lock) has not happened and will wake us. If the slot moved
+	 * on, tag's task finished long ago (a concurrent join released it). */
+	if (!rook__gen_match(atomic_load_explicit(&t->t_gen, memory_order_relaxed), tag)) {
 		rook__spin_unlock(&t->t_lock);
 		return 0;
 	}
@@ -346,18 +401,25 @@ int rook__task_wait_done(struct rook_task *t)
 	return r;
 }
 
-int rook_join(struct rook_task *t, int *status)
+int rook_join(struct rook_task *h, int *status)
 {
-	if (!rook__task_valid(t))
+	uint32_t g;
+	struct rook_task *t = rook__handle_get(h, &g);
+	if (!t)
 		return -EINVAL;
 	if (t == rook_self())
 		return -EDEADLK;
-	int r = rook__task_wait_done(t);
+	/* The wait checks the generation under t_lock, so a concurrent join
+	 * that released the handle (and a spawn that reused the slot) cannot
+	 * leave us waiting on the slot's next task. */
+	int r = rook__task_wait_gen(t, rook__gen_tag(g));
 	if (r != 0)
 		return r;
 	int st = t->t_status;
-	if (!rook__task_release_handle(t))
-		return -EINVAL; /* another join released it meanwhile */
+	/* Fails if another join released it meanwhile (or the slot moved on:
+	 * then st may be another task's, and is dropped). */
+	if (!rook__handle_release(t, g))
+		return -EINVAL;
 	if (status)
 		*status = st;
 	return 0;

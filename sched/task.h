@@ -6,8 +6,10 @@
  * worker once the task has switched away for the last time).
  *
  * Task memory is type-stable: released tasks go back to a pool and are
- * never returned to malloc, so a stale handle reads a DEAD magic (-EINVAL)
- * instead of faulting, as long as the slot has not been reused.
+ * never returned to malloc, so a stale handle always points at a task slot.
+ * A slot is reused by later spawns, so a handle also carries the slot's
+ * generation (see rook__handle_make): every use checks it against t_gen
+ * and a stale handle gets -EINVAL instead of naming the slot's next task.
  */
 #ifndef ROOK_SCHED_TASK_H
 #define ROOK_SCHED_TASK_H
@@ -23,8 +25,23 @@
 #include "time/timer.h"
 #include "sched/wait.h"
 
-#define ROOK__TASK_MAGIC 0x726f6f6bu /* "rook" */
-#define ROOK__TASK_DEAD  0xdeadbeefu
+/* t_gen: bit 0 the slot holds a task, bit 1 its handle is held, the rest
+ * a generation counter bumped each time the slot is freed. */
+#define ROOK__GEN_LIVE   1u
+#define ROOK__GEN_HANDLE 2u
+#define ROOK__GEN_ONE    4u
+
+/* A handle is the task's address with the low 22 bits of its generation in
+ * the bits an address of a task never uses: 6 low bits (tasks are 64-byte
+ * aligned) and 16 high bits (user addresses are below 2^48 on x86-64 and
+ * aarch64 unless mmap is given a higher hint; the pool checks). Tag 0 is
+ * never a generation's: it marks a plain pointer (rook__self()), which is
+ * checked for liveness only. A stale handle aliases a live one only if its
+ * slot was reused a multiple of 2^22 times while the handle was kept. */
+#define ROOK__TAG_LOW   6
+#define ROOK__TAG_SHIFT 48
+#define ROOK__TAG_MASK  ((1u << 22) - 1)
+_Static_assert(sizeof(uintptr_t) == 8, "handle tags need 64-bit pointers");
 
 enum {
 	ROOK__T_NEW = 0,
@@ -65,7 +82,7 @@ struct rook__scopes {
  * data lives elsewhere (scopes behind a pointer, the task's id in its
  * stack) and the small fields are bytes. */
 struct rook_task {
-	_Alignas(64) _Atomic uint32_t t_magic;
+	_Alignas(64) _Atomic uint32_t t_gen; /* ROOK__GEN_* */
 	_Atomic int t_refs;
 	int t_status;
 	_Atomic int t_shield;     /* shield depth; written by the owner only */
@@ -73,7 +90,6 @@ struct rook_task {
 	_Atomic uint8_t t_state;  /* ROOK__T_* */
 	_Atomic uint8_t t_park;   /* ROOK__P_* */
 	_Atomic uint8_t t_cancel; /* cancellation requested (sticky) */
-	_Atomic bool t_handle;    /* the handle is held (not joined/detached) */
 	rook_fn t_fn;
 	void *t_arg;
 	struct rook_rt *t_rt;
@@ -129,6 +145,13 @@ static inline void rook__jnode_remove(struct rook_task *t, struct rook__jnode *n
 	n->j_linked = false;
 }
 
+/* The calling task's slot, NULL outside a task. The public rook_self()
+ * returns the task's handle (its address plus its generation tag, which
+ * rook_spawn's handle equals); the library's own code dereferences the
+ * task, so the macro sends its calls here for the plain pointer. */
+struct rook_task *rook__self(void);
+#define rook_self() rook__self()
+
 struct rook__worker;
 /* w: the calling worker (its cache of freed tasks), or NULL. */
 struct rook_task *rook__task_alloc(struct rook__worker *w);
@@ -161,6 +184,9 @@ void rook__task_foreach(void (*fn)(struct rook_task *t, void *ctx), void *ctx);
 
 /* Wait until t is DONE without releasing it: 0, -ECANCELED, -ETIMEDOUT. */
 int rook__task_wait_done(struct rook_task *t);
+/* The same for the task of generation tag (rook__gen_tag; 0: any): 0 at
+ * once if the slot has moved on (that task finished). */
+int rook__task_wait_gen(struct rook_task *t, uint32_t tag);
 
 /* Called first thing on a task's new stack (sanitizer bookkeeping). */
 void rook__task_started(void);
@@ -168,30 +194,78 @@ void rook__task_started(void);
 struct rook__task_cache;
 void rook__task_cache_drain(struct rook__task_cache *c);
 
-/* A live task (its slot holds a task: a handle, or rook_self()). */
-static inline bool rook__task_alive(const struct rook_task *t)
+static inline uint32_t rook__gen_tag(uint32_t gen)
 {
-	return t && atomic_load_explicit(&((struct rook_task *)t)->t_magic, memory_order_relaxed) ==
-			ROOK__TASK_MAGIC;
+	return (gen / ROOK__GEN_ONE) & ROOK__TAG_MASK;
 }
 
-/* Checks a handle: a live task whose handle has not been released yet
- * (a released handle's task may still be running out its last steps). */
-static inline bool rook__task_valid(const struct rook_task *t)
+static inline struct rook_task *rook__handle_make(struct rook_task *t, uint32_t gen)
 {
-	struct rook_task *m = (struct rook_task *)t;
-	return m && atomic_load_explicit(&m->t_magic, memory_order_relaxed) == ROOK__TASK_MAGIC &&
-	       atomic_load_explicit(&m->t_handle, memory_order_relaxed);
+	uint32_t tag = rook__gen_tag(gen);
+	uintptr_t lo = tag & ((1u << ROOK__TAG_LOW) - 1), hi = tag >> ROOK__TAG_LOW;
+	return (struct rook_task *)((uintptr_t)t | lo | (hi << ROOK__TAG_SHIFT));
+}
+
+/* The slot a handle points at, and its tag in *tag (0: a plain pointer). */
+static inline struct rook_task *rook__handle_slot(const struct rook_task *h, uint32_t *tag)
+{
+	uintptr_t p = (uintptr_t)h;
+	*tag = (uint32_t)(p & ((1u << ROOK__TAG_LOW) - 1)) | (uint32_t)(p >> ROOK__TAG_SHIFT)
+								 << ROOK__TAG_LOW;
+	return (struct rook_task *)(p & ((((uintptr_t)1 << ROOK__TAG_SHIFT) - 1) &
+					 ~(uintptr_t)((1u << ROOK__TAG_LOW) - 1)));
+}
+
+/* Does t_gen value g belong to the task handle tag names (and is it live)? */
+static inline bool rook__gen_match(uint32_t g, uint32_t tag)
+{
+	return (g & ROOK__GEN_LIVE) && (tag == 0 || rook__gen_tag(g) == tag);
+}
+
+/* A live task (its slot holds a task: a handle, or rook__self()). */
+static inline bool rook__task_alive(const struct rook_task *t)
+{
+	return t && (atomic_load_explicit(&((struct rook_task *)t)->t_gen, memory_order_relaxed) &
+		     ROOK__GEN_LIVE);
+}
+
+/*
+ * The task handle h names while its handle is held, else NULL (NULL, stale,
+ * released). The answer stays true only for a caller that holds the handle
+ * (nobody else may release it meanwhile but a concurrent join, which
+ * rook__handle_release settles): a held handle keeps the slot from being
+ * freed. *gen gets the generation word seen, for rook__handle_release.
+ */
+static inline struct rook_task *rook__handle_get(const struct rook_task *h, uint32_t *gen)
+{
+	if (!h)
+		return NULL;
+	uint32_t tag;
+	struct rook_task *t = rook__handle_slot(h, &tag);
+	uint32_t g = atomic_load_explicit(&t->t_gen, memory_order_acquire);
+	if (!rook__gen_match(g, tag) || !(g & ROOK__GEN_HANDLE))
+		return NULL;
+	*gen = g;
+	return t;
 }
 
 /* Give up the handle's reference exactly once: false if it was already
- * released (a second join or detach). */
-static inline bool rook__task_release_handle(struct rook_task *t)
+ * released (a second join or detach) or the slot moved on from gen (what
+ * rook__handle_get saw). The CAS on the whole word makes two concurrent
+ * joins, or a join racing a reuse of the slot, release at most once and
+ * only the incarnation they checked. */
+static inline bool rook__handle_release(struct rook_task *t, uint32_t gen)
 {
-	if (!atomic_exchange_explicit(&t->t_handle, false, memory_order_acq_rel))
+	if (!atomic_compare_exchange_strong_explicit(&t->t_gen, &gen, gen & ~ROOK__GEN_HANDLE,
+						     memory_order_acq_rel, memory_order_relaxed))
 		return false;
 	rook__task_put(t);
 	return true;
 }
+
+/* Take a reference on the task h names (any thread, any handle state, even
+ * a stale one): NULL if that incarnation is gone. With the reference held
+ * the slot cannot be freed or reused; drop it with rook__task_put. */
+struct rook_task *rook__handle_ref(const struct rook_task *h);
 
 #endif

@@ -38,6 +38,8 @@ void rook__queue_unfinished_hook(void (*fn)(struct rook_queue *q));
 /* Make guard pages with mprotect even where the kernel has guard markers
  * (MADV_GUARD_INSTALL), to test the older kernels' path. */
 void rook__stack_guard_force_mprotect(bool on);
+/* Tests: set up new stacks without a guard, as past the guard budget. */
+void rook__stack_guard_force_off(bool on);
 
 /* Guard pages left in the process-wide budget (see sched/stack.c). */
 long rook__stack_guard_budget(void);

@@ -764,8 +764,15 @@ void rook__task_yield(void)
 	struct rook__worker *w = rook__worker_self();
 	/* pick_local polls IO and timers first, so a task they wake counts. */
 	struct rook_task *next = pick_local(w);
-	if (next)
+	if (next) {
 		switch_from(w, w->w_current, ROOK__POST_YIELD, next);
+		return;
+	}
+	/* Nothing else to run: no switch, so check here what post_switch
+	 * checks on every switch (an unguarded stack overflowed). */
+	struct rook__stack *s = w->w_current->t_stack;
+	if (!s->s_guarded && rook__stack_sp_bad(s, __builtin_frame_address(0)))
+		rook__stack_overflow_abort(s->s_task_id, w->w_rt->rt_stack_size);
 }
 
 void rook__task_started(void)
