@@ -696,7 +696,88 @@ ROOK_API int rook_blocking(rook_fn fn, void *arg);
 /* Signals and subprocesses                                           */
 /* ------------------------------------------------------------------ */
 
-/* (signals and subprocesses: declarations go here) */
+#include <signal.h> /* sigset_t */
+
+/*
+ * rook_signal_block — block the signals of set in the calling thread and
+ * remember them for rook_signal_wait and spawned children. Call it in main
+ * before rook_run / rook_rt_start and before any other thread exists:
+ * threads inherit the mask from their creator, and a thread that did not
+ * block a signal may take it (running its default action, e.g. killing the
+ * process on SIGINT). Any thread. 0, or -EINVAL set NULL, empty, or holding
+ * SIGKILL or SIGSTOP.
+ */
+ROOK_API int rook_signal_block(const sigset_t *set);
+
+/*
+ * rook_signal_wait — blocking call: suspend the calling task until one of
+ * the signals in set arrives and return its number (> 0). Signals are read
+ * through a signalfd (open only while some task waits). Each arrival goes
+ * to exactly one waiter: the first, in FIFO order, whose set holds it. A
+ * signal that arrives while no task waits for it is kept: it stays pending
+ * in the kernel (a standard signal sent again while pending merges into
+ * one, real-time signals queue), or, once read, is counted per signal
+ * until a wait for it takes it. A wait that is cancelled (-ECANCELED) or
+ * whose deadline passes (-ETIMEDOUT) consumes nothing. -EINVAL set NULL,
+ * empty, holding SIGKILL/SIGSTOP, or a signal not blocked in the calling
+ * thread (see rook_signal_block); -EPERM not in a task; -EMFILE/-ENOMEM.
+ */
+ROOK_API int rook_signal_wait(const sigset_t *set);
+
+struct rook_process;
+enum { ROOK_STDIO_INHERIT, ROOK_STDIO_NULL, ROOK_STDIO_PIPE, ROOK_STDIO_FD };
+struct rook_process_opts {
+	const char *const *argv; /* argv[0] looked up in PATH */
+	const char *const *envp; /* NULL: inherit */
+	const char *cwd;         /* NULL: inherit */
+	int stdio[3];            /* ROOK_STDIO_* for stdin, stdout, stderr */
+	int stdio_fd[3];         /* for ROOK_STDIO_FD */
+};
+
+/*
+ * rook_process_spawn — start argv[0] (looked up in the caller's PATH
+ * unless it holds a '/') with posix_spawn (vfork semantics, never fork).
+ * Any thread; does not suspend (the caller waits for the exec). o and what
+ * it points to are borrowed. stdio[i]: INHERIT, NULL (/dev/null), PIPE
+ * (our end: rook_process_fd, nonblocking and close-on-exec, owned by the
+ * handle), FD (stdio_fd[i] is dup'd; still the caller's). The child gets
+ * no other fd of ours, an empty signal mask, and the default action for
+ * the signals rook_signal_block blocked and SIGPIPE/SIGXFSZ. *p on 0, or
+ * -EINVAL p, o, argv or argv[0] NULL, or a stdio mode out of range;
+ * -EBADF a stdio_fd not open; -ENOENT program (or cwd) missing; -EACCES;
+ * -ENOMEM; -EMFILE.
+ */
+ROOK_API int rook_process_spawn(struct rook_process **p, const struct rook_process_opts *o);
+
+/* rook_process_fd — our end of the pipe for which (0 stdin, 1 stdout, 2
+ * stderr); -EBADF it is not a pipe; -EINVAL p NULL or which not 0..2. The
+ * fd stays the handle's (rook_process_free closes it), but it may be
+ * closed earlier with rook_close (EOF to the child's stdin). */
+ROOK_API int rook_process_fd(const struct rook_process *p, int which);
+
+/* rook_process_pid — the child's pid; -EINVAL p NULL. */
+ROOK_API int rook_process_pid(const struct rook_process *p);
+
+/*
+ * rook_process_wait — blocking call: suspend until the child exits (a
+ * pidfd polled with rook_poll; before Linux 5.3, waitpid retried after
+ * sleeps of 0.1..20 ms), reap it and store its wait status (WIFEXITED...)
+ * in *wstatus (may be NULL). Again after that: the same status at once.
+ * From a plain thread it blocks the thread. 0, or -ECANCELED/-ETIMEDOUT
+ * (the child keeps running, the handle stays valid), -EINVAL p NULL,
+ * -ECHILD the child was reaped elsewhere (SIGCHLD ignored).
+ */
+ROOK_API int rook_process_wait(struct rook_process *p, int *wstatus);
+
+/* rook_process_kill — send sig (0: probe) through the pidfd, never to a
+ * reaped pid. 0, -ESRCH already reaped, -EINVAL p NULL or sig out of
+ * range, -EPERM. */
+ROOK_API int rook_process_kill(struct rook_process *p, int sig);
+
+/* rook_process_free — close our pipe ends and free the handle; a child
+ * that has exited is reaped, one still running is handed to a reaper
+ * thread that reaps it when it exits (never killed): no zombie. NULL: no-op. */
+ROOK_API void rook_process_free(struct rook_process *p);
 
 /* ------------------------------------------------------------------ */
 /* Diagnostics                                                        */

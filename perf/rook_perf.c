@@ -39,6 +39,7 @@ static const struct perf_workload perf_workloads[] = {
     {"timer_lateness", perf_timer_lateness, 0},
     {"sleep_million", perf_sleep_million, 0},
     {"wake_ping", perf_wake_ping, 0}, /* the wake-path probe of io/ring.c */
+    {"proc_spawn", perf_proc_spawn, 0},
 };
 #define NWORKLOADS (sizeof(perf_workloads) / sizeof(perf_workloads[0]))
 

@@ -239,3 +239,12 @@ Test(demos, crawler_fetches_every_page_with_bounded_parallelism, .timeout = 60)
 	cr_expect_eq(local, 63);
 	cr_expect_eq(away, 1);
 }
+
+Test(demos, procs_runs_a_hundred_children_ten_at_a_time, .timeout = 120)
+{
+	demo(&c, "procs", NULL, NULL);
+	cr_expect_geq(child_find_str(&c, "100 of 100 outputs right, at most 10 at a time"), 0, "%s",
+		      c.c_out);
+	double s = after(&c, "procs executed in ");
+	cr_expect(s >= 0.99 && s < 6.0 * slack(), "took %.2f s, not about 1:\n%s", s, c.c_out);
+}

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Subprocesses: exit statuses, pipes read concurrently, kill, -ENOENT for
+ * a missing program, -EINVAL for bad input, no fd leaked into children,
+ * and 1,000 children spawned and waited at once on 2 workers with no
+ * zombie and no fd left afterwards.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/helpers.h"
+
+static int spawn_sh(struct rook_process **p, const char *script, int out_mode)
+{
+	const char *argv[] = {"sh", "-c", script, NULL};
+	struct rook_process_opts o = {.argv = argv, .stdio = {ROOK_STDIO_NULL, out_mode, 0}};
+	return rook_process_spawn(p, &o);
+}
+
+static int bad_inputs(void *arg)
+{
+	(void)arg;
+	struct rook_process *p = NULL;
+	const char *argv[] = {"true", NULL};
+	struct rook_process_opts o = {.argv = argv};
+	T_CHECK_EQ(rook_process_spawn(NULL, &o), -EINVAL);
+	T_CHECK_EQ(rook_process_spawn(&p, NULL), -EINVAL);
+	struct rook_process_opts none = {0};
+	T_CHECK_EQ(rook_process_spawn(&p, &none), -EINVAL);
+	o.stdio[1] = 7;
+	T_CHECK_EQ(rook_process_spawn(&p, &o), -EINVAL);
+	o.stdio[1] = ROOK_STDIO_FD;
+	o.stdio_fd[1] = 987;
+	T_CHECK_EQ(rook_process_spawn(&p, &o), -EBADF);
+	T_CHECK(p == NULL);
+	T_CHECK_EQ(rook_process_wait(NULL, NULL), -EINVAL);
+	T_CHECK_EQ(rook_process_kill(NULL, SIGTERM), -EINVAL);
+	T_CHECK_EQ(rook_process_fd(NULL, 1), -EINVAL);
+	T_CHECK_EQ(rook_process_pid(NULL), -EINVAL);
+	rook_process_free(NULL);
+	const char *missing[] = {"rook-no-such-program-here", NULL};
+	struct rook_process_opts m = {.argv = missing};
+	T_CHECK_EQ(rook_process_spawn(&p, &m), -ENOENT);
+	T_CHECK(p == NULL);
+	/* A real one: bad which, not a pipe, bad signal. */
+	T_CHECK_EQ(spawn_sh(&p, "exit 3", ROOK_STDIO_NULL), 0);
+	T_CHECK_EQ(rook_process_fd(p, 3), -EINVAL);
+	T_CHECK_EQ(rook_process_fd(p, 1), -EBADF);
+	T_CHECK_EQ(rook_process_kill(p, 4096), -EINVAL);
+	int st = 0;
+	T_CHECK_EQ(rook_process_wait(p, &st), 0);
+	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	T_CHECK_EQ(rook_process_kill(p, SIGTERM), -ESRCH);
+	T_CHECK_EQ(rook_process_wait(p, &st), 0); /* again: same status */
+	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	rook_process_free(p);
+	return 0;
+}
+
+Test(process, bad_inputs_einval_and_missing_program_enoent, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, 0, bad_inputs, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+#define MIB (1 << 20)
+
+/* The child writes 1 MiB to a pipe while we read it: no deadlock. */
+static int big_pipe(void *arg)
+{
+	(void)arg;
+	struct rook_process *p;
+	T_CHECK_EQ(spawn_sh(&p, "head -c 1048576 /dev/zero", ROOK_STDIO_PIPE), 0);
+	int fd = rook_process_fd(p, 1);
+	T_CHECK(fd >= 0);
+	static char buf[65536];
+	long total = 0, nonzero = 0;
+	for (;;) {
+		ssize_t n = rook_read(fd, buf, sizeof(buf), -1);
+		if (n <= 0) {
+			T_CHECK_EQ(n, 0);
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			nonzero += buf[i] != 0;
+		total += n;
+	}
+	T_CHECK_EQ(total, MIB);
+	T_CHECK_EQ(nonzero, 0);
+	int st = -1;
+	T_CHECK_EQ(rook_process_wait(p, &st), 0);
+	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	rook_process_free(p);
+	return 0;
+}
+
+Test(process, child_writes_a_mib_to_a_pipe_read_concurrently, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, 0, big_pipe, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* A wait is cancelled (the child keeps running), then a kill ends it. */
+static int kill_running(void *arg)
+{
+	(void)arg;
+	struct rook_process *p;
+	T_CHECK_EQ(spawn_sh(&p, "exec sleep 60", ROOK_STDIO_NULL), 0);
+	rook_deadline_push(rook_now() + 20 * ROOK_MSEC);
+	T_CHECK_EQ(rook_process_wait(p, NULL), -ETIMEDOUT);
+	rook_deadline_pop();
+	T_CHECK_EQ(rook_process_kill(p, 0), 0); /* still running, handle valid */
+	T_CHECK_EQ(rook_process_kill(p, SIGKILL), 0);
+	int st = 0;
+	T_CHECK_EQ(rook_process_wait(p, &st), 0);
+	T_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	rook_process_free(p);
+	return 0;
+}
+
+Test(process, kill_of_a_running_child_after_a_timed_out_wait, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, 0, kill_running, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+Test(process, kill_and_wait_without_pidfd, .timeout = 60)
+{
+	setenv("ROOK_PROC_NO_PIDFD", "1", 1);
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, 0, kill_running, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* The child (sh, then cat; stdin and stdout pipes) has fds 0, 1, 2 and none
+ * of ours. It is listed after it wrote a line: the vfork parent resumes
+ * before exec has closed the close-on-exec fds, so an earlier look could
+ * still see them. */
+static int no_fd_leak(void *arg)
+{
+	(void)arg;
+	struct rook_process *p;
+	const char *argv[] = {"sh", "-c", "echo x; exec cat", NULL};
+	struct rook_process_opts o = {.argv = argv,
+				      .stdio = {ROOK_STDIO_PIPE, ROOK_STDIO_PIPE, ROOK_STDIO_NULL}};
+	T_CHECK_EQ(rook_process_spawn(&p, &o), 0);
+	char line[2];
+	T_CHECK_EQ(rook_read_full(rook_process_fd(p, 1), line, 2), 2);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", rook_process_pid(p));
+	DIR *d = opendir(path);
+	T_CHECK(d != NULL);
+	int n = 0, high = 0;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		/* Beyond 0-2, only fds the test harness handed us without
+		 * FD_CLOEXEC may be there: none the runtime opened. */
+		int fd = atoi(e->d_name);
+		n += fd <= 2;
+		int fl = fcntl(fd, F_GETFD);
+		high += fd > 2 && (fl < 0 || (fl & FD_CLOEXEC));
+	}
+	if (d)
+		closedir(d);
+	T_CHECK_EQ(n, 3);
+	T_CHECK_EQ(high, 0);
+	T_CHECK_EQ(rook_close(rook_process_fd(p, 0)), 0); /* EOF: cat exits */
+	int st = -1;
+	T_CHECK_EQ(rook_process_wait(p, &st), 0);
+	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	rook_process_free(p); /* skips the fd closed above */
+	return 0;
+}
+
+Test(process, child_gets_only_its_stdio_fds, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, 0, no_fd_leak, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+static int one_child(void *arg)
+{
+	int code = (int)(intptr_t)arg % 200;
+	char script[32];
+	snprintf(script, sizeof(script), "exit %d", code);
+	struct rook_process *p;
+	int r = spawn_sh(&p, script, ROOK_STDIO_NULL);
+	if (r)
+		return r;
+	int st = -1;
+	r = rook_process_wait(p, &st);
+	rook_process_free(p);
+	if (r)
+		return r;
+	return WIFEXITED(st) && WEXITSTATUS(st) == code ? 0 : -EPROTO;
+}
+
+static int thousand(void *arg)
+{
+	long n = *(long *)arg;
+	struct rook_task **t = calloc((size_t)n, sizeof(*t));
+	for (long i = 0; i < n; i++)
+		T_CHECK_EQ(rook_spawn(&t[i], one_child, (void *)(intptr_t)i), 0);
+	for (long i = 0; i < n; i++) {
+		int st = -1;
+		T_CHECK_EQ(rook_join(t[i], &st), 0);
+		T_CHECK_EQ(st, 0);
+	}
+	free(t);
+	return 0;
+}
+
+Test(process, thousand_children_at_once_on_two_workers, .timeout = 300)
+{
+	long n = scaled(1000, 4);
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, 0, thousand, &n), 0);
+	cr_expect_eq(waitpid(-1, NULL, WNOHANG), -1, "a child left unreaped");
+	cr_expect_eq(errno, ECHILD);
+	expect_clean_shutdown(fds);
+}

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rook_signal_wait: every arrival delivered exactly once (10,000 self-sent
+ * signals, counted), a timed-out wait consumes nothing, SIGINT with a
+ * waiter does not kill the process, bad sets are -EINVAL. Each test changes
+ * process-wide signal state, so it runs in a forked child and reports
+ * through its exit status.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/helpers.h"
+
+/* Runs fn in a forked child with set blocked; the child's exit status. */
+static int in_child(rook_fn fn, int sig)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t s;
+		sigemptyset(&s);
+		sigaddset(&s, sig);
+		if (rook_signal_block(&s))
+			_exit(90);
+		int r = run_with(2, 0, fn, NULL);
+		_exit(r == 0 && atomic_load(&t_failures) == 0 ? 0 : 91);
+	}
+	int st = -1;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+static _Atomic long got;
+
+static int waiter(void *arg)
+{
+	struct rook_sem *done = arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR1);
+	for (;;) {
+		int r = rook_signal_wait(&s);
+		if (r == -ECANCELED)
+			return 0;
+		T_CHECK_EQ(r, SIGUSR1);
+		atomic_fetch_add(&got, 1);
+		T_CHECK_EQ(rook_sem_release(done), 0);
+	}
+}
+
+/* One signal at a time (standard signals merge while pending), 4 waiters:
+ * each of n arrivals goes to exactly one of them. */
+static int exactly_once(void *arg)
+{
+	(void)arg;
+	long n = scaled(10000, 10);
+	struct rook_sem *done;
+	T_CHECK_EQ(rook_sem_create(&done, 0, 0), 0);
+	struct rook_task *t[4];
+	for (int i = 0; i < 4; i++)
+		T_CHECK_EQ(rook_spawn(&t[i], waiter, done), 0);
+	for (long i = 0; i < n; i++) {
+		T_CHECK_EQ(kill(getpid(), SIGUSR1), 0);
+		T_CHECK_EQ(rook_sem_acquire(done), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		rook_cancel(t[i]);
+		T_CHECK_EQ(rook_join(t[i], NULL), 0);
+	}
+	T_CHECK_EQ(atomic_load(&got), n);
+	rook_sem_destroy(done);
+	return 0;
+}
+
+Test(signal, ten_thousand_signals_each_delivered_exactly_once, .timeout = 300)
+{
+	int st = in_child(exactly_once, SIGUSR1);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
+static int timeout_keeps(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR2);
+	rook_deadline_push(rook_now() + 10 * ROOK_MSEC);
+	T_CHECK_EQ(rook_signal_wait(&s), -ETIMEDOUT);
+	rook_deadline_pop();
+	T_CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+	T_CHECK_EQ(rook_signal_wait(&s), SIGUSR2);
+	/* Arrived before anyone waits: kept for the next wait. */
+	T_CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+	rook_deadline_push(rook_now() - 1);
+	T_CHECK_EQ(rook_signal_wait(&s), -ETIMEDOUT); /* expired: consumes nothing */
+	rook_deadline_pop();
+	T_CHECK_EQ(rook_signal_wait(&s), SIGUSR2);
+	/* Bad sets. */
+	sigset_t e;
+	sigemptyset(&e);
+	T_CHECK_EQ(rook_signal_wait(NULL), -EINVAL);
+	T_CHECK_EQ(rook_signal_wait(&e), -EINVAL);
+	sigaddset(&e, SIGKILL);
+	T_CHECK_EQ(rook_signal_wait(&e), -EINVAL);
+	T_CHECK_EQ(rook_signal_block(&e), -EINVAL);
+	sigemptyset(&e);
+	sigaddset(&e, SIGWINCH); /* not blocked */
+	T_CHECK_EQ(rook_signal_wait(&e), -EINVAL);
+	return 0;
+}
+
+Test(signal, timed_out_wait_consumes_nothing, .timeout = 60)
+{
+	int st = in_child(timeout_keeps, SIGUSR2);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
+static int sigint_waiter(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGINT);
+	T_CHECK_EQ(rook_signal_wait(&s), SIGINT);
+	return 0;
+}
+
+static int sigint(void *arg)
+{
+	(void)arg;
+	struct rook_task *t;
+	T_CHECK_EQ(rook_spawn(&t, sigint_waiter, NULL), 0);
+	T_CHECK_EQ(rook_yield(), 0);
+	T_CHECK_EQ(kill(getpid(), SIGINT), 0);
+	int st = -1;
+	T_CHECK_EQ(rook_join(t, &st), 0);
+	T_CHECK_EQ(st, 0);
+	return 0;
+}
+
+Test(signal, sigint_with_a_waiter_does_not_kill, .timeout = 60)
+{
+	int st = in_child(sigint, SIGINT);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
