@@ -690,7 +690,95 @@ ROOK_API int rook_blocking(rook_fn fn, void *arg);
 /* Streams and servers                                                */
 /* ------------------------------------------------------------------ */
 
-/* (streams and servers: declarations go here) */
+/*
+ * Buffered streams over a socket or pipe (asyncio's StreamReader and
+ * StreamWriter, Go's bufio). A stream is used by one task at a time; every
+ * call below except open is a blocking call with the IO calls' rules for
+ * deadlines and cancellation. A read that fails (deadline, cancel, error,
+ * a line that does not fit) consumes nothing the caller did not get: the
+ * bytes received so far stay buffered for the next call. The read buffer
+ * is taken only once data is ready (the stream polls for POLLIN first), so
+ * an idle stream blocked in a read holds no buffer.
+ *
+ * rook_stream_open — a stream over fd (borrowed until rook_stream_close,
+ * which closes it) with bufsize bytes of read and of write buffer (0: 8 KiB).
+ * Any thread; never suspends. 0; -EINVAL s NULL or fd < 0; -EBADF; -ENOMEM.
+ */
+struct rook_stream;
+ROOK_API int rook_stream_open(struct rook_stream **s, int fd, size_t bufsize);
+
+/* rook_stream_read — what is buffered (up to len), else one receive.
+ * > 0 bytes; 0 end of file (or len 0); -errno (-ECONNRESET, -ECANCELED,
+ * -ETIMEDOUT ...); -EINVAL s NULL or buf NULL with len > 0. */
+ROOK_API ssize_t rook_stream_read(struct rook_stream *s, void *buf, size_t len);
+
+/*
+ * rook_stream_readline — the next line with its '\n' (or the rest at end of
+ * file), NUL-terminated when shorter than len. The byte count; 0 at end of
+ * file; -EMSGSIZE the line does not fit in len or in the stream's buffer
+ * (nothing consumed: drain it with rook_stream_read); -EINVAL; -errno.
+ * rook_stream_read_until — the same with the dlen-byte delimiter delim
+ * (-EINVAL delim NULL or dlen 0).
+ */
+ROOK_API ssize_t rook_stream_readline(struct rook_stream *s, char *buf, size_t len);
+ROOK_API ssize_t rook_stream_read_until(struct rook_stream *s, const void *delim, size_t dlen,
+					void *buf, size_t len);
+
+/* rook_stream_read_exactly — n bytes: n; -EPIPE end of file came first (the
+ * bytes received stay readable by the next call); -EINVAL; -errno. */
+ROOK_API ssize_t rook_stream_read_exactly(struct rook_stream *s, void *buf, size_t n);
+
+/*
+ * rook_stream_write — buffer buf (sending the buffer when it fills; writes
+ * of a buffer's size or more go straight out). len, or -errno when nothing
+ * of buf was taken, or the bytes taken before an error. On a socket it
+ * sends with MSG_NOSIGNAL (-EPIPE, no SIGPIPE); on a pipe whose reader is
+ * gone SIGPIPE is raised as by write(2). rook_stream_flush — send what is
+ * buffered: 0 or -errno (the buffered bytes are dropped on an error).
+ * rook_stream_close — flush, rook_close the fd and free s, whatever the
+ * flush returned: 0, or the flush's error, or close's. NULL: -EINVAL.
+ */
+ROOK_API ssize_t rook_stream_write(struct rook_stream *s, const void *buf, size_t len);
+ROOK_API int rook_stream_flush(struct rook_stream *s);
+ROOK_API int rook_stream_close(struct rook_stream *s);
+
+/*
+ * rook_serve — listen on host:port and run fn(fd, peer, arg) as its own
+ * task for each connection accepted. fn owns fd and closes it (rook_close,
+ * or rook_stream_close of a stream on it); peer is borrowed while fn runs;
+ * fn's return value is ignored. Blocking call, from a task; o is read
+ * before it returns its first suspension; arg is borrowed until it returns.
+ *
+ * host NULL or "": every address, IPv6 and IPv4 (dual-stack); else a
+ * numeric address or a name (resolved on the blocking pool). port 0 picks
+ * a free port, written to *bound_port (if set) before accepting. backlog 0:
+ * 4096. max_conns > 0: at most that many connections at once; beyond it
+ * accept waits (the kernel's backlog holds the rest). By default each
+ * worker gets its own SO_REUSEPORT listener and accept loop (the kernel
+ * spreads connections); ROOK_SERVE_SHARED uses one listener. Out of fds
+ * (EMFILE, ENFILE), accepting pauses 10 ms and resumes: the server keeps
+ * serving once fds free up.
+ *
+ * It runs until its task is cancelled or its deadline passes: then it stops
+ * accepting, cancels every connection task, waits for all of them
+ * (shielded: a connection that ignores cancellation delays it), closes the
+ * listeners and returns -ECANCELED (or -ETIMEDOUT). Every accepted fd is
+ * closed once: by fn, or by rook_serve when shutdown came before fn ran.
+ *   -EINVAL o or fn NULL, unknown flags, backlog < 0; -EPERM outside a
+ *   task; bind/listen errors (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...);
+ *   -ENOENT host does not resolve; -ENOMEM; an unexpected accept error.
+ */
+#define ROOK_SERVE_SHARED 1u
+typedef int (*rook_conn_fn)(int fd, const struct sockaddr *peer, void *arg);
+struct rook_serve_opts {
+	const char *host; /* NULL: every address, IPv6 and IPv4 */
+	uint16_t port;
+	int backlog;        /* 0: default */
+	unsigned max_conns; /* 0: unlimited; beyond it accept waits */
+	unsigned flags;     /* ROOK_SERVE_SHARED */
+	int *bound_port;    /* optional out: the port actually bound (port 0) */
+};
+ROOK_API int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Signals and subprocesses                                           */

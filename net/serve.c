@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rook_serve: listeners, accept loops, one detached task per connection and
+ * graceful shutdown, on the public IO calls only. Invariants: every accepted
+ * fd is closed exactly once, by fn (it owns it) or, when fn never runs, here;
+ * a connection task is in sv_conns (under sv_lock) exactly while fn runs, so
+ * the shutdown path may cancel any task it finds there (it is alive);
+ * sv_live counts connection tasks spawned and not yet ended (under
+ * sv_lock), and the one that brings it to 0 after sv_stopping is set wakes
+ * the shutdown.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rook.h>
+
+#include "sched/alloc.h"
+
+#define SERVE_DEFAULT_BACKLOG 4096
+#define SERVE_EMFILE_BACKOFF  (10 * ROOK_MSEC)
+
+struct conn {
+	struct conn *c_prev, *c_next;
+	struct rook_task *c_task;
+	struct server *c_sv;
+	int c_fd;
+	struct sockaddr_storage c_peer;
+};
+
+struct server {
+	rook_conn_fn sv_fn;
+	void *sv_arg;
+	pthread_mutex_t sv_lock; /* sv_conns, sv_stopping; never held across a suspension */
+	struct conn sv_conns;    /* list head */
+	bool sv_stopping;
+	unsigned long sv_live; /* under sv_lock */
+	struct rook_event *sv_drained;
+	struct rook_sem *sv_slots; /* max_conns permits, or NULL */
+};
+
+struct listener {
+	struct server *l_sv;
+	int l_fd;
+};
+
+static void conn_end(struct server *sv)
+{
+	if (sv->sv_slots)
+		rook_sem_release(sv->sv_slots);
+	/* Under the lock: the shutdown frees sv once it has seen 0 under it. */
+	pthread_mutex_lock(&sv->sv_lock);
+	if (--sv->sv_live == 0 && sv->sv_stopping)
+		rook_event_set(sv->sv_drained);
+	pthread_mutex_unlock(&sv->sv_lock);
+}
+
+static void live_add(struct server *sv, int d)
+{
+	pthread_mutex_lock(&sv->sv_lock);
+	sv->sv_live += (unsigned long)d;
+	pthread_mutex_unlock(&sv->sv_lock);
+}
+
+static int conn_main(void *arg)
+{
+	struct conn *c = arg;
+	struct server *sv = c->c_sv;
+	pthread_mutex_lock(&sv->sv_lock);
+	if (sv->sv_stopping) { /* shut down before we ran: fn never gets fd */
+		pthread_mutex_unlock(&sv->sv_lock);
+		rook_close(c->c_fd);
+		goto out;
+	}
+	c->c_task = rook_self();
+	c->c_next = sv->sv_conns.c_next;
+	c->c_prev = &sv->sv_conns;
+	c->c_next->c_prev = c;
+	sv->sv_conns.c_next = c;
+	pthread_mutex_unlock(&sv->sv_lock);
+
+	sv->sv_fn(c->c_fd, (const struct sockaddr *)&c->c_peer, sv->sv_arg);
+
+	pthread_mutex_lock(&sv->sv_lock);
+	c->c_prev->c_next = c->c_next;
+	c->c_next->c_prev = c->c_prev;
+	pthread_mutex_unlock(&sv->sv_lock);
+out:
+	conn_end(sv);
+	rook__free(c);
+	return 0;
+}
+
+static bool out_of_fds(int e)
+{
+	return e == -EMFILE || e == -ENFILE || e == -ENOBUFS || e == -ENOMEM;
+}
+
+/* One accept loop per listener; returns only with an error or cancelled. */
+static int accept_loop(void *arg)
+{
+	struct listener *l = arg;
+	struct server *sv = l->l_sv;
+	for (;;) {
+		int r;
+		if (sv->sv_slots && (r = rook_sem_acquire(sv->sv_slots)) < 0)
+			return r;
+		struct conn *c = rook__alloc(sizeof(*c));
+		if (!c) {
+			r = -ENOMEM;
+			goto retry;
+		}
+		memset(c, 0, sizeof(*c));
+		c->c_sv = sv;
+		socklen_t alen = sizeof(c->c_peer);
+		int fd = rook_accept(l->l_fd, (struct sockaddr *)&c->c_peer, &alen);
+		if (fd < 0) {
+			rook__free(c);
+			r = fd;
+			goto retry;
+		}
+		c->c_fd = fd;
+		live_add(sv, 1);
+		r = rook_spawn(NULL, conn_main, c);
+		if (r == 0)
+			continue;
+		rook_close(fd);
+		rook__free(c);
+		live_add(sv, -1);
+	retry:
+		if (sv->sv_slots)
+			rook_sem_release(sv->sv_slots);
+		if (r == -ECONNABORTED || r == -EPERM || r == -EPROTO)
+			continue; /* that connection only */
+		if (!out_of_fds(r))
+			return r;
+		/* Out of fds: keep the listener, try again once some are freed. */
+		if ((r = rook_sleep(SERVE_EMFILE_BACKOFF)) < 0)
+			return r;
+	}
+}
+
+/* The address to bind: numeric at once, names on the blocking pool. */
+struct resolve {
+	const char *r_host;
+	uint16_t r_port;
+	struct sockaddr_storage r_addr;
+	socklen_t r_len;
+};
+
+static int resolve_fn(void *arg)
+{
+	struct resolve *r = arg;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+	int e = getaddrinfo(r->r_host, NULL, &hints, &res);
+	if (e)
+		return e == EAI_SYSTEM ? -errno : (e == EAI_AGAIN ? -EAGAIN : -ENOENT);
+	memcpy(&r->r_addr, res->ai_addr, res->ai_addrlen);
+	r->r_len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int resolve(struct resolve *r)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&r->r_addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&r->r_addr;
+	memset(&r->r_addr, 0, sizeof(r->r_addr));
+	if (!r->r_host || !*r->r_host) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_addr = in6addr_any;
+		r->r_len = sizeof(*a6);
+	} else if (inet_pton(AF_INET, r->r_host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		r->r_len = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, r->r_host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		r->r_len = sizeof(*a6);
+	} else {
+		int e = rook_blocking(resolve_fn, r);
+		if (e)
+			return e;
+	}
+	if (r->r_addr.ss_family == AF_INET6)
+		a6->sin6_port = htons(r->r_port);
+	else
+		a4->sin_port = htons(r->r_port);
+	return 0;
+}
+
+/* A listening socket on r (its port updated once the first one bound). */
+static int listen_one(struct resolve *r, int backlog, bool reuseport, bool wildcard)
+{
+	int one = 1, zero = 0;
+	int fd = socket(r->r_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 && wildcard && errno == EAFNOSUPPORT) { /* no IPv6: IPv4 only */
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&r->r_addr;
+		memset(&r->r_addr, 0, sizeof(r->r_addr));
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(r->r_port);
+		r->r_len = sizeof(*a4);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	}
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (r->r_addr.ss_family == AF_INET6 && wildcard)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, (struct sockaddr *)&r->r_addr, r->r_len) < 0 || listen(fd, backlog) < 0)
+		goto fail;
+	if (r->r_port == 0) {
+		struct sockaddr_storage a;
+		socklen_t len = sizeof(a);
+		if (getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+			goto fail;
+		r->r_port = ntohs(((struct sockaddr_in *)&a)->sin_port); /* same offset in v6 */
+		((struct sockaddr_in *)&r->r_addr)->sin_port = htons(r->r_port);
+	}
+	return fd;
+fail:;
+	int e = -errno;
+	close(fd);
+	return e;
+}
+
+/*
+ * Stop: cancel the accept loops and join them, then cancel the connections
+ * and wait for every one (shielded: graceful shutdown completes even for a
+ * caller whose deadline passed), then close the listeners. Returns the
+ * first accept loop's error, if one failed.
+ */
+static int shutdown_all(struct server *sv, struct listener *ls, unsigned nl, struct rook_task **ts,
+			unsigned n)
+{
+	int err = 0;
+	rook_shield_push();
+	for (unsigned i = 0; i < n; i++)
+		rook_cancel(ts[i]);
+	for (unsigned i = 0; i < n; i++) {
+		int st = 0;
+		rook_join(ts[i], &st);
+		if (st < 0 && st != -ECANCELED && err == 0)
+			err = st;
+	}
+	pthread_mutex_lock(&sv->sv_lock);
+	sv->sv_stopping = true;
+	for (struct conn *c = sv->sv_conns.c_next; c != &sv->sv_conns; c = c->c_next)
+		rook_cancel(c->c_task);
+	bool wait = sv->sv_live != 0;
+	pthread_mutex_unlock(&sv->sv_lock);
+	if (wait) {
+		rook_event_wait(sv->sv_drained);
+		/* The last conn_end may still be inside the lock: let it leave. */
+		pthread_mutex_lock(&sv->sv_lock);
+		pthread_mutex_unlock(&sv->sv_lock);
+	}
+	for (unsigned i = 0; i < nl; i++)
+		rook_close(ls[i].l_fd);
+	rook_shield_pop();
+	return err;
+}
+
+/* Run the accept loops until the caller is cancelled (or one fails). */
+static int serve_run(struct server *sv, struct listener *ls, unsigned n)
+{
+	struct rook_task *ts[ROOK_MAX_WORKERS];
+	unsigned started = 0;
+	int r = 0;
+	for (; started < n; started++) {
+		ls[started].l_sv = sv;
+		if ((r = rook_spawn(&ts[started], accept_loop, &ls[started])) < 0)
+			break;
+	}
+	if (r == 0)
+		r = rook_wait_any(ts, n); /* >= 0: a loop failed; else cancelled */
+	int err = shutdown_all(sv, ls, n, ts, started);
+	if (r >= 0)
+		r = err ? err : -EIO;
+	return r;
+}
+
+int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg)
+{
+	if (!o || !fn || (o->flags & ~(unsigned)ROOK_SERVE_SHARED) || o->backlog < 0)
+		return -EINVAL;
+	if (!rook_self())
+		return -EPERM;
+	struct server sv = {.sv_fn = fn, .sv_arg = arg};
+	struct listener ls[ROOK_MAX_WORKERS];
+	struct resolve res = {.r_host = o->host, .r_port = o->port};
+	unsigned n = (o->flags & ROOK_SERVE_SHARED) ? 1 : rook_workers();
+	bool wildcard = !o->host || !*o->host;
+	int r = resolve(&res), backlog = o->backlog ? o->backlog : SERVE_DEFAULT_BACKLOG;
+	if (r < 0)
+		return r;
+	if (n == 0 || n > ROOK_MAX_WORKERS)
+		n = 1;
+	unsigned opened = 0;
+	for (; opened < n; opened++) {
+		if ((r = listen_one(&res, backlog, n > 1, wildcard)) < 0)
+			goto out_listeners;
+		ls[opened].l_fd = r;
+	}
+	if (o->bound_port)
+		*o->bound_port = res.r_port;
+	sv.sv_conns.c_next = sv.sv_conns.c_prev = &sv.sv_conns;
+	pthread_mutex_init(&sv.sv_lock, NULL);
+	if ((r = rook_event_create(&sv.sv_drained)) < 0)
+		goto out_lock;
+	if (o->max_conns && (r = rook_sem_create(&sv.sv_slots, o->max_conns, o->max_conns)) < 0)
+		goto out_event;
+	r = serve_run(&sv, ls, n);
+	opened = 0; /* serve_run closed them */
+	rook_sem_destroy(sv.sv_slots);
+out_event:
+	rook_event_destroy(sv.sv_drained);
+out_lock:
+	pthread_mutex_destroy(&sv.sv_lock);
+out_listeners:
+	for (unsigned i = 0; i < opened; i++)
+		close(ls[i].l_fd);
+	return r;
+}

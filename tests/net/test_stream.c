@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streams over a socketpair: pipelined requests split at every byte
+ * boundary, lines longer than the caller's buffer and the stream's, EOF in
+ * the middle of read_exactly (bytes left readable), a deadline mid-line
+ * (nothing consumed), buffered writes and the bad arguments.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rook.h>
+
+#include "tests/helpers.h"
+
+static const char req[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+
+struct split {
+	int fd;
+	size_t at;
+};
+
+static int writer_split(void *arg)
+{
+	struct split *sp = arg;
+	size_t len = sizeof(req) - 1;
+	T_CHECK_EQ(rook_send(sp->fd, req, sp->at, 0), (ssize_t)sp->at);
+	rook_yield();
+	T_CHECK_EQ(rook_send(sp->fd, req + sp->at, len - sp->at, 0), (ssize_t)(len - sp->at));
+	shutdown(sp->fd, SHUT_WR);
+	return 0;
+}
+
+static int split_main(void *arg)
+{
+	(void)arg;
+	static const char *want[] = {"GET /a HTTP/1.1\r\n", "Host: x\r\n", "\r\n",
+				     "GET /b HTTP/1.1\r\n", "\r\n"};
+	for (size_t at = 0; at < sizeof(req); at++) {
+		int sv[2];
+		T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		struct rook_stream *s;
+		T_CHECK_EQ(rook_stream_open(&s, sv[0], 0), 0);
+		struct split sp = {sv[1], at};
+		struct rook_task *w;
+		T_CHECK_EQ(rook_spawn(&w, writer_split, &sp), 0);
+		char line[64];
+		for (size_t i = 0; i < 5; i++) {
+			ssize_t n = rook_stream_readline(s, line, sizeof(line));
+			T_CHECK_EQ(n, (ssize_t)strlen(want[i]));
+			T_CHECK(n > 0 && strcmp(line, want[i]) == 0);
+		}
+		T_CHECK_EQ(rook_stream_readline(s, line, sizeof(line)), 0);
+		T_CHECK_EQ(rook_join(w, NULL), 0);
+		T_CHECK_EQ(rook_stream_close(s), 0);
+		T_CHECK_EQ(rook_close(sv[1]), 0);
+	}
+	return 0;
+}
+
+Test(stream, pipelined_requests_split_at_every_byte)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, 0, split_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+static int long_main(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	char buf[128];
+	struct rook_stream *s;
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], 16), 0);
+	const char *msg = "hello\n0123456789abcdefghijklmnopqrstuvwxyz\nend";
+	T_CHECK_EQ(rook_send(sv[1], msg, strlen(msg), 0), (ssize_t)strlen(msg));
+	shutdown(sv[1], SHUT_WR);
+	/* Too small for the caller: nothing consumed. */
+	T_CHECK_EQ(rook_stream_readline(s, buf, 4), -EMSGSIZE);
+	T_CHECK_EQ(rook_stream_readline(s, buf, 6), 6);
+	T_CHECK(memcmp(buf, "hello\n", 6) == 0);
+	/* Longer than the stream's buffer: -EMSGSIZE, then drained by read. */
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), -EMSGSIZE);
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), -EMSGSIZE);
+	T_CHECK_EQ(rook_stream_read_exactly(s, buf, 30), 30);
+	T_CHECK(memcmp(buf, "0123456789abcdefghijklmnopqrst", 30) == 0);
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 7);
+	T_CHECK(strcmp(buf, "uvwxyz\n") == 0);
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 3); /* the rest at EOF */
+	T_CHECK(strcmp(buf, "end") == 0);
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 0);
+	T_CHECK_EQ(rook_stream_close(s), 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	return 0;
+}
+
+Test(stream, lines_longer_than_the_buffers)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, long_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+static int exact_main(void *arg)
+{
+	size_t bufsize = (size_t)(intptr_t)arg;
+	int sv[2];
+	char out[100], in[100];
+	struct rook_stream *s;
+	for (int i = 0; i < 100; i++)
+		out[i] = (char)i;
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], bufsize), 0);
+	T_CHECK_EQ(rook_send(sv[1], out, 60, 0), 60);
+	shutdown(sv[1], SHUT_WR);
+	T_CHECK_EQ(rook_stream_read_exactly(s, in, 10), 10);
+	T_CHECK(memcmp(in, out, 10) == 0);
+	T_CHECK_EQ(rook_stream_read_exactly(s, in, 90), -EPIPE);
+	T_CHECK_EQ(rook_stream_read_exactly(s, in, 50), 50); /* left readable */
+	T_CHECK(memcmp(in, out + 10, 50) == 0);
+	T_CHECK_EQ(rook_stream_read(s, in, sizeof(in)), 0);
+	T_CHECK_EQ(rook_stream_read_exactly(s, in, 1), -EPIPE);
+	T_CHECK_EQ(rook_stream_close(s), 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	return 0;
+}
+
+Test(stream, eof_in_read_exactly_leaves_the_bytes)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, exact_main, (void *)(intptr_t)0), 0);
+	cr_assert_eq(run_with(1, 0, exact_main, (void *)(intptr_t)16), 0); /* n > buffer */
+	expect_clean_shutdown(fds);
+}
+
+static int deadline_main(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	char buf[64];
+	struct rook_stream *s;
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], 0), 0);
+	T_CHECK_EQ(rook_send(sv[1], "abc", 3, 0), 3);
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 20 * ROOK_MSEC), 0);
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), -ETIMEDOUT);
+	T_CHECK_EQ(rook_stream_read_until(s, "\r\n", 2, buf, sizeof(buf)), -ETIMEDOUT);
+	T_CHECK(rook_deadline_pop());
+	T_CHECK_EQ(rook_send(sv[1], "def\r\n", 5, 0), 5);
+	T_CHECK_EQ(rook_stream_read_until(s, "\r\n", 2, buf, sizeof(buf)), 8);
+	T_CHECK(strcmp(buf, "abcdef\r\n") == 0);
+	T_CHECK_EQ(rook_stream_close(s), 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	return 0;
+}
+
+Test(stream, deadline_mid_line_consumes_nothing)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, deadline_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+static int write_main(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	static char out[5000], in[5000];
+	struct rook_stream *s;
+	for (size_t i = 0; i < sizeof(out); i++)
+		out[i] = (char)(i * 7);
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], 64), 0);
+	size_t off = 0, step = 1;
+	while (off < sizeof(out)) { /* sizes 1, 2, 3 ... across the 64-byte buffer */
+		size_t n = step < sizeof(out) - off ? step : sizeof(out) - off;
+		T_CHECK_EQ(rook_stream_write(s, out + off, n), (ssize_t)n);
+		off += n;
+		step++;
+	}
+	T_CHECK_EQ(rook_stream_flush(s), 0);
+	T_CHECK_EQ(rook_read_full(sv[1], in, sizeof(in)), (ssize_t)sizeof(in));
+	T_CHECK(memcmp(in, out, sizeof(in)) == 0);
+	T_CHECK_EQ(rook_stream_write(s, "tail", 4), 4);
+	T_CHECK_EQ(rook_stream_close(s), 0); /* flushes */
+	T_CHECK_EQ(rook_read_full(sv[1], in, sizeof(in)), 4);
+	T_CHECK(memcmp(in, "tail", 4) == 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	return 0;
+}
+
+Test(stream, buffered_writes_arrive_in_order)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, write_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+static int args_main(void *arg)
+{
+	(void)arg;
+	int p[2];
+	char buf[8];
+	struct rook_stream *s = NULL;
+	T_CHECK_EQ(rook_stream_open(NULL, 0, 0), -EINVAL);
+	T_CHECK_EQ(rook_stream_open(&s, -1, 0), -EINVAL);
+	T_CHECK_EQ(rook_stream_read(NULL, buf, 1), -EINVAL);
+	T_CHECK_EQ(rook_stream_readline(NULL, buf, 1), -EINVAL);
+	T_CHECK_EQ(rook_stream_read_exactly(NULL, buf, 1), -EINVAL);
+	T_CHECK_EQ(rook_stream_write(NULL, buf, 1), -EINVAL);
+	T_CHECK_EQ(rook_stream_flush(NULL), -EINVAL);
+	T_CHECK_EQ(rook_stream_close(NULL), -EINVAL);
+	T_CHECK_EQ(pipe(p), 0);
+	T_CHECK_EQ(rook_stream_open(&s, p[0], 0), 0);
+	T_CHECK_EQ(rook_stream_read(s, NULL, 1), -EINVAL);
+	T_CHECK_EQ(rook_stream_read(s, buf, 0), 0);
+	T_CHECK_EQ(rook_stream_read_until(s, NULL, 1, buf, 8), -EINVAL);
+	T_CHECK_EQ(rook_stream_read_until(s, "x", 0, buf, 8), -EINVAL);
+	T_CHECK_EQ(rook_stream_read_exactly(s, buf, 0), 0);
+	T_CHECK_EQ(rook_stream_write(s, NULL, 1), -EINVAL);
+	T_CHECK_EQ(write(p[1], "ab\n", 3), 3); /* a pipe works too */
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 3);
+	T_CHECK_EQ(rook_stream_close(s), 0);
+	T_CHECK_EQ(close(p[1]), 0);
+	return 0;
+}
+
+Test(stream, bad_arguments_are_einval)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, args_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
