@@ -20,8 +20,11 @@
 static void rt_free(struct rook_rt *rt)
 {
 	if (rt->rt_workers) {
+		/* After a failed rt_alloc, workers past the failing one were
+		 * never initialised (w_rt still NULL: nothing to undo). */
 		for (unsigned i = 0; i < rt->rt_nworkers; i++)
-			rook__worker_fini(&rt->rt_workers[i]);
+			if (rt->rt_workers[i].w_rt)
+				rook__worker_fini(&rt->rt_workers[i]);
 		free(rt->rt_workers);
 	}
 	rook__stack_pool_fini(&rt->rt_stacks);
@@ -42,7 +45,8 @@ static int rt_alloc(struct rook_rt **out, const struct rook_config *cfg)
 	rt->rt_ring_entries = cfg->ring_entries;
 	rook__stack_pool_init(&rt->rt_stacks, cfg->stack_size);
 	void *ws = NULL;
-	if (posix_memalign(&ws, 64, sizeof(struct rook__worker) * cfg->workers) != 0)
+	if (rook__alloc_fail_now() ||
+	    posix_memalign(&ws, 64, sizeof(struct rook__worker) * cfg->workers) != 0)
 		goto fail;
 	rt->rt_workers = ws;
 	memset(ws, 0, sizeof(struct rook__worker) * cfg->workers);

@@ -206,8 +206,10 @@ static int region_grow(struct rook__stack_pool *p)
 	if (!r)
 		return -ENOMEM;
 	size_t len = (size_t)n * p->p_slot;
-	void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	void *base = rook__alloc_fail_now()
+			 ? MAP_FAILED
+			 : mmap(NULL, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (base == MAP_FAILED) {
 		rook__free(r);
 		return -ENOMEM;
@@ -286,7 +288,7 @@ struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__sta
 	       !atomic_compare_exchange_weak_explicit(&stack_fail_next, &fail, fail - 1,
 						      memory_order_relaxed, memory_order_relaxed))
 		;
-	if (fail)
+	if (fail || rook__alloc_fail_now())
 		return NULL;
 	if (!c->c_head && !c->c_fresh_left && cache_refill(p, c) < 0)
 		return NULL;

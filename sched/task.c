@@ -69,8 +69,9 @@ static struct chunk *chunk_new(void)
 		     !atomic_exchange_explicit(&first_taken, true, memory_order_relaxed);
 	if (first)
 		bytes = sizeof(struct chunk) + FIRST_CHUNK_TASKS * sizeof(struct rook_task);
-	struct chunk *c =
-	    mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct chunk *c = rook__alloc_fail_now() ? MAP_FAILED
+						 : mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+							MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	/* Handles keep a generation in the top 16 address bits (task.h). */
 	if (c != MAP_FAILED && ((uintptr_t)c + bytes - 1) >> ROOK__TAG_SHIFT) {
 		munmap(c, bytes);

@@ -17,8 +17,23 @@ int rook__worker_index(void);
  * park); 0 outside a worker. */
 unsigned rook__idle_workers(void);
 
-/* Fail the n-th call of rook__alloc from now on (1 = the next); 0 disables. */
+/* Fail the n-th injection point passed from now on (1 = the next): every
+ * rook__alloc, the mmap of stack regions and task chunks, and objects
+ * taken from caches (tasks, stacks, rings). 0 disables. Needs a
+ * ROOK_TESTING build (see sched/alloc.h); elsewhere these are no-ops. */
 void rook__alloc_fail_nth(long n);
+
+/* Count the injection points passed and record their sites ("file:line")
+ * from now on (on), or stop; either way the count, the sites and the
+ * failed site start afresh. */
+void rook__alloc_trace(bool on);
+/* Points passed while tracing. */
+long rook__alloc_points(void);
+/* The site of the last injected failure, or NULL. */
+const char *rook__alloc_failed_site(void);
+/* Copy up to max distinct sites seen while tracing to out; returns how
+ * many there are. */
+size_t rook__alloc_sites(const char **out, size_t max);
 
 /* Fail the next n task-stack allocations (as if mmap returned ENOMEM). */
 void rook__stack_fail_next(unsigned n);
