@@ -871,7 +871,93 @@ ROOK_API void rook_process_free(struct rook_process *p);
 /* Diagnostics                                                        */
 /* ------------------------------------------------------------------ */
 
-/* (diagnostics: declarations go here) */
+/*
+ * All off by default; each is cheap when on (numbers in perf/NOTES.md).
+ * Environment, read when a runtime starts:
+ *   ROOK_DUMP_SIGNAL=QUIT|USR1|USR2  that signal writes rook_dump's report
+ *       to stderr; the process goes on (the handler only wakes a thread).
+ *   ROOK_STALL_MS=N  (recommended: 100) a watchdog reports, once per stall,
+ *       a worker that has run the same task for N ms without reaching a
+ *       scheduling point (a blocking call, rook_yield), with the task's id,
+ *       name and backtrace (taken on the worker's thread with signal
+ *       SIGRTMAX-1), and a "stall ended" line with the total when it moves
+ *       on; and a worker's timers overdue by N ms.
+ * Backtraces follow frame pointers (librook is built with them); frames of
+ * code built without them may be missing.
+ */
+
+/* Names the calling task; name is copied, truncated to 31 bytes. Shown by
+ * rook_dump, the stall detector and tools/rook-gdb.py. 0; -EPERM outside a
+ * task; -EINVAL if name is NULL. */
+ROOK_API int rook_task_set_name(const char *name);
+
+/* Writes every live task of the caller's runtime (from a plain thread:
+ * of every running runtime) to fd: id, name, state (running on worker N;
+ * runnable; not started; done, not joined; suspended in which call, on
+ * which fd for IO, and for how long) and each suspended task's backtrace.
+ * Any thread; does not suspend (the report is written with write(2)).
+ * Returns the number of tasks listed; -EBADF for a negative fd, -ENOMEM,
+ * or the -errno of a failed write. */
+ROOK_API int rook_dump(int fd);
+
+#define ROOK_STATS_WORKERS 64 /* workers[] covers the first 64 workers */
+
+struct rook_worker_stats {
+	uint64_t spawned;        /* tasks spawned by tasks running on it */
+	uint64_t finished;       /* tasks that ended on it */
+	uint64_t rounds;         /* scheduling rounds (polls of IO and timers) */
+	uint64_t steal_attempts; /* victims with queued work it tried */
+	uint64_t stolen;         /* tasks it took from other workers */
+	uint64_t parks;          /* times it went to sleep */
+	uint64_t runq_depth;     /* tasks queued on it now */
+	uint64_t io_submitted;   /* IO operations submitted to its ring */
+	uint64_t io_completed;   /* ... whose result a task received */
+	uint64_t io_cancelled;   /* ... cancelled (cancel, deadline, close) */
+	uint64_t timers_armed;
+	uint64_t timers_fired;
+	uint64_t running; /* 1 if it is running a task now */
+};
+
+/* Counters of one runtime, summed over its workers, then per worker. They
+ * are per-worker and unshared (no cost while nobody reads them), read
+ * racily: each is exact once the counted work is done. */
+struct rook_stats {
+	size_t size;       /* bytes of this struct that were written */
+	unsigned nworkers; /* all of them (workers[] holds the first 64) */
+	uint64_t tasks_spawned;
+	uint64_t tasks_finished;
+	uint64_t tasks_live; /* spawned, not finished */
+	uint64_t steal_attempts, stolen;
+	uint64_t parks;
+	uint64_t runq_depth;      /* queued on workers */
+	uint64_t injection_depth; /* queued from outside the runtime */
+	uint64_t io_submitted, io_completed, io_cancelled;
+	uint64_t timers_armed, timers_fired;
+	uint64_t blocking_threads; /* threads of the blocking pool (process) */
+	uint64_t stacks_in_use;    /* task stacks handed out (process) */
+	uint64_t stack_bytes_reserved;
+	uint64_t longest_run_ns; /* longest stall seen (ROOK_STALL_MS only) */
+	struct rook_worker_stats workers[ROOK_STATS_WORKERS];
+};
+
+/* Fills out with the counters of the caller's runtime (from a plain
+ * thread: of the only running runtime). size: sizeof(*out) as the caller
+ * knows it; fields past it are not written, so older callers keep
+ * working; out->size says how much was. Any thread; does not suspend.
+ * 0; -EINVAL (out NULL, or size below offsetof workers); -ESRCH (no
+ * runtime, or several and the caller is in none). */
+ROOK_API int rook_stats(struct rook_stats *out, size_t size);
+
+#define ROOK_STATS_TEXT       0 /* "name value" lines */
+#define ROOK_STATS_PROMETHEUS 1 /* the Prometheus text exposition format */
+
+/* Writes rook_stats' counters to fd in format. Returns the bytes written;
+ * -EINVAL (unknown format), -EBADF (fd < 0), -ESRCH as rook_stats, or the
+ * -errno of a failed write. */
+ROOK_API int rook_stats_write(int fd, int format);
+
+/* ROOK_TRACE=path.json: trace events; flushed at stop or here. */
+ROOK_API int rook_trace_flush(void);
 
 #ifdef __cplusplus
 }

@@ -129,6 +129,7 @@ static int cancel_and_drain(struct rook__io_op *op, struct rook__waiter *wt, uin
 		rook__wait_wake(wt);
 	}
 	(void)rook__wait_park(wt, t2);
+	rook__diag_inc(&rook__worker_self()->w_ds.d_io_cancelled, 1);
 	return keep_result(kind, op->o_res) ? op->o_res : reason;
 }
 
@@ -318,7 +319,11 @@ int rook__io_submit(const struct rook__io_req *rq)
 	prep(sqe, rq);
 	io_uring_sqe_set_data(sqe, &op);
 	rook__ring_queued(io, &op);
+	rook__diag_inc(&w->w_ds.d_io_submitted, 1);
+	self->t_stack->s_diag.d_fd = rq->r_fd;
 	r = rook__wait_park(wt, token);
+	self->t_stack->s_diag.d_fd = -1;
+	rook__diag_inc(&rook__worker_self()->w_ds.d_io_completed, 1);
 	/* w is stale from here on: we may run on another worker. */
 	uint64_t s = atomic_load_explicit(&op.o_state, memory_order_acquire);
 	if ((s >> 32) != 0)

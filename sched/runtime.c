@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include "diag/diag.h"
 #include "sched/alloc.h"
 #include "sched/task.h"
 #include "sched/testing.h"
@@ -100,6 +101,7 @@ int rook_rt_start(struct rook_rt **out, const struct rook_config *cfg)
 			pthread_join(rt->rt_workers[i].w_thread, NULL);
 		goto fail;
 	}
+	rook__diag_rt_start(rt);
 	*out = rt;
 	return 0;
 fail:
@@ -213,6 +215,7 @@ int rook_rt_stop(struct rook_rt *rt)
 	struct rook__worker *self = rook__worker_self();
 	if (self && self->w_rt == rt)
 		return -EBUSY;
+	rook__diag_rt_stop(rt);
 	atomic_store_explicit(&rt->rt_stopping, true, memory_order_seq_cst);
 	/* Store buffering against rook__spawn (store t_refs; fence; load
 	 * rt_stopping): a seq_cst store alone does not order the sweep's later

@@ -46,6 +46,7 @@ struct rook_rt {
 
 	struct rook__stack_pool rt_stacks;
 	_Atomic unsigned rt_started; /* workers that entered their loop */
+	void *rt_diag;               /* diag/watch.c: registry entry, watchdog */
 };
 
 /* Common spawn path. w: the spawning worker or NULL. */

@@ -25,6 +25,7 @@
 
 #include <stdatomic.h>
 
+#include "diag/tdiag.h"
 #include "sched/lock.h"
 
 /* Lives at the top of its own stack memory. */
@@ -33,8 +34,9 @@ struct rook__stack {
 	char *s_top; /* one past the highest usable byte (this struct) */
 	bool s_guarded;
 	struct rook__stack *s_next;
-	void *s_san_fiber;  /* TSan fiber, reused by every task on this stack */
-	uint64_t s_task_id; /* the running task's id, for overflow reports */
+	void *s_san_fiber;         /* TSan fiber, reused by every task on this stack */
+	uint64_t s_task_id;        /* the running task's id, for overflow reports */
+	struct rook__tdiag s_diag; /* name, current wait (diag/tdiag.h) */
 };
 
 struct rook__stack_region {

@@ -146,8 +146,10 @@ int rook__wait_park_until(struct rook__waiter *w, uint32_t token, uint64_t wake_
 		}
 	}
 	/* Fast path: already woken (pairs with the exchange in unpark). */
-	if (atomic_load_explicit(&t->t_park, memory_order_acquire) != ROOK__P_WOKEN)
+	if (atomic_load_explicit(&t->t_park, memory_order_acquire) != ROOK__P_WOKEN) {
+		rook__tdiag_park(&t->t_stack->s_diag);
 		rook__task_switch_out(ROOK__POST_PARK);
+	}
 	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
 	if (armed)
 		rook__timer_disarm(&tm);

@@ -262,8 +262,10 @@ bool rook__worker_has_other_work(struct rook__worker *w)
 /* Fire w's due timers; a woken task goes to the firing worker's LIFO slot. */
 static void fire_timers(struct rook__worker *w, uint64_t now)
 {
-	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_acquire) <= now)
-		rook__timer_fire(&w->w_timers, now);
+	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_acquire) <= now) {
+		int n = rook__timer_fire(&w->w_timers, now);
+		rook__diag_inc(&rook__worker_entry()->w_ds.d_timers_fired, (uint64_t)n);
+	}
 }
 
 /* Earliest timer deadline of any worker (a racy snapshot). */
@@ -294,6 +296,7 @@ int rook__worker_timer_arm(struct rook__timer *tm)
 	int r = rook__timer_arm(&w->w_timers, tm);
 	if (r < 0)
 		return r;
+	rook__diag_inc(&w->w_ds.d_timers_armed, 1);
 	/* A parked worker sleeping past this deadline must re-plan: wake one
 	 * (it recomputes its timeout from every heap before parking again). */
 	if (rt->rt_nworkers > 1 &&
@@ -436,6 +439,7 @@ static void park(struct rook__worker *w)
 		}
 		if (timeout > 0) {
 			rook__stat_add(w, ROOK__STAT_PARKS, 1);
+			rook__diag_inc(&w->w_ds.d_parks, 1);
 			park_sleep(w, next, timeout);
 		}
 		if (next != UINT64_MAX) {
@@ -459,6 +463,7 @@ static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker 
 	int64_t size = rook__deque_size(&v->w_deque);
 	if (size <= 0 || (size == 1 && !last_pass))
 		return NULL;
+	rook__diag_inc(&w->w_ds.d_steal_tries, 1);
 	int64_t want = (size + 1) / 2;
 	if (want > STEAL_MAX)
 		want = STEAL_MAX;
@@ -480,6 +485,7 @@ static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker 
 	}
 	if (got)
 		rook__stat_add(w, ROOK__STAT_STEALS, got);
+	rook__diag_inc(&w->w_ds.d_stolen, (uint64_t)got);
 	return first;
 }
 
@@ -633,6 +639,7 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 	rook__stat_add(w, ROOK__STAT_STACKS, 1);
 	/* For overflow reports only: numbered in order of first run. */
 	s->s_task_id = (w->w_next_id++ << 10) | w->w_index;
+	rook__tdiag_reset(&s->s_diag);
 	t->t_stack = s;
 	t->t_sp = rook__ctx_make(s->s_top, rook__task_entry, t);
 	atomic_store_explicit(&t->t_state, ROOK__T_STARTED, memory_order_relaxed);
@@ -648,6 +655,7 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
  * 4.6 ns of the 31 ns of a yield between 10 tasks, measured). */
 void rook__worker_poll(struct rook__worker *w)
 {
+	rook__diag_inc(&w->w_ds.d_hb, 1);
 	if (w->w_io && (w->w_io_busy || (++w->w_poll_tick & (IDLE_POLL_EVERY - 1)) == 0))
 		rook__park_poll(w);
 	uint64_t now = 0;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "diag/tdiag.h"
 #include "sched/deque.h"
 #include "sched/lock.h"
 #include "sched/stack.h"
@@ -77,6 +78,7 @@ struct rook__worker {
 	void *w_san_fiber;         /* the scheduler's TSan fiber */
 	const void *w_asan_bottom; /* the worker thread's own stack (ASan) */
 	size_t w_asan_size;
+	struct rook__wdiag w_ds; /* owner-written counters (diag/tdiag.h) */
 };
 
 /* The worker running the caller, NULL on a plain thread. Never inlined: a

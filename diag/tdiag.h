@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-task and per-worker diagnostic state kept where the hot paths already
+ * write: a task's name and the start of its current wait live in its stack's
+ * descriptor (struct rook__stack, already written at first run), so struct
+ * rook_task does not grow; a worker's heartbeat and counters live at the end
+ * of its owner-only fields. Writers are the owner only (the task, the
+ * worker); readers (rook_dump, rook_stats, the stall watchdog) read racily
+ * and validate what they read.
+ */
+#ifndef ROOK_DIAG_TDIAG_H
+#define ROOK_DIAG_TDIAG_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#define ROOK__NAME_MAX 32 /* bytes with the NUL */
+
+struct rook__tdiag {
+	char d_name[ROOK__NAME_MAX]; /* "" until rook_task_set_name */
+	uint64_t d_since_ns;         /* CLOCK_MONOTONIC_COARSE at the last park */
+	int d_fd;                    /* fd of the IO call parked in, or -1 */
+};
+
+/* Per-worker counters: single writer (the worker), relaxed load + store so
+ * an increment is a plain add; readers sum them racily. */
+struct rook__wdiag {
+	_Atomic uint64_t d_hb;          /* scheduling points reached (stall watch) */
+	_Atomic uint64_t d_steal_tries; /* victims probed with work queued */
+	_Atomic uint64_t d_stolen;      /* tasks taken from other workers */
+	_Atomic uint64_t d_parks;       /* times this worker went to sleep */
+	_Atomic uint64_t d_timers_armed;
+	_Atomic uint64_t d_timers_fired; /* by this worker, on any worker's heap */
+	_Atomic uint64_t d_io_submitted;
+	_Atomic uint64_t d_io_completed;
+	_Atomic uint64_t d_io_cancelled;
+};
+
+static inline void rook__diag_inc(_Atomic uint64_t *c, uint64_t d)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+			      memory_order_relaxed);
+}
+
+/* A task's stack was handed to it (first run). */
+static inline void rook__tdiag_reset(struct rook__tdiag *d)
+{
+	d->d_name[0] = '\0';
+	d->d_fd = -1;
+}
+
+/* A task is about to suspend in a blocking call. */
+static inline void rook__tdiag_park(struct rook__tdiag *d);
+
+/* The coarse clock (a few ns through the vDSO, 1-4 ms resolution): enough
+ * to say how long a task has waited. */
+static inline uint64_t rook__diag_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void rook__tdiag_park(struct rook__tdiag *d)
+{
+	d->d_since_ns = rook__diag_coarse_ns();
+}
+
+#endif

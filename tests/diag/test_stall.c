@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ROOK_STALL_MS watchdog, run in a child process whose stderr is a
+ * file: a task spinning 300 ms with ROOK_STALL_MS=100 is reported exactly
+ * once, with the spinning function in the backtrace, and a "stall ended"
+ * line follows; a task that yields every 10 ms is never reported.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/helpers.h"
+
+static uint64_t mono_ms(void)
+{
+	return rook_now() / ROOK_MSEC;
+}
+
+/* noinline: the backtrace must show this function itself. */
+__attribute__((noinline)) static int spin_300ms(void *arg)
+{
+	(void)arg;
+	rook_task_set_name("spinner");
+	uint64_t end = mono_ms() + 300;
+	while (mono_ms() < end)
+		;
+	return 0;
+}
+
+__attribute__((noinline)) static int yield_every_10ms(void *arg)
+{
+	(void)arg;
+	rook_task_set_name("yielder");
+	uint64_t end = mono_ms() + 300;
+	while (mono_ms() < end) {
+		uint64_t slice = mono_ms() + 10;
+		while (mono_ms() < slice)
+			;
+		rook_yield();
+	}
+	return 0;
+}
+
+static int stall_main(void *arg)
+{
+	rook_fn fn = arg;
+	struct rook_task *t;
+	if (rook_spawn(&t, fn, NULL) != 0 || rook_join(t, NULL) != 0)
+		return 1;
+	return 0;
+}
+
+/* Runs fn in a child with ROOK_STALL_MS=100 (one worker); its stderr. */
+static char *run_child(rook_fn fn)
+{
+	char path[] = "/tmp/rook-stall-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(fd, STDERR_FILENO);
+		setenv("ROOK_STALL_MS", "100", 1);
+		struct rook_config cfg = {.workers = 1};
+		_exit(rook_run(&cfg, stall_main, (void *)fn));
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *s = calloc(1, (size_t)len + 1);
+	cr_assert(s);
+	cr_assert_eq(pread(fd, s, (size_t)len, 0), len);
+	close(fd);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x:\n%s", st, s);
+	return s;
+}
+
+static int count(const char *s, const char *what)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
+Test(stall, spinning_task_is_reported_once_with_its_backtrace, .timeout = 120)
+{
+	char *s = run_child(spin_300ms);
+	cr_expect_eq(count(s, "rook: stall: worker 0 has run task "), 1, "%s", s);
+	cr_expect(strstr(s, "\"spinner\" for "), "%s", s);
+	cr_expect_eq(count(s, "rook: stall ended: worker 0, "), 1, "%s", s);
+	const char *bt = strstr(s, "without a scheduling point\n");
+	cr_expect(bt && strstr(bt, "spin_300ms"), "no spin_300ms in the backtrace:\n%s", s);
+	free(s);
+}
+
+Test(stall, task_yielding_every_10ms_is_not_reported, .timeout = 120)
+{
+	char *s = run_child(yield_every_10ms);
+	cr_expect_eq(count(s, "rook: stall"), 0, "%s", s);
+	free(s);
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rook_stats and rook_stats_write: counters match a known workload exactly
+ * (N spawns -> N spawned and N finished, K sleeps -> K timers armed and
+ * fired, K receives -> K IO operations submitted and completed), both
+ * output formats carry them, and bad input gets its -errno.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/helpers.h"
+
+static int nothing(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+#define NSPAWN 1000
+#define NSLEEP 20
+#define NRECV  50
+
+static struct rook_stats before, after;
+static char text[1 << 16], prom[1 << 16];
+
+static void read_fd(int fd, char *buf, size_t size)
+{
+	ssize_t n = pread(fd, buf, size - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+static int stats_main(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	char bytes[NRECV] = {0};
+	T_CHECK_EQ(send(sv[1], bytes, sizeof(bytes), 0), NRECV);
+	T_CHECK_EQ(rook_stats(&before, sizeof(before)), 0);
+	struct rook_task *t[NSPAWN];
+	for (int i = 0; i < NSPAWN; i++)
+		T_CHECK_EQ(rook_spawn(&t[i], nothing, NULL), 0);
+	for (int i = 0; i < NSPAWN; i++)
+		T_CHECK_EQ(rook_join(t[i], NULL), 0);
+	for (int i = 0; i < NSLEEP; i++)
+		T_CHECK_EQ(rook_sleep(100 * ROOK_USEC), 0);
+	for (int i = 0; i < NRECV; i++) {
+		char c;
+		T_CHECK_EQ(rook_recv(sv[0], &c, 1, 0), 1);
+	}
+	T_CHECK_EQ(rook_stats(&after, sizeof(after)), 0);
+	int fd = memfd_create("stats", MFD_CLOEXEC);
+	T_CHECK(rook_stats_write(fd, ROOK_STATS_TEXT) > 0);
+	read_fd(fd, text, sizeof(text));
+	T_CHECK_EQ(ftruncate(fd, 0), 0);
+	T_CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+	T_CHECK(rook_stats_write(fd, ROOK_STATS_PROMETHEUS) > 0);
+	read_fd(fd, prom, sizeof(prom));
+	close(fd);
+	T_CHECK_EQ(rook_stats_write(-1, ROOK_STATS_TEXT), -EBADF);
+	T_CHECK_EQ(rook_stats_write(1, 7), -EINVAL);
+	T_CHECK_EQ(rook_stats(NULL, sizeof(after)), -EINVAL);
+	T_CHECK_EQ(rook_stats(&after, 8), -EINVAL);
+	/* An older, shorter struct: only its part is written. */
+	struct rook_stats small;
+	memset(&small, 0xab, sizeof(small));
+	size_t cut = offsetof(struct rook_stats, workers);
+	T_CHECK_EQ(rook_stats(&small, cut), 0);
+	T_CHECK_EQ(small.size, cut);
+	T_CHECK_EQ(small.workers[0].spawned, 0xababababababababull);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
+Test(stats, counters_match_a_known_workload)
+{
+	int fds = fd_count();
+	struct rook_stats st;
+	cr_expect_eq(rook_stats(&st, sizeof(st)), -ESRCH);
+	cr_expect_eq(rook_stats_write(1, ROOK_STATS_TEXT), -ESRCH);
+	cr_assert_eq(run_with(1, 0, stats_main, NULL), 0);
+	expect_clean_shutdown(fds);
+	cr_expect_eq(after.size, sizeof(after));
+	cr_expect_eq(after.nworkers, 1);
+	cr_expect_eq(after.tasks_spawned - before.tasks_spawned, NSPAWN);
+	cr_expect_eq(after.tasks_finished - before.tasks_finished, NSPAWN);
+	cr_expect_eq(after.tasks_live, 1, "only main is live: %llu",
+		     (unsigned long long)after.tasks_live);
+	cr_expect_eq(after.timers_armed - before.timers_armed, NSLEEP);
+	cr_expect_eq(after.timers_fired - before.timers_fired, NSLEEP);
+	cr_expect_eq(after.io_submitted - before.io_submitted, NRECV);
+	cr_expect_eq(after.io_completed - before.io_completed, NRECV);
+	cr_expect_eq(after.io_cancelled, before.io_cancelled);
+	cr_expect_eq(after.workers[0].spawned, after.tasks_spawned - 1, "main came from outside");
+	cr_expect_gt(after.workers[0].rounds, before.workers[0].rounds);
+	cr_expect_eq(after.workers[0].running, 1, "main was running when it asked");
+	cr_expect_gt(after.stack_bytes_reserved, 0);
+	char line[128];
+	snprintf(line, sizeof(line), "rook_tasks_spawned_total %llu\n",
+		 (unsigned long long)after.tasks_spawned);
+	cr_expect(strstr(text, line), "%s not in:\n%s", line, text);
+	cr_expect(strstr(text, "rook_tasks_spawned_total.worker0 "), "%s", text);
+	cr_expect(strstr(prom, "# TYPE rook_tasks_spawned_total counter\n"), "%s", prom);
+	cr_expect(strstr(prom, "# TYPE rook_tasks_live gauge\n"), "%s", prom);
+	cr_expect(strstr(prom, line), "%s", prom);
+	cr_expect(strstr(prom, "rook_timers_fired_total{worker=\"0\"} "), "%s", prom);
+}
