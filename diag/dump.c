@@ -144,7 +144,7 @@ ROOK__DIAG_NOSAN static void snap_context(struct snap *s, const struct rook__sta
 
 ROOK__DIAG_NOSAN static bool snap_task(struct rook_task *t, struct rook_rt *rt, struct snap *s)
 {
-	if (atomic_load_explicit(&t->t_magic, memory_order_acquire) != ROOK__TASK_MAGIC ||
+	if (!(atomic_load_explicit(&t->t_gen, memory_order_acquire) & ROOK__GEN_LIVE) ||
 	    t->t_rt != rt)
 		return false;
 	memset(s, 0, sizeof(*s));

@@ -18,10 +18,13 @@ run_suite() { # name, cmake args...
 	local name=$1; shift
 	local dir=build-test-$name
 	echo "== $name: configure and build" >&2
-	cmake -S . -B "$dir" -DROOK_BUILD_TESTS=ON -DROOK_BUILD_PERF=ON -DROOK_WERROR=ON "$@" >/dev/null
-	cmake --build "$dir" -j"$jobs" >/dev/null
+	# Called as "run_suite ... || status=1", where set -e is off: every
+	# step must fail the suite itself, or a configure error runs no test.
+	cmake -S . -B "$dir" -DROOK_BUILD_TESTS=ON -DROOK_BUILD_PERF=ON -DROOK_WERROR=ON "$@" >/dev/null ||
+		return 1
+	cmake --build "$dir" -j"$jobs" >/dev/null || return 1
 	echo "== $name: ctest" >&2
-	(cd "$dir" && ctest --output-on-failure --timeout 900)
+	(cd "$dir" && ctest --output-on-failure --no-tests=error --timeout 900)
 }
 
 # The tree is formatted by .clang-format; a diff fails the suite before any build.
