@@ -82,7 +82,7 @@ int rook_gather(struct rook_task **ts, size_t n, int *statuses)
 	for (size_t i = 0; i < n; i++) {
 		struct rook_task *t = slot(ts[i]);
 		if (statuses)
-			statuses[i] = t->t_status;
+			statuses[i] = atomic_load_explicit(&t->t_status, memory_order_relaxed);
 		rook__task_put(t); /* the handle's reference */
 	}
 	return 0;
@@ -193,11 +193,12 @@ int rook_wait_for(rook_fn fn, void *arg, uint64_t timeout_ns, int *status)
 		rook_shield_pop();
 		/* A result computed anyway (the child ignored or outran the
 		 * cancellation) is returned, not lost. */
-		if (t->t_status != -ECANCELED && r == -ETIMEDOUT)
+		if (atomic_load_explicit(&t->t_status, memory_order_relaxed) != -ECANCELED &&
+		    r == -ETIMEDOUT)
 			r = 0;
 	}
 	if (r == 0 && status)
-		*status = t->t_status;
+		*status = atomic_load_explicit(&t->t_status, memory_order_relaxed);
 	rook_detach(h); /* t is done: this releases our handle */
 	return r;
 }

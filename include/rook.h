@@ -751,7 +751,8 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  *
  * host NULL or "": every address, IPv6 and IPv4 (dual-stack); else a
  * numeric address or a name (resolved on the blocking pool). port 0 picks
- * a free port, written to *bound_port (if set) before accepting. backlog 0:
+ * a free port, written to *bound_port (if set) before accepting (a
+ * release store: another task may poll it with an acquire load). backlog 0:
  * 4096. max_conns > 0: at most that many connections at once; beyond it
  * accept waits (the kernel's backlog holds the rest). By default each
  * worker gets its own SO_REUSEPORT listener and accept loop (the kernel

@@ -308,8 +308,9 @@ int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg)
 			goto out_listeners;
 		ls[opened].l_fd = r;
 	}
+	/* Another task may be polling for it: store with release (rook.h). */
 	if (o->bound_port)
-		*o->bound_port = res.r_port;
+		__atomic_store_n(o->bound_port, (int)res.r_port, __ATOMIC_RELEASE);
 	sv.sv_conns.c_next = sv.sv_conns.c_prev = &sv.sv_conns;
 	pthread_mutex_init(&sv.sv_lock, NULL);
 	if ((r = rook_event_create(&sv.sv_drained)) < 0)

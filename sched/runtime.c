@@ -122,7 +122,7 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	atomic_store_explicit(&t->t_state, ROOK__T_NEW, memory_order_relaxed);
 	atomic_store_explicit(&t->t_cancel, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
-	t->t_status = 0;
+	atomic_store_explicit(&t->t_status, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->t_shield, 0, memory_order_relaxed);
 	t->t_scopes = NULL;
 	t->t_fn = fn;

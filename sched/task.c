@@ -241,7 +241,7 @@ void rook__task_finish(struct rook_task *t, int status)
 	struct rook__waiter *wake = NULL;
 	rook__free(t->t_scopes);
 	t->t_scopes = NULL;
-	t->t_status = status;
+	atomic_store_explicit(&t->t_status, status, memory_order_relaxed);
 	rook__spin_lock(&t->t_lock);
 	/* Pairs with the acquire loads of t_state in join and rook_done. */
 	atomic_store_explicit(&t->t_state, ROOK__T_DONE, memory_order_release);
@@ -416,7 +416,9 @@ int rook_join(struct rook_task *h, int *status)
 	int r = rook__task_wait_gen(t, rook__gen_tag(g));
 	if (r != 0)
 		return r;
-	int st = t->t_status;
+	/* Relaxed and atomic: a losing concurrent join may read it while the
+	 * slot's next task writes it (the value is then dropped below). */
+	int st = atomic_load_explicit(&t->t_status, memory_order_relaxed);
 	/* Fails if another join released it meanwhile (or the slot moved on:
 	 * then st may be another task's, and is dropped). */
 	if (!rook__handle_release(t, g))

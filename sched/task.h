@@ -84,7 +84,7 @@ struct rook__scopes {
 struct rook_task {
 	_Alignas(64) _Atomic uint32_t t_gen; /* ROOK__GEN_* */
 	_Atomic int t_refs;
-	int t_status;
+	_Atomic int t_status;     /* relaxed: t_state's release/acquire orders it */
 	_Atomic int t_shield;     /* shield depth; written by the owner only */
 	struct rook__spin t_lock; /* guards t_joiners and the DONE edge */
 	_Atomic uint8_t t_state;  /* ROOK__T_* */

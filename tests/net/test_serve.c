@@ -53,7 +53,7 @@ static int main_task(void *arg)
 {
 	struct rook_task *srv;
 	T_CHECK_EQ(rook_spawn(&srv, server_bound, arg), 0);
-	while (serve_port == 0)
+	while (__atomic_load_n(&serve_port, __ATOMIC_ACQUIRE) == 0)
 		rook_yield();
 	int open_fds[4];
 	const char *hosts[] = {"127.0.0.1", "::1", "127.0.0.1", "::1"};
