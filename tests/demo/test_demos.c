@@ -211,6 +211,13 @@ Test(demos, echo_server_echoes_every_line_then_stops, .timeout = 60)
 				 cl, i, cl);
 			cr_expect_eq(child_count(&c, k), 1, "'%s':\n%s", k, c.c_out);
 		}
+	/* SIGTERM: the listener closes, the open connection is still served
+	 * and finishes within the grace period. */
+	long sig = child_find_str(&c, "got SIGTERM: closing the listener");
+	long late = child_find_str(&c, "sent 'hello 2 from client 4', got 'hello 2 from client 4'");
+	cr_expect_geq(sig, 0, "%s", c.c_out);
+	cr_expect_gt(late, sig, "%s", c.c_out);
+	cr_expect_geq(child_find_str(&c, "open connections finished"), 0, "%s", c.c_out);
 	cr_expect_geq(child_find_str(&c, "server stopped"), 0, "%s", c.c_out);
 }
 
