@@ -156,63 +156,25 @@ static void spend_budget(bool fast)
 
 /*
  * A buffered write to a regular file is done with pwrite on the worker's
- * own thread, not through the ring. Why, measured with rook-perf file_io
- * (256 files x 4 MiB in 64 KiB writes, fsync, read back; 2 workers; Linux
- * 6.18, ext4 on virtio, 2 vCPUs; Go's thread-per-call pwrite as the peer):
- *
- * - ext4 does not take buffered writes with IOCB_NOWAIT, so io_uring
- *   punts every such write to an io-wq kernel thread: the
- *   io_uring_queue_async_work tracepoint fires for all 16,384 WRITEs of a
- *   run (and the 256 FSYNCs and OPENATs). Each write then costs a thread
- *   hop and a completion back to the worker for what is a 64 KiB copy
- *   into the page cache (copy_folio_from_iter_atomic, the top kernel symbol
- *   of perf record -g; no fdget or page-pinning cost shows, so registered
- *   files and fixed buffers have nothing to save here), and io-wq's bounded
- *   pool (4 threads per CPU by default; ring.c raises it) is shared with the
- *   fsyncs, which hold a thread for ~100 ms each: writes queued behind them
- *   (p50 2.9 ms from submit to CQE) and the last file's writes ended 1.30 s
- *   into the run. Inline, a 64 KiB write takes ~19 us and all writes end by
- *   0.33 s; what is left is the fsyncs' writeback, as for Go.
- * - Write phase (writes + fsyncs), s, median of 5 rounds, each round
- *   running every variant once in turn (rook-perf ROOK_PERF_FILE_WRITE=
- *   io_uring|blocking forces the others):
- *                                  round set A   round set B
- *       io_uring, io-wq default        1.359          -
- *       io_uring, io-wq raised         1.322        1.269
- *       blocking pool (pwrite)           -          1.323
- *       inline, io-wq default          1.289          -
- *       inline, io-wq raised           1.234        1.240
- *       Go                             1.190        1.224
- *   Whole run, MiB/s, medians: set B inline 1,548, io_uring 1,520,
- *   blocking pool 1,391, Go 1,470 (rook/Go per round 0.97-1.09); set C, an
- *   hour later with a slower disk: inline 1,398, io_uring 1,282, blocking
- *   pool 1,184, Go 1,388 (per round 0.90-1.18). So: level with Go, ahead of
- *   the other two paths. The rest of the write phase is the disk: with
- *   every write done by 0.33 s, the fsyncs' writeback takes until 1.2 s for
- *   rook and Go alike. Tried and left out: submitting the ring's queued
- *   SQEs before each inline write, so that an fsync queued by the task
- *   before reaches the kernel without waiting for the next flush point
- *   (write phase 1.389 s vs 1.338 s without, median of 5 rounds: no gain).
+ * own thread, not through the ring: ext4 does not take buffered writes
+ * with IOCB_NOWAIT, so io_uring punts each one to an io-wq thread (a
+ * thread hop for a page-cache copy) and queues it behind the fsyncs
+ * holding io-wq's threads. Inline, file_io's writes end by 0.33 s instead
+ * of 1.30 s (numbers and the variants tried: perf/NOTES.md, "inline file
+ * writes").
  *
  * Only when it is a page-cache copy: a regular file (pipes, sockets, ttys
  * may block for ever) on a filesystem with a block device behind it
- * (major(st_dev) != 0: ext4, xfs on a disk; FUSE, NFS, 9p/virtiofs, tmpfs,
- * overlay and btrfs have anonymous device numbers, and a FUSE write can
- * wait on a daemon that may be one of our own tasks), not opened with
- * O_DIRECT (io_uring does those asynchronously) or O_DSYNC/O_SYNC (they wait
- * for the disk), and of at least INLINE_MIN_BYTES (smaller writes, mostly
- * to sockets and pipes, skip the checks). The checks cost one fstat (and
- * one fcntl for a regular file) per write, ~1 us, small next to an io-wq
- * round trip (a thread
- * wake-up, a context switch, a completion back to the worker). The write
- * can still sleep in the kernel under dirty-page throttling
- * (balance_dirty_pages), as Go's and a thread pool's do; the worker's other
- * tasks can then be stolen by the other workers. A task writing a file in
- * a loop never suspends, so inline writes have a budget of their own:
- * after INLINE_SLICE_NS of them in a row the task yields. It is time, not
- * IO_BUDGET writes: with 32 writes (2 MiB) every file of file_io was half
- * written when the next task started, and the first fsync, which starts
- * the disk, came at 0.19 s instead of 0.02 s.
+ * (major(st_dev) != 0; FUSE, NFS, 9p, tmpfs, overlay and btrfs have
+ * anonymous device numbers, and a FUSE write can wait on a daemon that may
+ * be one of our own tasks), not O_DIRECT (io_uring does those
+ * asynchronously) or O_DSYNC/O_SYNC (they wait for the disk), and of at
+ * least INLINE_MIN_BYTES (smaller writes, mostly to sockets and pipes,
+ * skip the checks: one fstat and one fcntl, ~1 us). The write can still
+ * sleep under dirty-page throttling, as Go's does. A task writing in a
+ * loop never suspends, so inline writes have a budget of their own: after
+ * INLINE_SLICE_NS of them in a row the task yields (time, not a count:
+ * with 32 writes per slice the first fsync came at 0.19 s, not 0.02 s).
  */
 static _Atomic int write_mode = ROOK__FILE_WRITE_AUTO;
 static _Atomic unsigned long inline_writes;
