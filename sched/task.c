@@ -30,16 +30,9 @@
  * points at a task (live or dead). The first chunk is small (a program
  * with a few tasks stays small); later ones are 2 MiB mappings committed
  * in one call (MADV_POPULATE_WRITE, Linux 5.14; older kernels fault them
- * in as they are touched), zero already, so no memset. spawn_many keeps a
- * million tasks alive and spent a quarter of its time in the fault path.
- * Measured on this 2-vCPU VM (spawn_many, rook alternating with the peers
- * as tools/bench.sh runs it, ops/s): 256-task malloc'd chunks with a
- * memset 4.2M at t1; 2 MiB THP chunks (MADV_HUGEPAGE) 8.0M when run alone
- * but 3.3-3.7M right after other processes, every time (the huge pages the
- * kernel then hands out were returned to the hypervisor by free page
- * reporting and the host faults them back in, 4 KiB at a time); 2 MiB
- * populated chunks 3.7-5.6M at t1 and 6.8-7.1M at t2 under the same
- * alternation, 5.9M alone. Steady beats a coin toss: populate it is.
+ * in as they are touched), zero already, so no memset. Chosen over THP
+ * chunks, which were bimodal on a VM with free page reporting (numbers:
+ * perf/NOTES.md, "task pool chunks").
  */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
