@@ -267,7 +267,7 @@ static void dispatch(struct rook__io *io, uint64_t ud, int res)
 {
 	switch (ud & 7u) {
 	case 0:
-		if (ud == ROOK__UD_IGNORE || ud == 0)
+		if (ud == 0)
 			return;
 		rook__ring_op_cqe(io, (struct rook__io_op *)(uintptr_t)ud, true, res);
 		return;

@@ -24,9 +24,8 @@ struct rook__waiter;
 
 /* CQE user_data tags that are not an operation (ops are 8-aligned
  * pointers; bit 0 set marks the CQE of a cancel request for that op). */
-#define ROOK__UD_EFD    2u /* the eventfd read armed for wake-ups */
-#define ROOK__UD_WAKE   4u /* a MSG_RING wake-up from another ring */
-#define ROOK__UD_IGNORE 6u /* CQEs nobody waits for (a MSG_RING's own) */
+#define ROOK__UD_EFD  2u /* the eventfd read armed for wake-ups */
+#define ROOK__UD_WAKE 4u /* a MSG_RING wake-up from another ring */
 
 /* Remote requests a ring's owner performs for another thread. */
 enum rook__ring_req_kind {
@@ -68,7 +67,6 @@ struct rook__io {
 	uint64_t i_efd_buf;           /* the armed read's buffer */
 	unsigned i_queued;            /* SQEs prepared since the last flush */
 	uint32_t i_batch;             /* flushes (and sleeps) so far */
-	uint32_t i_sq_flags_taskrun;  /* IORING_SQ_TASKRUN if the ring sets it */
 	_Atomic int i_inflight;       /* ops whose main CQE is due (any thread reads) */
 	/* Park word: 0 running, 1 asleep in io_uring_enter, 2 wake pending,
 	 * 3 dead (after fini). See the protocol in ring.c. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The park point of a worker: where an idle worker sleeps and how others
- * wake it. This is the seam between the scheduler and the IO layer: the
- * futex implementation in park.c is replaced by io_uring_enter (wait for a
- * completion, bounded by the next timer) when the IO layer is in.
+ * wake it. This is the seam between the scheduler and the IO layer, which
+ * implements it (io/ring.c: io_uring_enter waiting for a completion,
+ * bounded by the next timer; woken through an eventfd the ring reads).
  *
  * Contract:
  * - rook__park_wait(w, timeout_ns) is called by w's own thread only; it

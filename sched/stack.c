@@ -193,7 +193,6 @@ void rook__stack_pool_fini(struct rook__stack_pool *p)
 	}
 	p->p_regions = NULL;
 	p->p_free = NULL;
-	p->p_nfree = 0;
 	p->p_fresh = NULL;
 	p->p_fresh_left = 0;
 }
@@ -261,7 +260,6 @@ static int cache_refill(struct rook__stack_pool *p, struct rook__stack_cache *c)
 		for (unsigned i = 0; i < CACHE_BATCH && p->p_free; i++) {
 			struct rook__stack *s = p->p_free;
 			p->p_free = s->s_next;
-			p->p_nfree--;
 			s->s_next = c->c_head;
 			c->c_head = s;
 			c->c_len++;
@@ -316,7 +314,6 @@ void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c, st
 		keep = keep->s_next;
 	struct rook__stack *give = keep->s_next;
 	keep->s_next = NULL;
-	unsigned given = c->c_len - CACHE_MAX / 2;
 	c->c_len = CACHE_MAX / 2;
 	struct rook__stack *last = give;
 	while (last->s_next)
@@ -324,7 +321,6 @@ void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c, st
 	rook__spin_lock(&p->p_lock);
 	last->s_next = p->p_free;
 	p->p_free = give;
-	p->p_nfree += given;
 	rook__spin_unlock(&p->p_lock);
 }
 
@@ -336,7 +332,6 @@ void rook__stack_cache_drain(struct rook__stack_pool *p, struct rook__stack_cach
 		c->c_head = s->s_next;
 		s->s_next = p->p_free;
 		p->p_free = s;
-		p->p_nfree++;
 	}
 	c->c_len = 0;
 	rook__spin_unlock(&p->p_lock);

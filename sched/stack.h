@@ -48,7 +48,6 @@ struct rook__stack_region {
 struct rook__stack_pool {
 	struct rook__spin p_lock;
 	struct rook__stack *p_free; /* used stacks given back */
-	size_t p_nfree;
 	struct rook__stack_region *p_regions;
 	char *p_fresh;                    /* first never-used slot of the newest region */
 	unsigned p_fresh_left;            /* never-used slots left there */

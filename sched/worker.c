@@ -35,8 +35,8 @@
  *   the unnotified task or the pusher sees rt_ndeep > 0 and notifies
  *   (Dekker, as above).
  * At most half the workers spin at once; a spinner gives up after
- * SPIN_NS and parks. Parking is a futex wait on w_park_word; the IO layer
- * replaces it with io_uring_enter (see park_wait).
+ * SPIN_NS and parks. Parking is the IO layer's (sched/park.h):
+ * io_uring_enter bounded by the next timer, woken through an eventfd.
  */
 #include "sched/worker.h"
 
@@ -835,7 +835,6 @@ int rook__worker_init(struct rook__worker *w, struct rook_rt *rt, unsigned index
 	/* w_rt first: rook__worker_fini, also run after a failed init, needs it. */
 	w->w_rt = rt;
 	w->w_index = index;
-	w->w_rng = index * 2654435761u + 1;
 	w->w_cpu = -1;
 	w->w_next_id = 1;
 	int r = rook__deque_init(&w->w_deque, 8);

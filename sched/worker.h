@@ -42,7 +42,6 @@ struct rook__worker {
 	struct rook__spin w_yield_lock;
 	struct rook_task *w_yield_head, *w_yield_tail; /* under w_yield_lock */
 	int w_yield_n;                                 /* under w_yield_lock */
-	_Atomic uint32_t w_park_word;                  /* futex: 1 = wake up */
 	_Atomic bool w_woken_spinning;                 /* woken by notify; counted as a spinner */
 	_Atomic uint64_t w_nspawned;                   /* single writer: this worker */
 	_Atomic uint64_t w_nfinished;                  /* single writer: this worker */
@@ -59,8 +58,7 @@ struct rook__worker {
 	uint32_t w_tick;
 	unsigned w_lifo_runs;
 	unsigned w_timer_turn; /* which other worker's timers poll checks */
-	uint32_t w_rng;
-	unsigned *w_victims; /* other workers, nearest first */
+	unsigned *w_victims;   /* other workers, nearest first */
 	struct rook__stack_cache w_stacks;
 	struct rook__task_cache w_tasks;
 	bool w_idle_listed;   /* guarded by rt_idle_lock */
