@@ -30,6 +30,18 @@ ROOK__DIAG_NOSAN static bool worker_running(struct rook__worker *w)
 	return __atomic_load_n(&w->w_current, __ATOMIC_RELAXED) != NULL;
 }
 
+void rook__diag_io(enum rook__diag_io which)
+{
+	struct rook__worker *w = rook__worker_self();
+	if (!w)
+		return;
+	struct rook__wdiag *d = &w->w_ds;
+	rook__diag_inc(which == ROOK__DIAG_IO_SUBMITTED   ? &d->d_io_submitted
+		       : which == ROOK__DIAG_IO_COMPLETED ? &d->d_io_completed
+							  : &d->d_io_cancelled,
+		       1);
+}
+
 static void worker_fill(struct rook__worker *w, struct rook_worker_stats *ws)
 {
 	memset(ws, 0, sizeof(*ws));

@@ -43,6 +43,11 @@ static inline void rook__diag_inc(_Atomic uint64_t *c, uint64_t d)
 			      memory_order_relaxed);
 }
 
+/* Count one IO operation on the calling worker (diag/metrics.c): io/ does
+ * not see workers. */
+enum rook__diag_io { ROOK__DIAG_IO_SUBMITTED, ROOK__DIAG_IO_COMPLETED, ROOK__DIAG_IO_CANCELLED };
+void rook__diag_io(enum rook__diag_io which);
+
 /* A task's stack was handed to it (first run). */
 static inline void rook__tdiag_reset(struct rook__tdiag *d)
 {

@@ -684,7 +684,31 @@ ROOK_API int rook_blocking(rook_fn fn, void *arg);
 /* IO backends                                                        */
 /* ------------------------------------------------------------------ */
 
-/* (io backends: declarations go here) */
+/*
+ * Every IO call above has one contract and two implementations, chosen per
+ * runtime by rook_rt_start / rook_run:
+ * - "io_uring": one ring per worker (Linux >= 5.11), used when a ring can be
+ *   set up and a NOP goes through io_uring_enter under the process's live
+ *   seccomp filter;
+ * - "epoll": one epoll instance per worker; sockets and pipes through
+ *   nonblocking syscalls (MSG_DONTWAIT, RWF_NOWAIT) and readiness, regular
+ *   files through the rook_blocking pool (page-cache reads and buffered
+ *   writes inline where they cannot block). rook_accept and rook_connect set
+ *   O_NONBLOCK on their socket (accept and connect have no per-call flag).
+ * Selection: the environment variable ROOK_IO=uring|epoll|auto (default,
+ * also when unset or empty). auto uses io_uring where it works, else epoll
+ * with one line on stderr naming the reason (for example "rook: io_uring is
+ * not available (Operation not permitted: denied by seccomp or
+ * kernel.io_uring_disabled?); using epoll"). ROOK_IO=uring where io_uring is
+ * denied makes the start fail with -ENOSYS (and one line); another value of
+ * ROOK_IO fails with -EINVAL. The probe's answer is remembered for the
+ * process, except a shortage (-EMFILE, -ENFILE, -ENOMEM, -EAGAIN): that
+ * start uses epoll and a later start probes again.
+ *
+ * rook_io_backend: "io_uring" or "epoll" for the caller's runtime (called
+ * from one of its tasks); NULL outside a runtime. The string is static.
+ */
+ROOK_API const char *rook_io_backend(void);
 
 /* ------------------------------------------------------------------ */
 /* Streams and servers                                                */

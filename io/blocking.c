@@ -32,7 +32,6 @@
 #include "io/ring.h"
 #include "sched/task.h"
 #include "sched/wait.h"
-#include "sched/worker.h"
 
 #define POOL_MAX_DEFAULT     64u
 #define POOL_IDLE_MS_DEFAULT 10000ul
@@ -230,8 +229,8 @@ int rook_blocking(rook_fn fn, void *arg)
 		return r;
 	pthread_once(&pool_once, pool_init);
 	struct rook__waiter *w = &self->t_waiter;
-	struct rook__worker *me = rook__worker_self();
-	struct job j = {.j_fn = fn, .j_arg = arg, .j_w = w, .j_io = me->w_io, .j_state = J_QUEUED};
+	struct rook__io *me = rook__io_self();
+	struct job j = {.j_fn = fn, .j_arg = arg, .j_w = w, .j_io = me, .j_state = J_QUEUED};
 	pthread_mutex_lock(&pool_lock);
 	j.j_token = rook__wait_begin(w, rook__wait_cancellable());
 	uint32_t token = j.j_token;

@@ -2,11 +2,18 @@
 /*
  * Per-worker io_uring rings and the park point of sched/park.h.
  *
- * Set-up: the kernel's io_uring support is probed once per process (the
- * setup flags that work, IORING_ASYNC_CANCEL_FD) and cached; each worker
- * then creates its ring on its own thread in rook__park_init. If io_uring
- * cannot be set up at all, rook__park_init prints one line on stderr and
- * returns -ENOSYS, which rook_run / rook_rt_start return.
+ * Set-up and backend choice (rook__io_rt_init, once per runtime start): the
+ * kernel's io_uring support is probed (a ring is set up and a NOP goes
+ * through io_uring_enter, so a seccomp filter that allows setup but denies
+ * enter is caught here, not at the first IO), with the setup flags that
+ * work and IORING_ASYNC_CANCEL_FD. A success or a permanent refusal
+ * (ENOSYS, EPERM, EACCES, EINVAL) is cached; a transient one (EMFILE,
+ * ENFILE, ENOMEM, EAGAIN) is not: that start falls back like any other
+ * and the next one probes again (ENOMEM is also RLIMIT_MEMLOCK before
+ * Linux 5.12, where epoll is the right answer). ROOK_IO=uring|epoll|auto picks the backend; auto falls
+ * back to epoll (io/epoll.c) with one line on stderr. Each worker then
+ * creates its ring (or epoll instance) on its own thread in
+ * rook__park_init.
  *
  * Batching: ops only prepare SQEs. rook__park_poll (once per scheduling
  * round while SQEs are queued or ops are in flight, every 16th round
@@ -57,11 +64,10 @@
 
 #include "io/testing.h"
 #include "sched/alloc.h"
+#include "sched/lock.h"
 #include "sched/park.h"
-#include "sched/runtime.h"
 #include "sched/task.h"
 #include "sched/wait.h"
-#include "sched/worker.h"
 
 #define DEFAULT_ENTRIES 256u
 #define CQ_FACTOR       8u   /* CQ entries per SQ entry: many ops stay in flight */
@@ -72,7 +78,8 @@
 
 /* ---- process-wide probe ------------------------------------------------ */
 
-static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool probe_done;      /* probe_err is a lasting answer (under probe_lock) */
 static int probe_err;        /* 0, or the -errno that makes io_uring unusable */
 static unsigned probe_flags; /* setup flags every ring uses */
 static bool probe_cancel_fd; /* IORING_ASYNC_CANCEL_FD works */
@@ -107,7 +114,27 @@ static bool probe_cancel_fd_on(struct io_uring *r)
 	return ok;
 }
 
-static void probe(void)
+/* A NOP through io_uring_enter: what every op will need. A seccomp filter
+ * may allow io_uring_setup and deny io_uring_enter (then every IO would
+ * wait for ever). */
+static int probe_nop(struct io_uring *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	struct io_uring_cqe *cqe;
+	if (!sqe)
+		return -ENOMEM;
+	io_uring_prep_nop(sqe);
+	int n = io_uring_submit_and_wait(r, 1);
+	if (n < 0)
+		return n;
+	n = io_uring_wait_cqe(r, &cqe);
+	if (n < 0)
+		return n;
+	io_uring_cqe_seen(r, cqe);
+	return 0;
+}
+
+static int probe(unsigned *flags, bool *cancel_fd)
 {
 	int err = -EINVAL;
 	for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
@@ -118,12 +145,47 @@ static void probe(void)
 			continue; /* flags this kernel does not know */
 		if (err < 0)
 			break;
-		probe_flags = flag_sets[i];
-		probe_cancel_fd = probe_cancel_fd_on(&r);
+		err = probe_nop(&r);
+		if (err == 0) {
+			*flags = flag_sets[i];
+			*cancel_fd = probe_cancel_fd_on(&r);
+		}
 		io_uring_queue_exit(&r);
 		break;
 	}
-	probe_err = err < 0 ? err : 0;
+	return err < 0 ? err : 0;
+}
+
+/* Resource shortages pass; the process may have fds or memory again at the
+ * next start. */
+static bool transient(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EAGAIN ||
+	       err == -EINTR;
+}
+
+/* 0 if io_uring works, else why not. */
+static int uring_usable(void)
+{
+	int err = atomic_load_explicit(&force_err, memory_order_relaxed);
+	if (err)
+		return err;
+	pthread_mutex_lock(&probe_lock);
+	if (!probe_done) {
+		unsigned flags = 0;
+		bool cancel_fd = false;
+		err = probe(&flags, &cancel_fd);
+		if (!transient(err)) {
+			probe_flags = flags;
+			probe_cancel_fd = cancel_fd;
+			probe_err = err;
+			probe_done = true;
+		}
+	} else {
+		err = probe_err;
+	}
+	pthread_mutex_unlock(&probe_lock);
+	return err;
 }
 
 bool rook__ring_can_cancel_fd(void)
@@ -210,7 +272,7 @@ struct io_uring_sqe *rook__ring_sqe(struct rook__io *io)
 void rook__ring_queued(struct rook__io *io, struct rook__io_op *op)
 {
 	io->i_queued++;
-	io->i_worker->w_io_busy = true; /* poll every round (worker.c) */
+	io->i_head.pi_busy = true; /* poll every round (sched/park.h) */
 	if (op) {
 		op->o_io = io;
 		op->o_batch = io->i_batch + 1;
@@ -244,9 +306,12 @@ void rook__ring_op_cqe(struct rook__io *io, struct rook__io_op *op, bool main, i
 	    atomic_fetch_sub_explicit(&op->o_state, (uint64_t)1 << 32, memory_order_acq_rel);
 	if ((s >> 32) != 1)
 		return;
-	if (!rook__wait_claim(w, (uint32_t)s, res))
-		return;
-	/* Completions run in completion order (FIFO), not newest first. */
+	if (rook__wait_claim(w, (uint32_t)s, res))
+		rook__io_wake_claimed(w);
+}
+
+void rook__io_wake_claimed(struct rook__waiter *w)
+{
 	if (w->w_task)
 		rook__task_unpark_fifo(w->w_task);
 	else
@@ -320,9 +385,9 @@ static void wake_io(struct rook__io *io)
 	atomic_fetch_add_explicit(&io->i_wakers, 1, memory_order_seq_cst);
 	uint32_t old = atomic_exchange_explicit(&io->i_park, 2, memory_order_seq_cst);
 	if (old == 1) {
-		struct rook__worker *me = rook__worker_self();
-		struct rook__io *self = me ? me->w_io : NULL;
+		struct rook__io *self = rook__io_self();
 		if (self && self != io && !ring_dead(self) &&
+		    self->i_backend == ROOK__BACKEND_URING && io->i_backend == ROOK__BACKEND_URING &&
 		    atomic_load_explicit(&wake_mode, memory_order_relaxed) == ROOK__WAKE_MSG_RING)
 			kick_msg_ring(self, io);
 		else
@@ -355,35 +420,121 @@ void rook__ring_post(struct rook__io *io, struct rook__ring_req *q)
 	wake_io(io);
 }
 
-static void take_requests(struct rook__io *io)
+/* Owner: perform the requests other threads posted; whether there were any. */
+static bool take_requests(struct rook__io *io)
 {
 	rook__spin_lock(&io->i_req_lock);
 	struct rook__ring_req *q = io->i_req_head;
 	io->i_req_head = NULL;
 	atomic_store_explicit(&io->i_req_any, false, memory_order_relaxed);
 	rook__spin_unlock(&io->i_req_lock);
+	bool any = q != NULL;
 	while (q) {
 		/* q may be gone once its CQE is handled: read next first. */
 		struct rook__ring_req *next = q->q_next;
 		if (q->q_kind == ROOK__REQ_WAKE)
 			rook__wait_wake(q->q_waiter);
+		else if (io->i_backend == ROOK__BACKEND_EPOLL)
+			rook__epoll_req(io, q);
 		else
 			rook__ring_prep_req(io, q);
 		q = next;
 	}
+	return any;
+}
+
+/* ---- backend choice (sched/park.h) ------------------------------------ */
+
+static const char *err_name(int err)
+{
+	switch (err) {
+	case -EPERM:
+		return "EPERM: denied by seccomp or kernel.io_uring_disabled?";
+	case -EACCES:
+		return "EACCES: kernel.io_uring_disabled?";
+	case -ENOSYS:
+		return "ENOSYS: a kernel without io_uring";
+	case -EINVAL:
+		return "EINVAL: a kernel older than Linux 5.6";
+	default:
+		return NULL;
+	}
+}
+
+/* One line per start: the probe is made once, before the workers. */
+static void report(int err, const char *then)
+{
+	const char *why = err_name(err);
+	fprintf(stderr, "rook: io_uring is not available (%s%s%s)%s\n", strerror(-err),
+		why ? "; " : "", why ? why : "", then);
+}
+
+int rook__io_rt_init(struct rook__io_rt **out, unsigned nworkers, unsigned entries)
+{
+	const char *env = getenv("ROOK_IO");
+	int want = 0; /* 0: auto */
+	if (env && *env && strcmp(env, "auto") != 0) {
+		if (strcmp(env, "uring") == 0 || strcmp(env, "io_uring") == 0) {
+			want = ROOK__BACKEND_URING;
+		} else if (strcmp(env, "epoll") == 0) {
+			want = ROOK__BACKEND_EPOLL;
+		} else {
+			fprintf(stderr, "rook: ROOK_IO=%s is not one of uring, epoll, auto\n", env);
+			return -EINVAL;
+		}
+	}
+	int backend = ROOK__BACKEND_EPOLL;
+	if (want != ROOK__BACKEND_EPOLL) {
+		int err = uring_usable();
+		if (err == 0) {
+			backend = ROOK__BACKEND_URING;
+		} else if (want == ROOK__BACKEND_URING) {
+			report(err, "; ROOK_IO=uring: rook needs Linux >= 5.11 with io_uring allowed "
+				    "(seccomp, kernel.io_uring_disabled, RLIMIT_MEMLOCK)");
+			return -ENOSYS;
+		} else {
+			report(err, "; using epoll");
+		}
+	}
+	struct rook__io_rt *g =
+	    rook__calloc(1, sizeof(*g) + nworkers * sizeof(_Atomic(struct rook__io *)));
+	if (!g)
+		return -ENOMEM;
+	g->g_backend = backend;
+	g->g_entries = entries ? entries : DEFAULT_ENTRIES;
+	g->g_nworkers = nworkers;
+	*out = g;
+	return 0;
+}
+
+void rook__io_rt_fini(struct rook__io_rt *g)
+{
+	rook__free(g);
+}
+
+const char *rook__io_rt_backend(const struct rook__io_rt *g)
+{
+	if (!g)
+		return NULL;
+	return g->g_backend == ROOK__BACKEND_URING ? "io_uring" : "epoll";
 }
 
 /* ---- park point (sched/park.h) ---------------------------------------- */
 
-static void report_unavailable(struct rook__worker *w, int err, bool process_wide)
+static _Thread_local struct rook__io *tls_io;
+
+__attribute__((noinline)) struct rook__io *rook__io_self(void)
 {
-	/* The probe's answer is the same for every worker: one line per start. */
-	if (process_wide && w->w_index != 0)
+	return tls_io;
+}
+
+/* A worker's ring could not be set up although the probe's could (fds or
+ * memory ran out meanwhile): one line per start, not one per worker. */
+static void report_worker(struct rook__io_rt *g, int err)
+{
+	if (atomic_exchange_explicit(&g->g_reported, true, memory_order_relaxed))
 		return;
-	fprintf(stderr,
-		"rook: io_uring is not available (%s); rook needs Linux >= 5.11 with io_uring "
-		"allowed (seccomp, kernel.io_uring_disabled, RLIMIT_MEMLOCK)\n",
-		strerror(-err));
+	fprintf(stderr, "rook: cannot set up a worker's io_uring ring (%s)\n", strerror(-err));
 }
 
 /*
@@ -407,95 +558,113 @@ static void raise_iowq_limit(struct rook__io *io, unsigned entries)
 	(void)io_uring_register_iowq_max_workers(&io->i_ring, limits);
 }
 
-int rook__park_init(struct rook__worker *w)
+static int uring_init(struct rook__io *io, unsigned entries)
 {
-	pthread_once(&probe_once, probe);
-	int err = atomic_load_explicit(&force_err, memory_order_relaxed);
-	if (!err)
-		err = probe_err;
-	if (err) {
-		report_unavailable(w, err, true);
-		return -ENOSYS;
-	}
-	struct rook__io *io = pool_take();
-	if (!io)
-		return -ENOMEM;
-	unsigned entries = w->w_rt->rt_ring_entries ? w->w_rt->rt_ring_entries : DEFAULT_ENTRIES;
 	struct io_uring_params p = {
 	    .flags = probe_flags | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
 	    .cq_entries = entries * CQ_FACTOR,
 	};
-	err = io_uring_queue_init_params(entries, &io->i_ring, &p);
-	if (err < 0) {
-		report_unavailable(w, err, false);
-		pool_give(io);
-		return -ENOSYS;
-	}
+	int err = io_uring_queue_init_params(entries, &io->i_ring, &p);
+	if (err < 0)
+		return err;
 	/* Linux 5.18: enter through a registered ring fd (no fd lookup);
 	 * optional. */
 	(void)io_uring_register_ring_fd(&io->i_ring);
 	raise_iowq_limit(io, entries);
-	io->i_efd = eventfd(0, EFD_CLOEXEC);
-	if (io->i_efd < 0) {
-		err = -errno;
-		io_uring_queue_exit(&io->i_ring);
-		pool_give(io);
-		return err;
-	}
-	io->i_worker = w;
+	efd_arm(io);
+	flush(io, false);
+	return 0;
+}
+
+int rook__park_init(struct rook__io_rt *g, unsigned index, void **out)
+{
+	struct rook__io *io = pool_take();
+	if (!io)
+		return -ENOMEM;
+	io->i_backend = g->g_backend;
+	io->i_group = g;
+	io->i_index = index;
+	io->i_head.pi_busy = false;
 	io->i_queued = 0;
 	io->i_batch = 0;
 	io->i_req_head = NULL;
 	io->i_streak_task = NULL;
 	io->i_streak = 0;
 	io->i_inline_since_ns = 0;
+	io->i_epfd = -1;
+	io->i_fds = NULL;
+	io->i_nfds = 0;
 	atomic_store_explicit(&io->i_inflight, 0, memory_order_relaxed);
 	atomic_store_explicit(&io->i_req_any, false, memory_order_relaxed);
 	atomic_store_explicit(&io->i_park, 0, memory_order_relaxed);
-	efd_arm(io);
-	flush(io, false);
-	w->w_io = io;
+	bool epoll = g->g_backend == ROOK__BACKEND_EPOLL;
+	io->i_efd = eventfd(0, EFD_CLOEXEC | (epoll ? EFD_NONBLOCK : 0));
+	int err = io->i_efd < 0 ? -errno : 0;
+	if (!err)
+		err = epoll ? rook__epoll_init(io) : uring_init(io, g->g_entries);
+	if (err < 0) {
+		if (io->i_efd >= 0)
+			close(io->i_efd);
+		io->i_efd = -1;
+		report_worker(g, err);
+		pool_give(io);
+		return transient(err) ? err : -ENOSYS;
+	}
+	atomic_store_explicit(&g->g_ios[index], io, memory_order_release);
+	tls_io = io;
+	*out = io;
 	return 0;
 }
 
-void rook__park_fini(struct rook__worker *w)
+void rook__park_fini(void *p)
 {
-	struct rook__io *io = w->w_io;
+	struct rook__io *io = p;
 	if (!io)
 		return;
 	/* Pairs with the exchange and the i_wakers increment in park_wake. */
 	atomic_store_explicit(&io->i_park, 3, memory_order_seq_cst);
 	while (atomic_load_explicit(&io->i_wakers, memory_order_seq_cst) != 0)
 		rook__cpu_relax();
-	io_uring_queue_exit(&io->i_ring);
+	if (io->i_backend == ROOK__BACKEND_EPOLL)
+		rook__epoll_fini(io);
+	else
+		io_uring_queue_exit(&io->i_ring);
 	close(io->i_efd);
 	io->i_efd = -1;
-	/* w_io keeps pointing here: a late waker finds the dead state. */
+	tls_io = NULL;
+	/* The worker keeps pointing here: a late waker finds the dead state. */
 	pool_give(io);
 }
 
-void rook__park_poll(struct rook__worker *w)
+void rook__park_poll(void *p, bool idle)
 {
-	struct rook__io *io = w->w_io;
+	struct rook__io *io = p;
 	io->i_batch++;
 	if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
 		take_requests(io);
+	if (io->i_backend == ROOK__BACKEND_EPOLL) {
+		/* A syscall per poll: only when idle or every FLUSH_EVERY polls
+		 * while other tasks run (the ring's batching rule). */
+		if (idle || io->i_batch % FLUSH_EVERY == 0)
+			rook__epoll_poll(io, 0);
+		io->i_head.pi_busy = atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
+		return;
+	}
 	unsigned taskrun =
 	    IO_URING_READ_ONCE(*io->i_ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 	if ((io->i_queued || taskrun) &&
-	    (io->i_queued >= FLUSH_BATCH || io->i_batch % FLUSH_EVERY == 0 ||
-	     !rook__worker_has_other_work(w)))
+	    (io->i_queued >= FLUSH_BATCH || io->i_batch % FLUSH_EVERY == 0 || idle))
 		flush(io, true);
 	/* With no operation in flight only wake-ups can complete, and the
 	 * worker polls an idle ring only every few rounds (worker.c). */
 	reap(io);
-	w->w_io_busy =
+	io->i_head.pi_busy =
 	    io->i_queued || atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
 }
 
-void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
+void rook__park_wait(void *p, uint64_t timeout_ns)
 {
-	struct rook__io *io = w->w_io;
+	struct rook__io *io = p;
 	uint32_t expect = 0;
 	/* Pairs with the exchange in rook__park_wake (see the protocol). */
 	if (!atomic_compare_exchange_strong_explicit(&io->i_park, &expect, 1, memory_order_seq_cst,
@@ -503,9 +672,18 @@ void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
 		atomic_store_explicit(&io->i_park, 0, memory_order_relaxed);
 		return;
 	}
-	if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
-		take_requests(io);
+	bool took = atomic_load_explicit(&io->i_req_any, memory_order_relaxed) && take_requests(io);
 	io->i_batch++;
+	if (io->i_backend == ROOK__BACKEND_EPOLL) {
+		/* A request may have made a task runnable here: do not sleep. */
+		rook__epoll_poll(io, took ? 0 : timeout_ns);
+		atomic_store_explicit(&io->i_park, 0, memory_order_seq_cst);
+		if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
+			take_requests(io);
+		io->i_batch++;
+		io->i_head.pi_busy = atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
+		return;
+	}
 	struct io_uring_cqe *cqe;
 	if (timeout_ns == UINT64_MAX) {
 		(void)io_uring_submit_and_wait(&io->i_ring, 1);
@@ -524,8 +702,8 @@ void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
 	reap(io);
 }
 
-void rook__park_wake(struct rook__worker *w)
+void rook__park_wake(void *p)
 {
-	if (w->w_io)
-		wake_io(w->w_io);
+	if (p)
+		wake_io(p);
 }

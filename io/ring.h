@@ -8,6 +8,11 @@
  *
  * The ring also implements the park point of sched/park.h: a worker sleeps
  * in io_uring_enter waiting for one completion, bounded by its timeout.
+ *
+ * struct rook__io is the per-worker IO state of both backends: the wake-up
+ * protocol, the remote-request list and the cooperative budget are shared;
+ * the epoll backend (io/epoll.c) adds its epoll instance and fd table and
+ * leaves i_ring unused.
  */
 #ifndef ROOK_IO_RING_H
 #define ROOK_IO_RING_H
@@ -19,8 +24,14 @@
 
 #include "sched/lock.h"
 
-struct rook__worker;
+#include "io/backend.h"
+#include "sched/park.h"
+
 struct rook__waiter;
+struct rook__ep_op;
+struct rook__ep_fd;
+
+enum rook__backend { ROOK__BACKEND_URING = 1, ROOK__BACKEND_EPOLL = 2 };
 
 /* CQE user_data tags that are not an operation (ops are 8-aligned
  * pointers; bit 0 set marks the CQE of a cancel request for that op). */
@@ -29,8 +40,8 @@ struct rook__waiter;
 
 /* Remote requests a ring's owner performs for another thread. */
 enum rook__ring_req_kind {
-	ROOK__REQ_CANCEL_OP = 1, /* ASYNC_CANCEL the op (its own ring) */
-	ROOK__REQ_CANCEL_FD = 2, /* ASYNC_CANCEL every op on o_fd */
+	ROOK__REQ_CANCEL_OP = 1, /* ASYNC_CANCEL the op (its own ring); epoll: q_ep */
+	ROOK__REQ_CANCEL_FD = 2, /* ASYNC_CANCEL every op on q_fd; epoll: end waits */
 	ROOK__REQ_WAKE = 3,      /* rook__wait_wake(q_waiter), claimed already */
 };
 
@@ -57,11 +68,15 @@ struct rook__ring_req {
 	int q_kind;                    /* enum rook__ring_req_kind */
 	int q_fd;                      /* ROOK__REQ_CANCEL_FD */
 	struct rook__waiter *q_waiter; /* ROOK__REQ_WAKE */
+	struct rook__ep_op *q_ep;      /* epoll ROOK__REQ_CANCEL_OP: the waiting op */
 };
 
 struct rook__io {
+	struct rook__park_io i_head; /* first: what the scheduler reads */
+	int i_backend;               /* enum rook__backend */
 	struct io_uring i_ring;
-	struct rook__worker *i_worker;
+	struct rook__io_rt *i_group;
+	unsigned i_index;
 	struct rook__io *i_pool_next; /* type-stable pool of ring states */
 	int i_efd;                    /* eventfd wake-ups; -1 after fini */
 	uint64_t i_efd_buf;           /* the armed read's buffer */
@@ -80,7 +95,50 @@ struct rook__io {
 	_Alignas(64) const void *i_streak_task;
 	unsigned i_streak;
 	uint64_t i_inline_since_ns;
+	/* epoll backend (owner only): the instance, and per fd the ops that
+	 * wait on it (indexed by fd, grown on demand). */
+	int i_epfd;
+	struct rook__ep_fd *i_fds;
+	unsigned i_nfds;
 };
+
+/* The IO state of a runtime (sched/park.h): its backend and every worker's
+ * state, for rook_close (cancel on every worker). */
+struct rook__io_rt {
+	int g_backend;
+	unsigned g_entries;
+	unsigned g_nworkers;
+	_Atomic bool g_reported;             /* a ring init failure was printed */
+	_Atomic(struct rook__io *) g_ios[]; /* set by each worker's park init */
+};
+
+/* The calling worker thread's IO state; NULL elsewhere. Never inlined: a
+ * task may move to another thread across a suspension. */
+struct rook__io *rook__io_self(void);
+
+/* Wake a waiter whose wait the caller just claimed: completions run in
+ * completion order (FIFO), not newest first. */
+void rook__io_wake_claimed(struct rook__waiter *w);
+
+/* The cooperative budget (io/uring.c, both backends): after IO_BUDGET ops
+ * in a row by one task that did not have to wait (fast), yield. */
+void rook__io_spend_budget(struct rook__io *io, bool fast);
+
+/* Buffered page-cache writes done on the worker's thread (io/uring.c):
+ * whether rq qualifies, and doing it. */
+bool rook__io_write_inline_ok(const struct rook__io_req *rq);
+int rook__io_write_inline(struct rook__io *io, const struct rook__io_req *rq);
+
+/* The epoll backend (io/epoll.c). */
+int rook__epoll_init(struct rook__io *io);
+void rook__epoll_fini(struct rook__io *io);
+/* Owner: handle ready fds, waiting up to timeout_ns (0: not at all;
+ * UINT64_MAX: no bound). */
+void rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns);
+/* Owner: perform a remote CANCEL_OP / CANCEL_FD request. */
+void rook__epoll_req(struct rook__io *io, struct rook__ring_req *q);
+int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq);
+void rook__epoll_cancel_fd(struct rook__io *io, int fd);
 
 /* Owner only: an SQE to fill; flushes the SQ when it is full (never NULL). */
 struct io_uring_sqe *rook__ring_sqe(struct rook__io *io);

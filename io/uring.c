@@ -37,11 +37,11 @@
 #include "io/backend.h"
 #include "io/ring.h"
 #include "io/testing.h"
+#include "diag/tdiag.h"
 #include "sched/alloc.h"
-#include "sched/runtime.h"
+#include "sched/stack.h"
 #include "sched/task.h"
 #include "sched/wait.h"
-#include "sched/worker.h"
 
 /* Ops in a row by one task that complete in the poll right after they were
  * queued (no real wait) before the task yields to the others anyway. */
@@ -119,8 +119,7 @@ static int cancel_and_drain(struct rook__io_op *op, struct rook__waiter *wt, uin
 	 * acquire on failure: the op's o_res. */
 	if (atomic_compare_exchange_strong_explicit(&op->o_state, &s, (2ull << 32) | t2,
 						    memory_order_acq_rel, memory_order_acquire)) {
-		struct rook__worker *w = rook__worker_self();
-		if (w->w_io == op->o_io)
+		if (rook__io_self() == op->o_io)
 			rook__ring_prep_req(op->o_io, &q);
 		else
 			rook__ring_post(op->o_io, &q);
@@ -129,17 +128,15 @@ static int cancel_and_drain(struct rook__io_op *op, struct rook__waiter *wt, uin
 		rook__wait_wake(wt);
 	}
 	(void)rook__wait_park(wt, t2);
-	rook__diag_inc(&rook__worker_self()->w_ds.d_io_cancelled, 1);
+	rook__diag_io(ROOK__DIAG_IO_CANCELLED);
 	return keep_result(kind, op->o_res) ? op->o_res : reason;
 }
 
 /* Yield after IO_BUDGET fast ops (completed without a real wait) in a row
  * by the same task on a worker. */
-static void spend_budget(bool fast)
+void rook__io_spend_budget(struct rook__io *io, bool fast)
 {
-	struct rook__worker *w = rook__worker_self();
-	struct rook__io *io = w->w_io;
-	const void *me = w->w_current;
+	const void *me = rook_self();
 	if (!fast || io->i_streak_task != me) {
 		io->i_streak_task = me;
 		io->i_streak = fast;
@@ -201,7 +198,7 @@ static size_t write_bytes(const struct rook__io_req *rq)
 	return n;
 }
 
-static bool write_inline_ok(const struct rook__io_req *rq)
+bool rook__io_write_inline_ok(const struct rook__io_req *rq)
 {
 	if (rq->r_kind != ROOK__IO_WRITE && rq->r_kind != ROOK__IO_WRITEV)
 		return false;
@@ -222,11 +219,9 @@ static bool write_inline_ok(const struct rook__io_req *rq)
 /* Yield once the same task has kept its worker busy with inline writes for
  * INLINE_SLICE_NS: they are CPU work on the worker, so they are budgeted by
  * time, not counted as IO_BUDGET ops (32 writes of 64 KiB is 0.6 ms). */
-static void spend_inline(void)
+static void spend_inline(struct rook__io *io)
 {
-	struct rook__worker *w = rook__worker_self();
-	struct rook__io *io = w->w_io;
-	const void *me = w->w_current;
+	const void *me = rook_self();
 	uint64_t now = rook_now();
 	if (io->i_streak_task != me || io->i_inline_since_ns == 0) {
 		io->i_streak_task = me;
@@ -241,7 +236,7 @@ static void spend_inline(void)
 }
 
 /* errno is read right after the call, on the thread that made it. */
-static int write_inline(const struct rook__io_req *rq)
+int rook__io_write_inline(struct rook__io *io, const struct rook__io_req *rq)
 {
 	ssize_t n;
 	do {
@@ -254,7 +249,7 @@ static int write_inline(const struct rook__io_req *rq)
 	} while (n < 0 && errno == EINTR);
 	int r = n < 0 ? -errno : (int)n;
 	atomic_fetch_add_explicit(&inline_writes, 1, memory_order_relaxed);
-	spend_inline();
+	spend_inline(io);
 	return r;
 }
 
@@ -262,17 +257,18 @@ static int write_inline(const struct rook__io_req *rq)
 
 int rook__io_submit(const struct rook__io_req *rq)
 {
-	struct rook__worker *w = rook__worker_self();
-	struct rook_task *self = w ? w->w_current : NULL;
-	if (!self)
+	struct rook__io *io = rook__io_self();
+	struct rook_task *self = rook_self();
+	if (!self || !io)
 		return -EPERM;
 	bool shield = rq->r_kind == ROOK__IO_CLOSE;
 	int r = shield ? 0 : rook__wait_check();
 	if (r)
 		return r;
-	if (write_inline_ok(rq))
-		return write_inline(rq);
-	struct rook__io *io = w->w_io;
+	if (io->i_backend == ROOK__BACKEND_EPOLL)
+		return rook__epoll_submit(io, rq);
+	if (rook__io_write_inline_ok(rq))
+		return rook__io_write_inline(io, rq);
 	struct rook__waiter *wt = &self->t_waiter;
 	struct rook__io_op op = {.o_waiter = wt};
 	uint32_t token = rook__wait_begin(wt, !shield && rook__wait_cancellable());
@@ -281,18 +277,19 @@ int rook__io_submit(const struct rook__io_req *rq)
 	prep(sqe, rq);
 	io_uring_sqe_set_data(sqe, &op);
 	rook__ring_queued(io, &op);
-	rook__diag_inc(&w->w_ds.d_io_submitted, 1);
+	rook__diag_io(ROOK__DIAG_IO_SUBMITTED);
 	self->t_stack->s_diag.d_fd = rq->r_fd;
 	r = rook__wait_park(wt, token);
 	self->t_stack->s_diag.d_fd = -1;
-	rook__diag_inc(&rook__worker_self()->w_ds.d_io_completed, 1);
-	/* w is stale from here on: we may run on another worker. */
+	rook__diag_io(ROOK__DIAG_IO_COMPLETED);
+	/* io is stale from here on: we may run on another worker. */
 	uint64_t s = atomic_load_explicit(&op.o_state, memory_order_acquire);
 	if ((s >> 32) != 0)
 		return cancel_and_drain(&op, wt, s, r, rq->r_kind);
 	if (r != op.o_res) /* claimed by a canceller, then the CQE came */
 		return keep_result(rq->r_kind, op.o_res) ? op.o_res : r;
-	spend_budget(op.o_fast);
+	/* The task may run on another worker now: its budget is kept there. */
+	rook__io_spend_budget(rook__io_self(), op.o_fast);
 	if (r == -ECANCELED && !rook__task_cancel_pending(self))
 		return -EBADF; /* cancelled by rook_close of its fd */
 	return r;
@@ -306,18 +303,25 @@ struct fd_cancel {
 
 void rook__io_cancel_fd(int fd)
 {
-	struct rook__worker *w = rook__worker_self();
-	if (!w || !w->w_current || !rook__ring_can_cancel_fd())
+	struct rook__io *self = rook__io_self();
+	struct rook_task *me = rook_self();
+	if (!self || !me)
 		return;
-	struct rook_rt *rt = w->w_rt;
+	if (self->i_backend == ROOK__BACKEND_EPOLL) {
+		rook__epoll_cancel_fd(self, fd);
+		return;
+	}
+	if (!rook__ring_can_cancel_fd())
+		return;
+	struct rook__io_rt *g = self->i_group;
 	struct fd_cancel local[8], *fc = local;
-	if (rt->rt_nworkers > 8 && !(fc = rook__calloc(rt->rt_nworkers, sizeof(*fc))))
+	if (g->g_nworkers > 8 && !(fc = rook__calloc(g->g_nworkers, sizeof(*fc))))
 		return; /* best effort: ops on fd then end when the peer acts */
-	struct rook__waiter *wt = &w->w_current->t_waiter;
+	struct rook__waiter *wt = &me->t_waiter;
 	struct rook__io_op op = {.o_waiter = wt};
 	unsigned n = 0;
-	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
-		struct rook__io *io = rt->rt_workers[i].w_io;
+	for (unsigned i = 0; i < g->g_nworkers; i++) {
+		struct rook__io *io = atomic_load_explicit(&g->g_ios[i], memory_order_acquire);
 		if (io && atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0)
 			fc[n++] = (struct fd_cancel){
 			    .fc_q = {.q_op = &op, .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd},
@@ -328,7 +332,7 @@ void rook__io_cancel_fd(int fd)
 		uint32_t token = rook__wait_begin(wt, false);
 		atomic_init(&op.o_state, ((uint64_t)n << 32) | token);
 		for (unsigned i = 0; i < n; i++) {
-			if (fc[i].fc_io == w->w_io)
+			if (fc[i].fc_io == self)
 				rook__ring_prep_req(fc[i].fc_io, &fc[i].fc_q);
 			else
 				rook__ring_post(fc[i].fc_io, &fc[i].fc_q);

@@ -15,6 +15,7 @@
 
 #include "diag/diag.h"
 #include "sched/alloc.h"
+#include "sched/park.h"
 #include "sched/task.h"
 #include "sched/testing.h"
 
@@ -29,6 +30,7 @@ static void rt_free(struct rook_rt *rt)
 		free(rt->rt_workers);
 	}
 	rook__stack_pool_fini(&rt->rt_stacks);
+	rook__io_rt_fini(rt->rt_io);
 	rook__free(rt->rt_idle);
 	free(rt);
 }
@@ -77,6 +79,10 @@ int rook_rt_start(struct rook_rt **out, const struct rook_config *cfg)
 	if (r < 0)
 		return r;
 	r = rook__topo_plan(rt, !(c.flags & ROOK_NO_PIN));
+	if (r < 0)
+		goto fail;
+	/* Choose the IO backend (one probe per start, one stderr line). */
+	r = rook__io_rt_init(&rt->rt_io, rt->rt_nworkers, rt->rt_ring_entries);
 	if (r < 0)
 		goto fail;
 	rook__stack_install_handler();
@@ -252,4 +258,10 @@ int rook_run(const struct rook_config *cfg, rook_fn main, void *arg)
 		r = rook_join(t, &status);
 	rook_rt_stop(rt);
 	return r < 0 ? r : status;
+}
+
+const char *rook_io_backend(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	return w ? rook__io_rt_backend(w->w_rt->rt_io) : NULL;
 }

@@ -35,8 +35,8 @@
  *   the unnotified task or the pusher sees rt_ndeep > 0 and notifies
  *   (Dekker, as above).
  * At most half the workers spin at once; a spinner gives up after
- * SPIN_NS and parks. Parking is the IO layer's (sched/park.h):
- * io_uring_enter bounded by the next timer, woken through an eventfd.
+ * SPIN_NS and parks. Parking is the IO layer's wait (sched/park.h): an
+ * io_uring_enter or an epoll_wait bounded by the next timer.
  */
 #include "sched/worker.h"
 
@@ -330,13 +330,13 @@ void rook__notify(struct rook_rt *rt)
 	atomic_store_explicit(&w->w_woken_spinning, true, memory_order_relaxed);
 	rook__spin_unlock(&rt->rt_idle_lock);
 	atomic_fetch_sub_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
-	rook__park_wake(w);
+	rook__park_wake(w->w_io);
 }
 
 void rook__wake_all(struct rook_rt *rt)
 {
 	for (unsigned i = 0; i < rt->rt_nworkers; i++)
-		rook__park_wake(&rt->rt_workers[i]);
+		rook__park_wake(rt->rt_workers[i].w_io);
 }
 
 /* Is anything runnable anywhere in rt? (the re-check before sleeping) */
@@ -388,7 +388,7 @@ static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 {
 	struct rook_rt *rt = w->w_rt;
 	if (rt->rt_nworkers == 1) {
-		rook__park_wait(w, timeout);
+		rook__park_wait(w->w_io, timeout);
 		return;
 	}
 	for (unsigned naps = 0;; naps++) {
@@ -397,11 +397,11 @@ static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 			 * rook__schedule (work_visible fences too). */
 			atomic_fetch_add_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
 			if (!work_visible(rt))
-				rook__park_wait(w, timeout);
+				rook__park_wait(w->w_io, timeout);
 			atomic_fetch_sub_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
 			return;
 		}
-		rook__park_wait(w, timeout < RESCUE_NS ? timeout : RESCUE_NS);
+		rook__park_wait(w->w_io, timeout < RESCUE_NS ? timeout : RESCUE_NS);
 		if (timeout <= RESCUE_NS ||
 		    atomic_load_explicit(&w->w_woken_spinning, memory_order_relaxed) ||
 		    atomic_load_explicit(&rt->rt_exit, memory_order_acquire) || work_visible(rt))
@@ -656,8 +656,9 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 void rook__worker_poll(struct rook__worker *w)
 {
 	rook__diag_inc(&w->w_ds.d_hb, 1);
-	if (w->w_io && (w->w_io_busy || (++w->w_poll_tick & (IDLE_POLL_EVERY - 1)) == 0))
-		rook__park_poll(w);
+	const struct rook__park_io *io = w->w_io;
+	if (io && (io->pi_busy || (++w->w_poll_tick & (IDLE_POLL_EVERY - 1)) == 0))
+		rook__park_poll(w->w_io, !rook__worker_has_other_work(w));
 	uint64_t now = 0;
 	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_relaxed) != UINT64_MAX) {
 		now = rook__now();
@@ -813,14 +814,14 @@ void *rook__worker_main(void *arg)
 		pthread_attr_destroy(&attr);
 	}
 	rook__stack_sigaltstack_setup(&w->w_altstack);
-	w->w_init_err = rook__park_init(w);
+	w->w_init_err = rook__park_init(w->w_rt->rt_io, w->w_index, &w->w_io);
 	/* Pairs with the acquire load in rook_rt_start. */
 	atomic_fetch_add_explicit(&w->w_rt->rt_started, 1, memory_order_release);
 	if (w->w_init_err == 0) {
 		struct rook_task *t;
 		while ((t = next_task(w)))
 			run_task(w, t);
-		rook__park_fini(w);
+		rook__park_fini(w->w_io);
 	}
 	rook__stat_flush(w);
 	rook__stack_sigaltstack_teardown(w->w_altstack);

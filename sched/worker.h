@@ -62,8 +62,7 @@ struct rook__worker {
 	struct rook__stack_cache w_stacks;
 	struct rook__task_cache w_tasks;
 	bool w_idle_listed;   /* guarded by rt_idle_lock */
-	void *w_io;           /* the IO layer's per-worker state */
-	bool w_io_busy;       /* IO layer: SQEs queued or ops in flight */
+	void *w_io;           /* the IO layer's per-worker state (sched/park.h) */
 	uint32_t w_poll_tick; /* rounds, for polling an idle ring */
 	int w_init_err;       /* rook__park_init's result */
 	bool w_spinning;      /* counted in rt_nspinning */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The ring and park point: a runtime refuses to start, with one line on
- * stderr and -ENOSYS, when io_uring cannot be set up; wake-ups of parked
+ * The ring and park point: a runtime falls back to epoll with one line on
+ * stderr when io_uring cannot be set up (and refuses to start, -ENOSYS,
+ * where ROOK_IO=uring forces it); wake-ups of parked
  * workers are never lost (plain-thread spawns through the eventfd, worker
  * to worker through eventfd and MSG_RING); a task whose IO always completes
  * at once does not starve the others on its worker.
@@ -59,23 +60,72 @@ static int run2(void *arg)
 	return run_with(2, ROOK_NO_PIN, nop_main, NULL);
 }
 
-Test(ring, io_uring_unavailable_fails_start_with_enosys_and_one_line, .timeout = 30)
+static const char *seen_backend;
+
+static int backend_main(void *arg)
+{
+	seen_backend = rook_io_backend();
+	return 0;
+}
+
+static int run2_backend(void *arg)
+{
+	seen_backend = NULL;
+	return run_with(2, ROOK_NO_PIN, backend_main, NULL);
+}
+
+static void expect_one_line(const char *msg, const char *has, const char *has2)
+{
+	cr_expect(strstr(msg, "rook: io_uring is not available") != NULL, "stderr: %s", msg);
+	cr_expect(strstr(msg, has) != NULL, "no \"%s\" in stderr: %s", has, msg);
+	cr_expect(strstr(msg, has2) != NULL, "no \"%s\" in stderr: %s", has2, msg);
+	cr_expect_eq(strchr(msg, '\n'), msg + strlen(msg) - 1, "not one line: %s", msg);
+}
+
+Test(ring, io_uring_unavailable_falls_back_to_epoll_with_one_line, .timeout = 30)
 {
 	int fds = fd_count();
 	char msg[1024];
 	int errs[] = {-ENOSYS, -EPERM, -ENOMEM};
+	unsetenv("ROOK_IO");
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
 		rook__io_force_unavailable(errs[i]);
-		cr_expect_eq(with_stderr(msg, sizeof(msg), run2, NULL), -ENOSYS);
-		cr_expect(strstr(msg, "rook: io_uring is not available") != NULL, "stderr: %s",
-			  msg);
-		cr_expect(strstr(msg, strerror(-errs[i])) != NULL, "stderr: %s", msg);
-		cr_expect_eq(strchr(msg, '\n'), msg + strlen(msg) - 1, "not one line: %s", msg);
-		cr_expect_eq(with_stderr(msg, sizeof(msg), start_stop, NULL), -ENOSYS);
+		cr_expect_eq(with_stderr(msg, sizeof(msg), run2_backend, NULL), 0);
+		expect_one_line(msg, strerror(-errs[i]), "using epoll");
+		cr_expect_str_eq(seen_backend ? seen_backend : "(null)", "epoll");
+		cr_expect_eq(with_stderr(msg, sizeof(msg), start_stop, NULL), 0);
 	}
 	rook__io_force_unavailable(0);
-	cr_expect_eq(with_stderr(msg, sizeof(msg), run2, NULL), 0);
+	cr_expect_eq(with_stderr(msg, sizeof(msg), run2_backend, NULL), 0);
 	cr_expect_eq(msg[0], '\0', "unexpected stderr: %s", msg);
+	cr_expect_str_eq(seen_backend ? seen_backend : "(null)", "io_uring");
+	cr_expect_null(rook_io_backend(), "outside a runtime");
+	expect_clean_shutdown(fds);
+}
+
+Test(ring, rook_io_uring_where_denied_fails_start_with_enosys, .timeout = 30)
+{
+	int fds = fd_count();
+	char msg[1024];
+	setenv("ROOK_IO", "uring", 1);
+	rook__io_force_unavailable(-EPERM);
+	cr_expect_eq(with_stderr(msg, sizeof(msg), run2, NULL), -ENOSYS);
+	expect_one_line(msg, strerror(EPERM), "ROOK_IO=uring");
+	cr_expect_eq(with_stderr(msg, sizeof(msg), start_stop, NULL), -ENOSYS);
+	rook__io_force_unavailable(0);
+	cr_expect_eq(with_stderr(msg, sizeof(msg), run2_backend, NULL), 0);
+	cr_expect_str_eq(seen_backend ? seen_backend : "(null)", "io_uring");
+	setenv("ROOK_IO", "epoll", 1);
+	cr_expect_eq(with_stderr(msg, sizeof(msg), run2_backend, NULL), 0);
+	cr_expect_eq(msg[0], '\0', "forcing epoll is silent: %s", msg);
+	cr_expect_str_eq(seen_backend ? seen_backend : "(null)", "epoll");
+	setenv("ROOK_IO", "kqueue", 1);
+	cr_expect_eq(with_stderr(msg, sizeof(msg), run2, NULL), -EINVAL);
+	cr_expect(strstr(msg, "ROOK_IO=kqueue") != NULL, "stderr: %s", msg);
+	setenv("ROOK_IO", "", 1);
+	cr_expect_eq(with_stderr(msg, sizeof(msg), run2_backend, NULL), 0);
+	cr_expect_str_eq(seen_backend ? seen_backend : "(null)", "io_uring");
+	unsetenv("ROOK_IO");
 	expect_clean_shutdown(fds);
 }
 

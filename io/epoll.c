@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The readiness backend of io/backend.h, for where io_uring is denied (the
+ * default seccomp profiles of Docker and containerd, gVisor,
+ * kernel.io_uring_disabled): one epoll instance per worker.
+ *
+ * - Sockets and pipes: the syscall is tried at once without blocking
+ *   (MSG_DONTWAIT, RWF_NOWAIT; accept and connect set O_NONBLOCK on their
+ *   socket, having no per-call flag); on EAGAIN the task waits for
+ *   readiness on its worker's epoll instance and tries again. The kernel
+ *   holds no buffer while a task waits, so a cancelled or timed-out wait
+ *   loses nothing: the call returns the reason and no byte moved.
+ * - Regular files are always "ready" to epoll: page-cache reads run inline
+ *   (RWF_NOWAIT), buffered writes inline where io/uring.c would
+ *   (write_inline), everything else (a read that would wait on the disk,
+ *   open, fsync) on the rook_blocking pool, whose cancellation semantics
+ *   keep the result of a call that ran (an fd, a byte count).
+ *
+ * Registration: per worker a table indexed by fd lists the ops waiting on
+ * it (owner only). An fd is registered EPOLLONESHOT with the union of its
+ * waiters' events, re-armed with EPOLL_CTL_MOD while waiters remain, and
+ * never removed except by rook_close: an fd closed with close(2) and
+ * reused shows as ENOENT on the next MOD, which then ADDs; an event for a
+ * stale registration wakes waiters that find EAGAIN and wait again.
+ * Oneshot over edge-triggered: with one registration per fd and worker and
+ * waiters coming and going, oneshot needs no per-fd "ready" memory, and a
+ * readiness event is delivered to the worker whose task waits, once.
+ *
+ * Waiting (struct rook__ep_op, on the task's stack, as io/uring.c's op):
+ * o_state packs the completions still due and the token that the last one
+ * claims. The owner's readiness handler unlinks the op and drops the count;
+ * a task whose wait was claimed by a canceller or its deadline unlinks its
+ * op itself when it still runs on the owner, else posts a CANCEL_OP request
+ * to the owner and waits (not cancellable) for both completions.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rook.h>
+
+#include "io/backend.h"
+#include "io/ring.h"
+#include "sched/alloc.h"
+#include "sched/task.h"
+#include "sched/wait.h"
+
+#define EFD_TAG    UINT64_MAX /* epoll data of the wake-up eventfd */
+#define MAX_EVENTS 64
+#define NOT_POLLABLE 1 /* wait_ready: epoll refuses the fd (a regular file) */
+
+struct rook__ep_op {
+	_Atomic uint64_t o_state; /* completions due (high 32) | token (low 32) */
+	struct rook__waiter *o_waiter;
+	struct rook__io *o_io;               /* the worker whose table lists it */
+	struct rook__ep_op *o_next, *o_prev; /* on o_io's list for o_fd (owner) */
+	int o_fd;
+	uint32_t o_events; /* what it waits for */
+	bool o_linked;     /* owner only */
+};
+
+struct rook__ep_fd {
+	struct rook__ep_op *f_head;
+	uint32_t f_armed; /* events of the armed oneshot registration; 0: none */
+	bool f_added;     /* in the epoll set (maybe stale after a close(2)) */
+};
+
+/* ---- set-up ----------------------------------------------------------------- */
+
+int rook__epoll_init(struct rook__io *io)
+{
+	io->i_epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (io->i_epfd < 0)
+		return -errno;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EFD_TAG};
+	if (epoll_ctl(io->i_epfd, EPOLL_CTL_ADD, io->i_efd, &ev) < 0) {
+		int e = -errno;
+		close(io->i_epfd);
+		io->i_epfd = -1;
+		return e;
+	}
+	return 0;
+}
+
+void rook__epoll_fini(struct rook__io *io)
+{
+	close(io->i_epfd);
+	io->i_epfd = -1;
+	free(io->i_fds);
+	io->i_fds = NULL;
+	io->i_nfds = 0;
+}
+
+/* ---- the fd table (owner only) ------------------------------------------ */
+
+static struct rook__ep_fd *fd_slot(struct rook__io *io, int fd)
+{
+	if ((unsigned)fd < io->i_nfds)
+		return &io->i_fds[fd];
+	unsigned n = io->i_nfds ? io->i_nfds : 64;
+	while (n <= (unsigned)fd && n < (1u << 30))
+		n *= 2;
+	if (n <= (unsigned)fd || rook__alloc_fail_now())
+		return NULL;
+	struct rook__ep_fd *t = realloc(io->i_fds, n * sizeof(*t));
+	if (!t)
+		return NULL;
+	memset(t + io->i_nfds, 0, (n - io->i_nfds) * sizeof(*t));
+	io->i_fds = t;
+	io->i_nfds = n;
+	return &t[fd];
+}
+
+static void link_op(struct rook__ep_fd *f, struct rook__ep_op *op)
+{
+	op->o_prev = NULL;
+	op->o_next = f->f_head;
+	if (f->f_head)
+		f->f_head->o_prev = op;
+	f->f_head = op;
+	op->o_linked = true;
+}
+
+static void unlink_op(struct rook__io *io, struct rook__ep_op *op)
+{
+	struct rook__ep_fd *f = &io->i_fds[op->o_fd];
+	if (op->o_prev)
+		op->o_prev->o_next = op->o_next;
+	else
+		f->f_head = op->o_next;
+	if (op->o_next)
+		op->o_next->o_prev = op->o_prev;
+	op->o_linked = false;
+	atomic_fetch_sub_explicit(&io->i_inflight, 1, memory_order_relaxed);
+}
+
+/* Arm fd's registration for the union of its waiters' events. */
+static int arm(struct rook__io *io, struct rook__ep_fd *f, int fd)
+{
+	uint32_t want = 0;
+	for (struct rook__ep_op *op = f->f_head; op; op = op->o_next)
+		want |= op->o_events;
+	if (f->f_armed && !(want & ~f->f_armed))
+		return 0;
+	struct epoll_event ev = {.events = want | EPOLLONESHOT, .data.u64 = (uint64_t)fd};
+	int how = f->f_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	int r = epoll_ctl(io->i_epfd, how, fd, &ev);
+	if (r < 0 && errno == ENOENT && how == EPOLL_CTL_MOD)
+		r = epoll_ctl(io->i_epfd, EPOLL_CTL_ADD, fd, &ev);
+	else if (r < 0 && errno == EEXIST && how == EPOLL_CTL_ADD)
+		r = epoll_ctl(io->i_epfd, EPOLL_CTL_MOD, fd, &ev);
+	if (r < 0) {
+		f->f_armed = 0;
+		return -errno;
+	}
+	f->f_added = true;
+	f->f_armed = want;
+	return 0;
+}
+
+/* One completion of op is done; the last claims its waiter with res. op
+ * may be gone once the count drops: everything is read before. */
+static void drop(struct rook__ep_op *op, int res)
+{
+	struct rook__waiter *w = op->o_waiter;
+	uint64_t s =
+	    atomic_fetch_sub_explicit(&op->o_state, (uint64_t)1 << 32, memory_order_acq_rel);
+	if ((s >> 32) == 1 && rook__wait_claim(w, (uint32_t)s, res))
+		rook__io_wake_claimed(w);
+}
+
+/* Owner: fd became ready with revents: wake the waiters it serves. */
+static void fd_ready(struct rook__io *io, int fd, uint32_t revents)
+{
+	if ((unsigned)fd >= io->i_nfds)
+		return;
+	struct rook__ep_fd *f = &io->i_fds[fd];
+	f->f_armed = 0; /* oneshot: disarmed by this event */
+	bool all = revents & (EPOLLERR | EPOLLHUP);
+	for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
+		next = op->o_next;
+		if (all || (op->o_events & revents)) {
+			unlink_op(io, op);
+			drop(op, 0);
+		}
+	}
+	if (f->f_head && arm(io, f, fd) < 0) {
+		/* Cannot re-arm (the fd is gone): let them retry and fail. */
+		for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
+			next = op->o_next;
+			unlink_op(io, op);
+			drop(op, 0);
+		}
+	}
+}
+
+/* Owner: rook_close(fd): every wait on fd ends with -EBADF. */
+static void fd_closed(struct rook__io *io, int fd)
+{
+	if ((unsigned)fd >= io->i_nfds)
+		return;
+	struct rook__ep_fd *f = &io->i_fds[fd];
+	for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
+		next = op->o_next;
+		unlink_op(io, op);
+		drop(op, -EBADF);
+	}
+	if (f->f_added)
+		(void)epoll_ctl(io->i_epfd, EPOLL_CTL_DEL, fd, NULL);
+	f->f_added = false;
+	f->f_armed = 0;
+}
+
+void rook__epoll_req(struct rook__io *io, struct rook__ring_req *q)
+{
+	struct rook__ep_op *op = q->q_ep;
+	if (q->q_kind == ROOK__REQ_CANCEL_FD) {
+		fd_closed(io, q->q_fd);
+	} else if (op->o_linked) {
+		/* The op's own completion: its wait ends here, not by an event. */
+		unlink_op(io, op);
+		drop(op, 0);
+	}
+	drop(op, 0); /* the request's */
+}
+
+/* ---- polling and parking ------------------------------------------------- */
+
+static _Atomic bool no_pwait2; /* epoll_pwait2 (Linux 5.11) missing or denied */
+
+static int epoll_wait_ns(int epfd, struct epoll_event *ev, uint64_t timeout_ns)
+{
+	if (timeout_ns == 0)
+		return epoll_wait(epfd, ev, MAX_EVENTS, 0);
+	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
+				      .tv_nsec = (long)(timeout_ns % 1000000000u)};
+		int n = epoll_pwait2(epfd, ev, MAX_EVENTS, timeout_ns == UINT64_MAX ? NULL : &ts,
+				     NULL);
+		if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+			return n;
+		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+	}
+	/* Milliseconds, rounded up: never wake before the timer is due. */
+	uint64_t ms = timeout_ns == UINT64_MAX ? UINT64_MAX : (timeout_ns + 999999u) / 1000000u;
+	return epoll_wait(epfd, ev, MAX_EVENTS, ms > INT_MAX ? -1 : (int)ms);
+}
+
+void rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	int n = epoll_wait_ns(io->i_epfd, ev, timeout_ns);
+	for (int i = 0; i < n; i++) {
+		if (ev[i].data.u64 == EFD_TAG) {
+			uint64_t v;
+			ssize_t r = read(io->i_efd, &v, sizeof(v)); /* drain the wake-ups */
+			(void)r;
+		} else {
+			fd_ready(io, (int)ev[i].data.u64, ev[i].events);
+		}
+	}
+}
+
+/* ---- waiting for readiness --------------------------------------------- */
+
+/* The wait was claimed (reason) while the op still waited: take it off its
+ * worker's list, and return only when nobody can touch it again. */
+static int cancel_wait(struct rook__ep_op *op, struct rook__waiter *wt, uint64_t s, int reason)
+{
+	if (rook__io_self() == op->o_io) {
+		/* The owner: no event handler runs meanwhile; the count is 1, so
+		 * the op is still listed. */
+		unlink_op(op->o_io, op);
+		return reason;
+	}
+	struct rook__ring_req q = {.q_kind = ROOK__REQ_CANCEL_OP, .q_ep = op};
+	uint32_t t2 = rook__wait_begin(wt, false);
+	/* acq_rel: publishes t2 to the owner's last drop. */
+	if (atomic_compare_exchange_strong_explicit(&op->o_state, &s, (2ull << 32) | t2,
+						    memory_order_acq_rel, memory_order_acquire))
+		rook__ring_post(op->o_io, &q);
+	else if (rook__wait_claim(wt, t2, 0))
+		rook__wait_wake(wt); /* the event came first: nothing left */
+	(void)rook__wait_park(wt, t2);
+	return reason;
+}
+
+/* Wait until fd may be ready for events (EPOLLIN / EPOLLOUT / poll bits).
+ * 0: try again; NOT_POLLABLE; or a negative errno: the cancel reason,
+ * -EBADF (closed by rook_close), an epoll_ctl error. */
+static int wait_ready(int fd, uint32_t events)
+{
+	struct rook__io *io = rook__io_self();
+	struct rook__waiter *wt = &rook_self()->t_waiter;
+	struct rook__ep_fd *f = fd_slot(io, fd);
+	if (!f)
+		return fd < 0 ? -EBADF : -ENOMEM;
+	struct rook__ep_op op = {.o_waiter = wt, .o_io = io, .o_fd = fd, .o_events = events};
+	link_op(f, &op);
+	atomic_fetch_add_explicit(&io->i_inflight, 1, memory_order_relaxed);
+	int r = arm(io, f, fd);
+	if (r < 0) {
+		unlink_op(io, &op);
+		return r == -EPERM ? NOT_POLLABLE : r;
+	}
+	io->i_head.pi_busy = true;
+	uint32_t token = rook__wait_begin(wt, rook__wait_cancellable());
+	atomic_init(&op.o_state, (1ull << 32) | token);
+	r = rook__wait_park(wt, token);
+	/* io is stale from here on: we may run on another worker. */
+	uint64_t s = atomic_load_explicit(&op.o_state, memory_order_acquire);
+	if ((s >> 32) != 0)
+		return cancel_wait(&op, wt, s, r);
+	return r;
+}
+
+/* ---- the calls ------------------------------------------------------------ */
+
+static bool is_file(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+				       S_ISDIR(st.st_mode));
+}
+
+static int res(ssize_t n)
+{
+	return n < 0 ? -errno : (int)n;
+}
+
+/* On the blocking pool: the call as a plain blocking syscall. */
+static int blocking_fn(void *arg)
+{
+	const struct rook__io_req *rq = arg;
+	ssize_t n;
+	do {
+		switch (rq->r_kind) {
+		case ROOK__IO_READ:
+			n = rq->r_off < 0 ? read(rq->r_fd, rq->r_buf, rq->r_len)
+					  : pread(rq->r_fd, rq->r_buf, rq->r_len, rq->r_off);
+			break;
+		case ROOK__IO_WRITE:
+			n = rq->r_off < 0 ? write(rq->r_fd, rq->r_buf, rq->r_len)
+					  : pwrite(rq->r_fd, rq->r_buf, rq->r_len, rq->r_off);
+			break;
+		case ROOK__IO_READV:
+			n = preadv(rq->r_fd, rq->r_buf, (int)rq->r_len, rq->r_off);
+			if (rq->r_off < 0)
+				n = readv(rq->r_fd, rq->r_buf, (int)rq->r_len);
+			break;
+		case ROOK__IO_WRITEV:
+			n = rq->r_off < 0 ? writev(rq->r_fd, rq->r_buf, (int)rq->r_len)
+					  : pwritev(rq->r_fd, rq->r_buf, (int)rq->r_len, rq->r_off);
+			break;
+		case ROOK__IO_OPEN:
+			n = openat(AT_FDCWD, rq->r_path, rq->r_flags, rq->r_mode);
+			break;
+		case ROOK__IO_FSYNC:
+			n = fsync(rq->r_fd);
+			break;
+		default:
+			errno = EINVAL;
+			n = -1;
+		}
+	} while (n < 0 && errno == EINTR);
+	return res(n);
+}
+
+static int on_pool(const struct rook__io_req *rq)
+{
+	return rook_blocking(blocking_fn, (void *)rq);
+}
+
+/* The request's buffer as an iovec array. */
+static const struct iovec *iov_of(const struct rook__io_req *rq, struct iovec *one, int *cnt)
+{
+	if (rq->r_kind == ROOK__IO_READV || rq->r_kind == ROOK__IO_WRITEV) {
+		*cnt = (int)rq->r_len;
+		return rq->r_buf;
+	}
+	*one = (struct iovec){.iov_base = rq->r_buf, .iov_len = rq->r_len};
+	*cnt = 1;
+	return one;
+}
+
+/* read, readv: pipes and sockets wait for readiness, files go inline from
+ * the page cache or to the pool. *fast: no wait was needed. */
+static int do_read(const struct rook__io_req *rq, bool *fast)
+{
+	struct iovec one;
+	int cnt;
+	const struct iovec *iov = iov_of(rq, &one, &cnt);
+	off_t off = rq->r_off;
+	for (;;) {
+		ssize_t n = preadv2(rq->r_fd, iov, cnt, off, RWF_NOWAIT);
+		if (n >= 0)
+			return (int)n;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == ESPIPE && off >= 0) {
+			off = -1; /* a pipe or socket: the offset means nothing */
+			continue;
+		}
+		if (e != EAGAIN && e != EOPNOTSUPP)
+			return -e;
+		if (is_file(rq->r_fd))
+			break; /* the disk, or no RWF_NOWAIT here */
+		int r = wait_ready(rq->r_fd, EPOLLIN);
+		*fast = false;
+		if (r == NOT_POLLABLE)
+			break;
+		if (r < 0)
+			return r;
+		if (e == EOPNOTSUPP)
+			break; /* readable now; the read itself cannot be nonblocking */
+	}
+	*fast = false;
+	return on_pool(rq);
+}
+
+/* write, writev: sockets with MSG_NOSIGNAL, pipes with RWF_NOWAIT. */
+static int do_write(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
+{
+	if (rook__io_write_inline_ok(rq))
+		return rook__io_write_inline(io, rq);
+	struct iovec one;
+	int cnt;
+	const struct iovec *iov = iov_of(rq, &one, &cnt);
+	off_t off = rq->r_off;
+	bool sock = true;
+	for (;;) {
+		ssize_t n;
+		if (sock) {
+			struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
+			n = sendmsg(rq->r_fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && errno == ENOTSOCK) {
+				sock = false;
+				continue;
+			}
+		} else {
+			n = pwritev2(rq->r_fd, iov, cnt, off, RWF_NOWAIT);
+		}
+		if (n >= 0)
+			return (int)n;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == ESPIPE && off >= 0) {
+			off = -1;
+			continue;
+		}
+		if (e != EAGAIN && e != EOPNOTSUPP)
+			return -e;
+		if (!sock && is_file(rq->r_fd))
+			break;
+		int r = wait_ready(rq->r_fd, EPOLLOUT);
+		*fast = false;
+		if (r == NOT_POLLABLE)
+			break;
+		if (r < 0)
+			return r;
+		if (e == EOPNOTSUPP)
+			break;
+	}
+	*fast = false;
+	return on_pool(rq);
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/* recv, send, accept: retry after readiness until it does not say EAGAIN. */
+static int do_sock(const struct rook__io_req *rq, bool *fast)
+{
+	if (rq->r_kind == ROOK__IO_ACCEPT) {
+		int r = set_nonblock(rq->r_fd);
+		if (r < 0)
+			return r;
+	}
+	for (;;) {
+		ssize_t n;
+		uint32_t ev = EPOLLIN;
+		switch (rq->r_kind) {
+		case ROOK__IO_RECV:
+			n = recv(rq->r_fd, rq->r_buf, rq->r_len, rq->r_flags | MSG_DONTWAIT);
+			break;
+		case ROOK__IO_SEND:
+			n = send(rq->r_fd, rq->r_buf, rq->r_len, rq->r_flags | MSG_DONTWAIT);
+			ev = EPOLLOUT;
+			break;
+		default:
+			n = accept4(rq->r_fd, rq->r_addr, rq->r_addrlen, rq->r_flags);
+			break;
+		}
+		if (n >= 0)
+			return (int)n;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e != EAGAIN || (rq->r_kind != ROOK__IO_ACCEPT && (rq->r_flags & MSG_DONTWAIT)))
+			return -e;
+		int r = wait_ready(rq->r_fd, ev);
+		*fast = false;
+		if (r < 0)
+			return r;
+		if (r == NOT_POLLABLE)
+			return -e;
+	}
+}
+
+static int do_connect(const struct rook__io_req *rq, bool *fast)
+{
+	int r = set_nonblock(rq->r_fd);
+	if (r < 0)
+		return r;
+	for (;;) {
+		if (connect(rq->r_fd, rq->r_addr, rq->r_alen) == 0)
+			return 0;
+		int e = errno;
+		if (e != EINPROGRESS && e != EAGAIN && e != EINTR)
+			return -e;
+		r = wait_ready(rq->r_fd, EPOLLOUT);
+		*fast = false;
+		if (r < 0)
+			return r;
+		if (e == EAGAIN)
+			continue; /* a full backlog (AF_UNIX): try again */
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(rq->r_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			return -errno;
+		return -err;
+	}
+}
+
+static int do_poll(const struct rook__io_req *rq, bool *fast)
+{
+	for (;;) {
+		struct pollfd p = {.fd = rq->r_fd, .events = (short)rq->r_flags};
+		int n = poll(&p, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n > 0)
+			return (p.revents & POLLNVAL) ? -EBADF : p.revents;
+		int r = wait_ready(rq->r_fd, (uint32_t)rq->r_flags & (EPOLLIN | EPOLLPRI | EPOLLOUT |
+									EPOLLRDHUP | EPOLLRDNORM |
+									EPOLLWRNORM));
+		*fast = false;
+		if (r < 0)
+			return r;
+	}
+}
+
+int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
+{
+	bool fast = true;
+	int r;
+	switch (rq->r_kind) {
+	case ROOK__IO_READ:
+	case ROOK__IO_READV:
+		r = do_read(rq, &fast);
+		break;
+	case ROOK__IO_WRITE:
+	case ROOK__IO_WRITEV:
+		r = do_write(io, rq, &fast);
+		break;
+	case ROOK__IO_RECV:
+	case ROOK__IO_SEND:
+	case ROOK__IO_ACCEPT:
+		r = do_sock(rq, &fast);
+		break;
+	case ROOK__IO_CONNECT:
+		r = do_connect(rq, &fast);
+		break;
+	case ROOK__IO_POLL:
+		r = do_poll(rq, &fast);
+		break;
+	case ROOK__IO_CLOSE:
+		r = res(close(rq->r_fd));
+		break;
+	default: /* OPEN, FSYNC */
+		r = on_pool(rq);
+		fast = false;
+		break;
+	}
+	rook__io_spend_budget(rook__io_self(), fast);
+	return r;
+}
+
+/* ---- rook_close ----------------------------------------------------------- */
+
+void rook__epoll_cancel_fd(struct rook__io *self, int fd)
+{
+	struct rook__io_rt *g = self->i_group;
+	fd_closed(self, fd);
+	struct rook__ring_req local[8], *q = local;
+	if (g->g_nworkers > 8 && !(q = rook__calloc(g->g_nworkers, sizeof(*q))))
+		return; /* best effort: those waits then end when the fd's file does */
+	struct rook__waiter *wt = &rook_self()->t_waiter;
+	struct rook__ep_op op = {.o_waiter = wt};
+	struct rook__io *to[8], **tp = to;
+	if (g->g_nworkers > 8 && !(tp = rook__calloc(g->g_nworkers, sizeof(*tp)))) {
+		rook__free(q);
+		return;
+	}
+	unsigned n = 0;
+	for (unsigned i = 0; i < g->g_nworkers; i++) {
+		struct rook__io *io = atomic_load_explicit(&g->g_ios[i], memory_order_acquire);
+		if (io && io != self && atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0) {
+			q[n] = (struct rook__ring_req){
+			    .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd, .q_ep = &op};
+			tp[n++] = io;
+		}
+	}
+	if (n) {
+		uint32_t token = rook__wait_begin(wt, false);
+		atomic_init(&op.o_state, ((uint64_t)n << 32) | token);
+		for (unsigned i = 0; i < n; i++)
+			rook__ring_post(tp[i], &q[i]);
+		(void)rook__wait_park(wt, token);
+	}
+	if (q != local)
+		rook__free(q);
+	if (tp != to)
+		rook__free(tp);
+}
