@@ -51,12 +51,14 @@
 
 #include "io/backend.h"
 #include "io/ring.h"
+#include "diag/tdiag.h"
 #include "sched/alloc.h"
+#include "sched/stack.h"
 #include "sched/task.h"
 #include "sched/wait.h"
 
-#define EFD_TAG    UINT64_MAX /* epoll data of the wake-up eventfd */
-#define MAX_EVENTS 64
+#define EFD_TAG      UINT64_MAX /* epoll data of the wake-up eventfd */
+#define MAX_EVENTS   64
 #define NOT_POLLABLE 1 /* wait_ready: epoll refuses the fd (a regular file) */
 
 struct rook__ep_op {
@@ -245,8 +247,8 @@ static int epoll_wait_ns(int epfd, struct epoll_event *ev, uint64_t timeout_ns)
 	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
 		struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
 				      .tv_nsec = (long)(timeout_ns % 1000000000u)};
-		int n = epoll_pwait2(epfd, ev, MAX_EVENTS, timeout_ns == UINT64_MAX ? NULL : &ts,
-				     NULL);
+		int n =
+		    epoll_pwait2(epfd, ev, MAX_EVENTS, timeout_ns == UINT64_MAX ? NULL : &ts, NULL);
 		if (n >= 0 || (errno != ENOSYS && errno != EPERM))
 			return n;
 		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
@@ -316,11 +318,16 @@ static int wait_ready(int fd, uint32_t events)
 	io->i_head.pi_busy = true;
 	uint32_t token = rook__wait_begin(wt, rook__wait_cancellable());
 	atomic_init(&op.o_state, (1ull << 32) | token);
+	struct rook__tdiag *d = &rook_self()->t_stack->s_diag;
+	d->d_fd = fd;
 	r = rook__wait_park(wt, token);
+	d->d_fd = -1;
 	/* io is stale from here on: we may run on another worker. */
 	uint64_t s = atomic_load_explicit(&op.o_state, memory_order_acquire);
-	if ((s >> 32) != 0)
+	if ((s >> 32) != 0) {
+		rook__diag_io(ROOK__DIAG_IO_CANCELLED);
 		return cancel_wait(&op, wt, s, r);
+	}
 	return r;
 }
 
@@ -329,8 +336,8 @@ static int wait_ready(int fd, uint32_t events)
 static bool is_file(int fd)
 {
 	struct stat st;
-	return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
-				       S_ISDIR(st.st_mode));
+	return fstat(fd, &st) == 0 &&
+	       (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode));
 }
 
 static int res(ssize_t n)
@@ -417,9 +424,9 @@ static int do_read(const struct rook__io_req *rq, bool *fast)
 		if (is_file(rq->r_fd))
 			break; /* the disk, or no RWF_NOWAIT here */
 		int r = wait_ready(rq->r_fd, EPOLLIN);
-		*fast = false;
 		if (r == NOT_POLLABLE)
-			break;
+			return blocking_fn((void *)rq); /* always ready, as poll(2) says */
+		*fast = false;
 		if (r < 0)
 			return r;
 		if (e == EOPNOTSUPP)
@@ -442,7 +449,8 @@ static int do_write(struct rook__io *io, const struct rook__io_req *rq, bool *fa
 	for (;;) {
 		ssize_t n;
 		if (sock) {
-			struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
+			struct msghdr m = {.msg_iov = (struct iovec *)iov,
+					   .msg_iovlen = (size_t)cnt};
 			n = sendmsg(rq->r_fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (n < 0 && errno == ENOTSOCK) {
 				sock = false;
@@ -465,9 +473,9 @@ static int do_write(struct rook__io *io, const struct rook__io_req *rq, bool *fa
 		if (!sock && is_file(rq->r_fd))
 			break;
 		int r = wait_ready(rq->r_fd, EPOLLOUT);
-		*fast = false;
 		if (r == NOT_POLLABLE)
-			break;
+			return blocking_fn((void *)rq); /* always ready, as poll(2) says */
+		*fast = false;
 		if (r < 0)
 			return r;
 		if (e == EOPNOTSUPP)
@@ -562,9 +570,9 @@ static int do_poll(const struct rook__io_req *rq, bool *fast)
 			return -errno;
 		if (n > 0)
 			return (p.revents & POLLNVAL) ? -EBADF : p.revents;
-		int r = wait_ready(rq->r_fd, (uint32_t)rq->r_flags & (EPOLLIN | EPOLLPRI | EPOLLOUT |
-									EPOLLRDHUP | EPOLLRDNORM |
-									EPOLLWRNORM));
+		int r = wait_ready(rq->r_fd, (uint32_t)rq->r_flags &
+						 (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP |
+						  EPOLLRDNORM | EPOLLWRNORM));
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -575,6 +583,7 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 {
 	bool fast = true;
 	int r;
+	rook__diag_io(ROOK__DIAG_IO_SUBMITTED);
 	switch (rq->r_kind) {
 	case ROOK__IO_READ:
 	case ROOK__IO_READV:
@@ -603,6 +612,7 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 		fast = false;
 		break;
 	}
+	rook__diag_io(ROOK__DIAG_IO_COMPLETED);
 	rook__io_spend_budget(rook__io_self(), fast);
 	return r;
 }
@@ -626,7 +636,8 @@ void rook__epoll_cancel_fd(struct rook__io *self, int fd)
 	unsigned n = 0;
 	for (unsigned i = 0; i < g->g_nworkers; i++) {
 		struct rook__io *io = atomic_load_explicit(&g->g_ios[i], memory_order_acquire);
-		if (io && io != self && atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0) {
+		if (io && io != self &&
+		    atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0) {
 			q[n] = (struct rook__ring_req){
 			    .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd, .q_ep = &op};
 			tp[n++] = io;

@@ -10,10 +10,9 @@
  * (ENOSYS, EPERM, EACCES, EINVAL) is cached; a transient one (EMFILE,
  * ENFILE, ENOMEM, EAGAIN) is not: that start falls back like any other
  * and the next one probes again (ENOMEM is also RLIMIT_MEMLOCK before
- * Linux 5.12, where epoll is the right answer). ROOK_IO=uring|epoll|auto picks the backend; auto falls
- * back to epoll (io/epoll.c) with one line on stderr. Each worker then
- * creates its ring (or epoll instance) on its own thread in
- * rook__park_init.
+ * Linux 5.12, where epoll is the right answer). ROOK_IO=uring|epoll|auto picks the backend; auto
+ * falls back to epoll (io/epoll.c) with one line on stderr. Each worker then creates its ring (or
+ * epoll instance) on its own thread in rook__park_init.
  *
  * Batching: ops only prepare SQEs. rook__park_poll (once per scheduling
  * round while SQEs are queued or ops are in flight, every 16th round
@@ -387,7 +386,8 @@ static void wake_io(struct rook__io *io)
 	if (old == 1) {
 		struct rook__io *self = rook__io_self();
 		if (self && self != io && !ring_dead(self) &&
-		    self->i_backend == ROOK__BACKEND_URING && io->i_backend == ROOK__BACKEND_URING &&
+		    self->i_backend == ROOK__BACKEND_URING &&
+		    io->i_backend == ROOK__BACKEND_URING &&
 		    atomic_load_explicit(&wake_mode, memory_order_relaxed) == ROOK__WAKE_MSG_RING)
 			kick_msg_ring(self, io);
 		else
@@ -489,8 +489,9 @@ int rook__io_rt_init(struct rook__io_rt **out, unsigned nworkers, unsigned entri
 		if (err == 0) {
 			backend = ROOK__BACKEND_URING;
 		} else if (want == ROOK__BACKEND_URING) {
-			report(err, "; ROOK_IO=uring: rook needs Linux >= 5.11 with io_uring allowed "
-				    "(seccomp, kernel.io_uring_disabled, RLIMIT_MEMLOCK)");
+			report(err,
+			       "; ROOK_IO=uring: rook needs Linux >= 5.11 with io_uring allowed "
+			       "(seccomp, kernel.io_uring_disabled, RLIMIT_MEMLOCK)");
 			return -ENOSYS;
 		} else {
 			report(err, "; using epoll");
@@ -647,7 +648,8 @@ void rook__park_poll(void *p, bool idle)
 		 * while other tasks run (the ring's batching rule). */
 		if (idle || io->i_batch % FLUSH_EVERY == 0)
 			rook__epoll_poll(io, 0);
-		io->i_head.pi_busy = atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
+		io->i_head.pi_busy =
+		    atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
 		return;
 	}
 	unsigned taskrun =
@@ -681,7 +683,8 @@ void rook__park_wait(void *p, uint64_t timeout_ns)
 		if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
 			take_requests(io);
 		io->i_batch++;
-		io->i_head.pi_busy = atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
+		io->i_head.pi_busy =
+		    atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
 		return;
 	}
 	struct io_uring_cqe *cqe;

@@ -108,7 +108,7 @@ struct rook__io_rt {
 	int g_backend;
 	unsigned g_entries;
 	unsigned g_nworkers;
-	_Atomic bool g_reported;             /* a ring init failure was printed */
+	_Atomic bool g_reported;            /* a ring init failure was printed */
 	_Atomic(struct rook__io *) g_ios[]; /* set by each worker's park init */
 };
 

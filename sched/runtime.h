@@ -23,7 +23,7 @@ struct rook_rt {
 	struct rook__worker *rt_workers; /* array of rt_nworkers */
 	size_t rt_stack_size;
 	unsigned rt_flags;
-	unsigned rt_ring_entries; /* io_uring SQ entries per worker; 0: default */
+	unsigned rt_ring_entries;  /* io_uring SQ entries per worker; 0: default */
 	struct rook__io_rt *rt_io; /* the IO layer's state (sched/park.h) */
 
 	/* Injection queue: tasks spawned or woken from outside the runtime. */

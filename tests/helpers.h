@@ -26,6 +26,14 @@ static inline int sanitized(void)
 	return s && *s;
 }
 
+/* True when the suite runs on the epoll backend (tools/test.sh's second
+ * pass sets ROOK_IO=epoll). */
+static inline int on_epoll(void)
+{
+	const char *s = getenv("ROOK_IO");
+	return s && strcmp(s, "epoll") == 0;
+}
+
 /* n natively, n / div under sanitizers (never below 1). ThreadSanitizer
  * models each task stack as a thread and dies past 8128 of them, and is
  * several times slower again, so under it counts are capped at 4000. */

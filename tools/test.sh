@@ -24,7 +24,10 @@ run_suite() { # name, cmake args...
 		return 1
 	cmake --build "$dir" -j"$jobs" >/dev/null || return 1
 	echo "== $name: ctest" >&2
-	(cd "$dir" && ctest --output-on-failure --no-tests=error --timeout 900)
+	(cd "$dir" && ctest --output-on-failure --no-tests=error --timeout 900) || return 1
+	# The second IO backend: the same suite on epoll (io/epoll.c).
+	echo "== $name: ctest, ROOK_IO=epoll" >&2
+	(cd "$dir" && ROOK_IO=epoll ctest --output-on-failure --no-tests=error --timeout 900)
 }
 
 # The tree is formatted by .clang-format; a diff fails the suite before any build.

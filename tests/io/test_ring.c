@@ -206,6 +206,8 @@ Test(ring, worker_to_worker_wakes_through_eventfd_stress, .timeout = 120)
 
 Test(ring, worker_to_worker_wakes_through_msg_ring_stress, .timeout = 120)
 {
+	if (on_epoll())
+		cr_skip_test("MSG_RING wake-ups are io_uring's (ROOK_IO=epoll)");
 	worker_wakes(ROOK__WAKE_MSG_RING);
 }
 
@@ -216,9 +218,8 @@ static _Atomic long hog_reads, other_rounds;
 
 static int io_hog(void *arg)
 {
-	int fd = rook_open("/dev/zero", O_RDONLY | O_CLOEXEC, 0);
+	int fd = (int)(intptr_t)arg;
 	char buf[64];
-	T_CHECK(fd >= 0);
 	while (!atomic_load(&hog_stop)) {
 		T_CHECK_EQ(rook_read(fd, buf, sizeof(buf), -1), (long)sizeof(buf));
 		atomic_fetch_add(&hog_reads, 1);
@@ -240,7 +241,11 @@ static int other(void *arg)
 static int budget_main(void *arg)
 {
 	struct rook_task *h, *o;
-	T_CHECK_EQ(rook_spawn(&h, io_hog, NULL), 0);
+	/* Opened here: an open may go to a helper thread (epoll: the blocking
+	 * pool), and the hog must be reading while the other task counts. */
+	int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	T_CHECK(fd >= 0);
+	T_CHECK_EQ(rook_spawn(&h, io_hog, (void *)(intptr_t)fd), 0);
 	T_CHECK_EQ(rook_spawn(&o, other, NULL), 0);
 	T_CHECK_EQ(rook_join(o, NULL), 0);
 	T_CHECK_EQ(rook_join(h, NULL), 0);
