@@ -56,6 +56,8 @@ struct rook__worker {
 	enum rook__post w_post;
 	struct rook_task *w_post_task; /* switched away, post not done yet */
 	uint32_t w_tick;
+	int64_t w_old_top;    /* deque top when w_old_since was taken */
+	uint64_t w_old_since; /* since when that top task waits */
 	unsigned w_lifo_runs;
 	unsigned w_timer_turn; /* which other worker's timers poll checks */
 	unsigned *w_victims;   /* other workers, nearest first */

@@ -271,6 +271,37 @@ static int starve_main(void *arg)
 	return 0;
 }
 
+/* B waits at the top of the deque while the spawner forks and joins one
+ * child at a time: only the deque's oldest-task rule runs it. */
+static int join_stream_main(void *arg)
+{
+	struct rook_task *b = NULL;
+	long i;
+
+	T_CHECK_EQ(rook_spawn(&b, set_b, NULL), 0);
+	for (i = 0; i < STARVE_LIMIT && !atomic_load_explicit(&b_ran, memory_order_acquire); i++) {
+		struct rook_task *c = NULL;
+		T_CHECK_EQ(rook_spawn(&c, short_task, NULL), 0);
+		T_CHECK_EQ(rook_join(c, NULL), 0);
+	}
+	starve_iterations = i;
+	T_CHECK_EQ(rook_join(b, NULL), 0);
+	return 0;
+}
+
+Test(steal, oldest_task_runs_behind_a_fork_join_stream_on_one_worker, .timeout = 60)
+{
+	int fds = fd_count();
+
+	atomic_store(&b_ran, 0);
+	cr_assert_eq(run_with(1, 0, join_stream_main, NULL), 0);
+	cr_assert_eq(atomic_load(&b_ran), 1, "task B never ran");
+	cr_assert_lt(starve_iterations, STARVE_LIMIT, "B starved for %ld iterations",
+		     starve_iterations);
+	cr_log_info("B ran after %ld iterations", starve_iterations);
+	expect_clean_shutdown(fds);
+}
+
 Test(steal, older_task_runs_when_spawner_keeps_spawning_on_one_worker, .timeout = 60)
 {
 	int fds = fd_count();
