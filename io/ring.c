@@ -20,6 +20,10 @@
  * - The sleeper CASes 0 -> 1 and then sleeps in io_uring_enter until one CQE
  *   arrives; if the CAS fails a wake is pending (2): it consumes it (stores
  *   0) and returns without sleeping. After sleeping it stores 0.
+ * - Posted requests (rook__ring_post) are taken at the park point. Their
+ *   wakers' 2 may have been consumed by an earlier failed CAS, so the
+ *   sleeper never sleeps after taking any: a woken task would wait for a
+ *   kick that never comes (tools/models/ring_park.pml).
  * - A waker exchanges i_park with 2. Only if it read 1 (asleep, or about to
  *   be) does it kick the ring: a write to the worker's eventfd, on which the
  *   ring always keeps a read armed, or (ROOK__WAKE_MSG_RING, from another
@@ -500,11 +504,20 @@ void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
 	/* Pairs with the exchange in rook__park_wake (see the protocol). */
 	if (!atomic_compare_exchange_strong_explicit(&io->i_park, &expect, 1, memory_order_seq_cst,
 						     memory_order_seq_cst)) {
-		atomic_store_explicit(&io->i_park, 0, memory_order_relaxed);
+		/* An exchange, not a store: it reads the last waker's 2, so
+		 * every push before it is visible below. */
+		atomic_exchange_explicit(&io->i_park, 0, memory_order_acq_rel);
+		if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
+			take_requests(io);
 		return;
 	}
-	if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
+	/* Requests whose wakers' 2 was consumed above (in an earlier call)
+	 * bring no kick: a task they wake is ours to run, so do not sleep. */
+	if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed)) {
 		take_requests(io);
+		atomic_store_explicit(&io->i_park, 0, memory_order_seq_cst);
+		return;
+	}
 	io->i_batch++;
 	struct io_uring_cqe *cqe;
 	if (timeout_ns == UINT64_MAX) {
