@@ -140,6 +140,43 @@ void rook__io_force_unavailable(int err)
 	atomic_store_explicit(&force_err, err, memory_order_relaxed);
 }
 
+/* Error injection (io/testing.h): counted only in test builds. */
+static _Atomic int inj_submit_err;
+static _Atomic unsigned inj_submit_every, inj_enter_every, inj_submit_n, inj_enter_n;
+
+void rook__io_inject_submit(int err, unsigned every)
+{
+	atomic_store_explicit(&inj_submit_err, err, memory_order_relaxed);
+	atomic_store_explicit(&inj_submit_every, every, memory_order_relaxed);
+}
+
+void rook__io_inject_enter_eintr(unsigned every)
+{
+	atomic_store_explicit(&inj_enter_every, every, memory_order_relaxed);
+}
+
+static _Atomic unsigned long inj_count;
+
+unsigned long rook__io_injected(void)
+{
+	return atomic_load_explicit(&inj_count, memory_order_relaxed);
+}
+
+static inline bool inject_due(_Atomic unsigned *every, _Atomic unsigned *n)
+{
+#ifdef ROOK_TESTING
+	unsigned e = atomic_load_explicit(every, memory_order_relaxed);
+	if (!e || atomic_fetch_add_explicit(n, 1, memory_order_relaxed) % e != e - 1)
+		return false;
+	atomic_fetch_add_explicit(&inj_count, 1, memory_order_relaxed);
+	return true;
+#else
+	(void)every;
+	(void)n;
+	return false;
+#endif
+}
+
 int rook__io_set_wake_mode(int mode)
 {
 	return atomic_exchange_explicit(&wake_mode, mode, memory_order_relaxed);
@@ -192,8 +229,10 @@ static bool ring_dead(const struct rook__io *io)
 static void flush(struct rook__io *io, bool getevents)
 {
 	for (int tries = 0; tries < 1000; tries++) {
-		int r = getevents ? io_uring_submit_and_get_events(&io->i_ring)
-				  : io_uring_submit(&io->i_ring);
+		int r = inject_due(&inj_submit_every, &inj_submit_n)
+			    ? atomic_load_explicit(&inj_submit_err, memory_order_relaxed)
+			: getevents ? io_uring_submit_and_get_events(&io->i_ring)
+				    : io_uring_submit(&io->i_ring);
 		io->i_queued = io_uring_sq_ready(&io->i_ring);
 		if (r >= 0 || (r != -EINTR && r != -EAGAIN && r != -EBUSY))
 			return;
@@ -520,7 +559,9 @@ void rook__park_wait(struct rook__worker *w, uint64_t timeout_ns)
 	}
 	io->i_batch++;
 	struct io_uring_cqe *cqe;
-	if (timeout_ns == UINT64_MAX) {
+	if (inject_due(&inj_enter_every, &inj_enter_n)) {
+		/* As if io_uring_enter returned -EINTR: a spurious wake-up. */
+	} else if (timeout_ns == UINT64_MAX) {
 		(void)io_uring_submit_and_wait(&io->i_ring, 1);
 	} else {
 		struct __kernel_timespec ts = {
