@@ -65,17 +65,14 @@ static void cancel_live(struct rook_group *g)
 	}
 }
 
-static int child_main(void *arg)
+/* The child c ended with st: record it, wake the group's waiters. Also
+ * called, on the worker's own stack, for a child that ended without
+ * running (no stack, or cancelled before its first run): otherwise it
+ * would stay counted in g_nlive and rook_group_wait would never return. */
+static void child_ended(void *arg, int st)
 {
 	struct rook__gchild *c = arg;
 	struct rook_group *g = c->c_group;
-	rook__spin_lock(&g->g_lock);
-	bool skip = g->g_failed || g->g_cancelled;
-	if (!skip)
-		c->c_task = rook_self();
-	rook__spin_unlock(&g->g_lock);
-	int st = skip ? -ECANCELED : c->c_fn(c->c_arg);
-
 	rook__spin_lock(&g->g_lock);
 	c->c_task = NULL;
 	c->c_status = st;
@@ -93,7 +90,25 @@ static int child_main(void *arg)
 	rook__waitq_claim_all(&g->g_waitq, 0, &wake);
 	rook__spin_unlock(&g->g_lock);
 	rook__waitq_wake_all(wake);
+}
+
+static int child_main(void *arg)
+{
+	struct rook__gchild *c = arg;
+	struct rook_group *g = c->c_group;
+	rook__spin_lock(&g->g_lock);
+	bool skip = g->g_failed || g->g_cancelled;
+	if (!skip)
+		c->c_task = rook_self();
+	rook__spin_unlock(&g->g_lock);
+	int st = skip ? -ECANCELED : c->c_fn(c->c_arg);
+	child_ended(c, st);
 	return st;
+}
+
+__attribute__((constructor)) static void group_init(void)
+{
+	(void)rook__task_on_unrun(child_main, child_ended);
 }
 
 int rook_group_spawn(struct rook_group *g, rook_fn fn, void *arg)

@@ -26,6 +26,10 @@
  * - The sleeper CASes 0 -> 1 and then sleeps in io_uring_enter until one CQE
  *   arrives; if the CAS fails a wake is pending (2): it consumes it (stores
  *   0) and returns without sleeping. After sleeping it stores 0.
+ * - Posted requests (rook__ring_post) are taken at the park point. Their
+ *   wakers' 2 may have been consumed by an earlier failed CAS, so the
+ *   sleeper never sleeps after taking any: a woken task would wait for a
+ *   kick that never comes (tools/models/ring_park.pml).
  * - A waker exchanges i_park with 2. Only if it read 1 (asleep, or about to
  *   be) does it kick the ring: a write to the worker's eventfd, on which the
  *   ring always keeps a read armed, or (ROOK__WAKE_MSG_RING, from another
@@ -197,6 +201,43 @@ void rook__io_force_unavailable(int err)
 	atomic_store_explicit(&force_err, err, memory_order_relaxed);
 }
 
+/* Error injection (io/testing.h): counted only in test builds. */
+static _Atomic int inj_submit_err;
+static _Atomic unsigned inj_submit_every, inj_enter_every, inj_submit_n, inj_enter_n;
+
+void rook__io_inject_submit(int err, unsigned every)
+{
+	atomic_store_explicit(&inj_submit_err, err, memory_order_relaxed);
+	atomic_store_explicit(&inj_submit_every, every, memory_order_relaxed);
+}
+
+void rook__io_inject_enter_eintr(unsigned every)
+{
+	atomic_store_explicit(&inj_enter_every, every, memory_order_relaxed);
+}
+
+static _Atomic unsigned long inj_count;
+
+unsigned long rook__io_injected(void)
+{
+	return atomic_load_explicit(&inj_count, memory_order_relaxed);
+}
+
+static inline bool inject_due(_Atomic unsigned *every, _Atomic unsigned *n)
+{
+#ifdef ROOK_TESTING
+	unsigned e = atomic_load_explicit(every, memory_order_relaxed);
+	if (!e || atomic_fetch_add_explicit(n, 1, memory_order_relaxed) % e != e - 1)
+		return false;
+	atomic_fetch_add_explicit(&inj_count, 1, memory_order_relaxed);
+	return true;
+#else
+	(void)every;
+	(void)n;
+	return false;
+#endif
+}
+
 int rook__io_set_wake_mode(int mode)
 {
 	return atomic_exchange_explicit(&wake_mode, mode, memory_order_relaxed);
@@ -249,8 +290,10 @@ static bool ring_dead(const struct rook__io *io)
 static void flush(struct rook__io *io, bool getevents)
 {
 	for (int tries = 0; tries < 1000; tries++) {
-		int r = getevents ? io_uring_submit_and_get_events(&io->i_ring)
-				  : io_uring_submit(&io->i_ring);
+		int r = inject_due(&inj_submit_every, &inj_submit_n)
+			    ? atomic_load_explicit(&inj_submit_err, memory_order_relaxed)
+			: getevents ? io_uring_submit_and_get_events(&io->i_ring)
+				    : io_uring_submit(&io->i_ring);
 		io->i_queued = io_uring_sq_ready(&io->i_ring);
 		if (r >= 0 || (r != -EINTR && r != -EAGAIN && r != -EBUSY))
 			return;
@@ -671,14 +714,23 @@ void rook__park_wait(void *p, uint64_t timeout_ns)
 	/* Pairs with the exchange in rook__park_wake (see the protocol). */
 	if (!atomic_compare_exchange_strong_explicit(&io->i_park, &expect, 1, memory_order_seq_cst,
 						     memory_order_seq_cst)) {
-		atomic_store_explicit(&io->i_park, 0, memory_order_relaxed);
+		/* An exchange, not a store: it reads the last waker's 2, so
+		 * every push before it is visible below. */
+		atomic_exchange_explicit(&io->i_park, 0, memory_order_acq_rel);
+		if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
+			take_requests(io);
 		return;
 	}
-	bool took = atomic_load_explicit(&io->i_req_any, memory_order_relaxed) && take_requests(io);
+	/* Requests whose wakers' 2 was consumed above (in an earlier call)
+	 * bring no kick: a task they wake is ours to run, so do not sleep. */
+	if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed)) {
+		take_requests(io);
+		atomic_store_explicit(&io->i_park, 0, memory_order_seq_cst);
+		return;
+	}
 	io->i_batch++;
 	if (io->i_backend == ROOK__BACKEND_EPOLL) {
-		/* A request may have made a task runnable here: do not sleep. */
-		rook__epoll_poll(io, took ? 0 : timeout_ns);
+		rook__epoll_poll(io, timeout_ns);
 		atomic_store_explicit(&io->i_park, 0, memory_order_seq_cst);
 		if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
 			take_requests(io);
@@ -688,7 +740,9 @@ void rook__park_wait(void *p, uint64_t timeout_ns)
 		return;
 	}
 	struct io_uring_cqe *cqe;
-	if (timeout_ns == UINT64_MAX) {
+	if (inject_due(&inj_enter_every, &inj_enter_n)) {
+		/* As if io_uring_enter returned -EINTR: a spurious wake-up. */
+	} else if (timeout_ns == UINT64_MAX) {
 		(void)io_uring_submit_and_wait(&io->i_ring, 1);
 	} else {
 		struct __kernel_timespec ts = {

@@ -31,4 +31,14 @@ int rook__io_set_file_write_mode(int mode);
 /* Writes done inline so far (process-wide). */
 unsigned long rook__io_inline_writes(void);
 
+/* Ring error injection (ROOK_TESTING builds; no-ops elsewhere): from now
+ * on every every-th submit of any ring returns err (-EAGAIN, -EBUSY,
+ * -EINTR) without submitting, and every every-th sleep of a worker in
+ * io_uring_enter returns at once as if interrupted (EINTR). every 0: off.
+ * every 1 for submit never lets an SQE out: use 2 or more. */
+void rook__io_inject_submit(int err, unsigned every);
+void rook__io_inject_enter_eintr(unsigned every);
+/* Failures injected so far (both kinds, process-wide). */
+unsigned long rook__io_injected(void);
+
 #endif

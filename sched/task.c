@@ -229,9 +229,39 @@ bool rook__task_cancel_pending(const struct rook_task *t)
 	       atomic_load_explicit(&m->t_cancel, memory_order_acquire);
 }
 
+static struct {
+	rook_fn u_fn;
+	void (*u_unrun)(void *arg, int status);
+} unrun_hooks[ROOK__UNRUN_MAX];
+static _Atomic int unrun_n;
+
+bool rook__task_on_unrun(rook_fn fn, void (*unrun)(void *arg, int status))
+{
+	int i = atomic_load_explicit(&unrun_n, memory_order_relaxed);
+	if (i == ROOK__UNRUN_MAX)
+		return false;
+	unrun_hooks[i].u_fn = fn;
+	unrun_hooks[i].u_unrun = unrun;
+	atomic_store_explicit(&unrun_n, i + 1, memory_order_release);
+	return true;
+}
+
+/* t ends without having run (task_prepare in worker.c). */
+static void task_unrun(struct rook_task *t, int status)
+{
+	int n = atomic_load_explicit(&unrun_n, memory_order_acquire);
+	for (int i = 0; i < n; i++)
+		if (unrun_hooks[i].u_fn == t->t_fn) {
+			unrun_hooks[i].u_unrun(t->t_arg, status);
+			return;
+		}
+}
+
 void rook__task_finish(struct rook_task *t, int status)
 {
 	struct rook__waiter *wake = NULL;
+	if (atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW)
+		task_unrun(t, status);
 	rook__free(t->t_scopes);
 	t->t_scopes = NULL;
 	atomic_store_explicit(&t->t_status, status, memory_order_relaxed);

@@ -163,6 +163,16 @@ void rook__task_entry(void *arg);
 /* Mark t DONE with status and wake its joiners. */
 void rook__task_finish(struct rook_task *t, int status);
 
+/* A wrapper that keeps books on the tasks it spawns (a group's children)
+ * must hear of a task that ends without running: no stack for its first
+ * run (-ENOMEM), or cancelled before it (-ECANCELED, rook_rt_stop). For a
+ * task whose body is fn, rook__task_finish then calls unrun(arg, status)
+ * on the finishing worker, before the joiners are woken: it must not
+ * block. At most ROOK__UNRUN_MAX registrations, made before any such
+ * task is spawned (a constructor); false if the table is full. */
+#define ROOK__UNRUN_MAX 4
+bool rook__task_on_unrun(rook_fn fn, void (*unrun)(void *arg, int status));
+
 /* Make a parked task runnable again (exactly once per park). */
 void rook__task_unpark(struct rook_task *t);
 /* The same, but t goes to the back of the FIFO yield queue (IO wake-ups). */

@@ -311,6 +311,7 @@ int rook__worker_timer_arm(struct rook__timer *tm)
 
 void rook__notify(struct rook_rt *rt)
 {
+again:
 	/* Pairs with the seq_cst increment of rt_nidle in park (Dekker). */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->rt_nspinning, memory_order_relaxed) != 0 ||
@@ -324,7 +325,11 @@ void rook__notify(struct rook_rt *rt)
 	if (rt->rt_idle_n == 0) {
 		rook__spin_unlock(&rt->rt_idle_lock);
 		atomic_fetch_sub_explicit(&rt->rt_nspinning, 1, memory_order_seq_cst);
-		return;
+		/* While our 1 stood no spinner existed, yet other notifies
+		 * returned on it; a worker that parked meanwhile may have
+		 * missed their work in its re-check (it sleeps for good with
+		 * one worker). Look again (tools/models/worker_park.pml). */
+		goto again;
 	}
 	struct rook__worker *w = &rt->rt_workers[rt->rt_idle[--rt->rt_idle_n]];
 	w->w_idle_listed = false;

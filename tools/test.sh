@@ -5,8 +5,12 @@
 # AddressSanitizer+UndefinedBehaviorSanitizer build. Exit status: 0 only if
 # every run passed.
 #   tools/test.sh [--fast]     --fast: the debug build only
+#   tools/test.sh --soak SECONDS   only the soak (tools/soak.sh), not the suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--soak" ]; then
+	exec tools/soak.sh "${2:?--soak needs SECONDS}"
+fi
 . tools/deps.sh
 rook_deps "${ROOK_BUILD_DEPS[@]}" clang-format git
 
@@ -45,6 +49,13 @@ check_format() {
 status=0
 if command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1; then
 	check_format || status=1
+fi
+# The Promela models of the wake-up and claim protocols (seconds).
+if command -v spin >/dev/null || rook_deps spin >/dev/null 2>&1; then
+	echo "== models: spin" >&2
+	tools/models/check.sh || status=1
+else
+	echo "== models: skipped: spin is not installed and could not be installed" >&2
 fi
 run_suite debug -DCMAKE_BUILD_TYPE=Debug || status=1
 if [ $fast -eq 0 ]; then
