@@ -28,6 +28,8 @@
 #include "sched/task.h"
 #include "sched/worker.h"
 
+_Thread_local struct rook__dcall rook__dcall __attribute__((tls_model("initial-exec")));
+
 int rook_task_set_name(const char *name)
 {
 	struct rook__worker *w = rook__worker_self();
@@ -122,6 +124,8 @@ struct snap {
 	char name[ROOK__NAME_MAX];
 	int state, park, fd, worker; /* worker: running on it, or -1 */
 	uint64_t since_ns;
+	const char *call; /* recorded at the call's entry (tdiag.h), or NULL */
+	uintptr_t ra;     /* the user's return address from that call */
 	uintptr_t pcs[ROOK__BT_MAX];
 	int npcs;
 };
@@ -167,6 +171,8 @@ ROOK__DIAG_NOSAN static bool snap_task(struct rook_task *t, struct rook_rt *rt, 
 	}
 	s->since_ns = st->s_diag.d_since_ns;
 	s->fd = st->s_diag.d_fd;
+	s->call = st->s_diag.d_call;
+	s->ra = st->s_diag.d_ra;
 	if (s->worker < 0 && s->park == ROOK__P_PARKED)
 		snap_context(s, st, __atomic_load_n(&t->t_sp, __ATOMIC_ACQUIRE));
 	return true;
@@ -178,6 +184,10 @@ ROOK__DIAG_NOSAN static bool snap_task(struct rook_task *t, struct rook_rt *rt, 
  * "rook_queue_get". */
 static const char *blocking_call(const struct snap *s, char *buf, size_t size)
 {
+	if (s->call) {
+		snprintf(buf, size, "%s", s->call);
+		return buf;
+	}
 	const char *call = NULL;
 	char line[320];
 	for (int i = 0; i < s->npcs; i++) {
@@ -211,6 +221,13 @@ static void print_task(struct rook__out *o, const struct snap *s, uint64_t now)
 		if (s->fd >= 0)
 			rook__out_printf(o, " on fd %d", s->fd);
 		rook__out_printf(o, " for %llu ms\n", (unsigned long long)ms);
+		if (s->ra) {
+			/* The user's call site, recorded explicitly: the walk
+			 * below may have lost it to inlining. */
+			char line[320];
+			rook__sym_lookup(s->ra - 1, line, sizeof(line));
+			rook__out_printf(o, "    called from %s\n", line);
+		}
 		rook__out_backtrace(o, s->pcs, s->npcs, false);
 	} else {
 		rook__out_printf(o, "runnable\n");

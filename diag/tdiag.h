@@ -21,7 +21,29 @@ struct rook__tdiag {
 	char d_name[ROOK__NAME_MAX]; /* "" until rook_task_set_name */
 	uint64_t d_since_ns;         /* CLOCK_MONOTONIC_COARSE at the last park */
 	int d_fd;                    /* fd of the IO call parked in, or -1 */
+	const char *d_call;          /* public call parked in (static string) */
+	uintptr_t d_ra;              /* that call's return address in the user */
 };
+
+/* The public blocking call in progress on this thread, recorded at its
+ * entry (two stores to initial-exec TLS) and moved into the task's
+ * descriptor when it parks: an optimised build inlines and tail-calls the
+ * call's own frames away, so the frame-pointer walk alone cannot name it
+ * nor find the user's frame. Cleared at each park, so a park reached
+ * without a record shows no stale one. */
+struct rook__dcall {
+	const char *c_name;
+	uintptr_t c_ra;
+};
+extern _Thread_local struct rook__dcall rook__dcall __attribute__((tls_model("initial-exec")));
+
+/* First statement of a public call that may park; must be expanded in that
+ * function itself (its return address is the user's call site). */
+#define ROOK__DIAG_CALL(name)                                                                      \
+	do {                                                                                       \
+		rook__dcall.c_name = (name);                                                       \
+		rook__dcall.c_ra = (uintptr_t)__builtin_return_address(0);                         \
+	} while (0)
 
 /* Per-worker counters: single writer (the worker), relaxed load + store so
  * an increment is a plain add; readers sum them racily. */
@@ -53,6 +75,8 @@ static inline void rook__tdiag_reset(struct rook__tdiag *d)
 {
 	d->d_name[0] = '\0';
 	d->d_fd = -1;
+	d->d_call = NULL;
+	d->d_ra = 0;
 }
 
 /* A task is about to suspend in a blocking call. */
@@ -70,6 +94,10 @@ static inline uint64_t rook__diag_coarse_ns(void)
 static inline void rook__tdiag_park(struct rook__tdiag *d)
 {
 	d->d_since_ns = rook__diag_coarse_ns();
+	d->d_call = rook__dcall.c_name;
+	d->d_ra = rook__dcall.c_ra;
+	rook__dcall.c_name = NULL;
+	rook__dcall.c_ra = 0;
 }
 
 #endif

@@ -27,6 +27,9 @@
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
+#if defined(__SANITIZE_THREAD__)
+#include <execinfo.h>
+#endif
 #include <unistd.h>
 
 #include <rook.h>
@@ -176,7 +179,8 @@ static pthread_once_t bt_once = PTHREAD_ONCE_INIT;
 /* The return address of a function interrupted before its frame is set up
  * (or after it was torn down): the frame-pointer chain would skip its
  * caller. 0 when pc is inside a body, where the chain is right. */
-ROOK__DIAG_NOSAN static uintptr_t prologue_ret(const ucontext_t *uc, uintptr_t lo, uintptr_t hi)
+ROOK__DIAG_NOSAN __attribute__((unused)) static uintptr_t prologue_ret(const ucontext_t *uc,
+								       uintptr_t lo, uintptr_t hi)
 {
 #if defined(__x86_64__)
 	const uint8_t *ip = (const uint8_t *)uc->uc_mcontext.gregs[REG_RIP];
@@ -212,6 +216,25 @@ ROOK__DIAG_NOSAN static void bt_handler(int sig, siginfo_t *si, void *ucv)
 	struct rook__stack *st = t ? t->t_stack : NULL;
 	ucontext_t *uc = ucv;
 	int n = 0;
+#if defined(__SANITIZE_THREAD__)
+	/* TSan defers an async signal and runs this handler later, from its
+	 * interceptors (here: the spinning task's next clock_gettime), with
+	 * the context saved on arrival, whose pc and fp lie in TSan's runtime
+	 * (no frame pointers), so the walk below ends at once. The handler
+	 * then runs synchronously on the task's stack, where the unwinder
+	 * (eh_frame, async-signal-safety moot) reaches the task's frames. */
+	(void)uc;
+	/* Into a local array, copied by plain stores: TSan intercepts
+	 * backtrace's writes but cannot see this uninstrumented function's
+	 * acquire of bt_pending, and would report a race on r. */
+	void *pcs[ROOK__BT_MAX];
+	int saved_errno = errno;
+	if (st)
+		n = backtrace(pcs, ROOK__BT_MAX);
+	errno = saved_errno;
+	for (int i = 0; i < n; i++)
+		__atomic_store_n(&r->b_pcs[i], (uintptr_t)pcs[i], __ATOMIC_RELAXED);
+#else
 	if (st) {
 #if defined(__x86_64__)
 		uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -228,6 +251,7 @@ ROOK__DIAG_NOSAN static void bt_handler(int sig, siginfo_t *si, void *ucv)
 			r->b_pcs[n++] = ret;
 		n += rook__diag_walk(n ? 0 : pc, fp, lo, hi, r->b_pcs + n, ROOK__BT_MAX - n);
 	}
+#endif
 	r->b_n = n;
 	/* Pairs with the acquire load in stall_backtrace. */
 	atomic_store_explicit(&r->b_done, 1, memory_order_release);
@@ -235,6 +259,11 @@ ROOK__DIAG_NOSAN static void bt_handler(int sig, siginfo_t *si, void *ucv)
 
 static void bt_install(void)
 {
+#if defined(__SANITIZE_THREAD__)
+	/* The first backtrace loads libgcc_s (malloc): not in the handler. */
+	void *pc[2];
+	backtrace(pc, 2);
+#endif
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = bt_handler;

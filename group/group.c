@@ -20,6 +20,7 @@
 #include "sched/list.h"
 #include "sched/wait.h"
 #include "sync/waitq.h"
+#include "diag/tdiag.h"
 
 struct rook__gchild {
 	struct rook_group *c_group;
@@ -183,6 +184,7 @@ static void drain(struct rook_group *g)
 
 int rook_group_wait(struct rook_group *g)
 {
+	ROOK__DIAG_CALL("rook_group_wait");
 	if (!g)
 		return -EINVAL;
 	int r = rook__wait_check();

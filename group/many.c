@@ -12,6 +12,7 @@
 #include "sched/alloc.h"
 #include "sched/task.h"
 #include "sched/wait.h"
+#include "diag/tdiag.h"
 
 #define STACK_NODES 16
 
@@ -51,6 +52,7 @@ static void unclaim(struct rook_task **ts, size_t n)
 
 int rook_gather(struct rook_task **ts, size_t n, int *statuses)
 {
+	ROOK__DIAG_CALL("rook_gather");
 	if (n == 0)
 		return 0;
 	if (!ts)
@@ -116,6 +118,7 @@ static bool link_node(struct rook_task *t, struct rook__jnode *n)
 
 int rook_wait_any(struct rook_task **ts, size_t n)
 {
+	ROOK__DIAG_CALL("rook_wait_any");
 	if (!ts || n == 0 || n > INT32_MAX)
 		return -EINVAL;
 	int r = check_handles(ts, n);
@@ -164,6 +167,7 @@ int rook_wait_any(struct rook_task **ts, size_t n)
 
 int rook_wait_for(rook_fn fn, void *arg, uint64_t timeout_ns, int *status)
 {
+	ROOK__DIAG_CALL("rook_wait_for");
 	if (!fn)
 		return -EINVAL;
 	if (!rook_self())

@@ -31,6 +31,7 @@
 #include <rook.h>
 
 #include "io/backend.h"
+#include "diag/tdiag.h"
 
 /* Linux's MAX_RW_COUNT: the most one read or write moves. */
 #define MAX_RW ((size_t)0x7ffff000)
@@ -190,11 +191,13 @@ static ssize_t rw(enum rook__io_kind kind, int fd, const void *buf, size_t len, 
 
 ssize_t rook_read(int fd, void *buf, size_t len, int64_t off)
 {
+	ROOK__DIAG_CALL("rook_read");
 	return rw(ROOK__IO_READ, fd, buf, len, off);
 }
 
 ssize_t rook_write(int fd, const void *buf, size_t len, int64_t off)
 {
+	ROOK__DIAG_CALL("rook_write");
 	return rw(ROOK__IO_WRITE, fd, buf, len, off);
 }
 
@@ -212,11 +215,13 @@ static ssize_t rwv(enum rook__io_kind kind, int fd, const struct iovec *iov, int
 
 ssize_t rook_readv(int fd, const struct iovec *iov, int cnt, int64_t off)
 {
+	ROOK__DIAG_CALL("rook_readv");
 	return rwv(ROOK__IO_READV, fd, iov, cnt, off);
 }
 
 ssize_t rook_writev(int fd, const struct iovec *iov, int cnt, int64_t off)
 {
+	ROOK__DIAG_CALL("rook_writev");
 	return rwv(ROOK__IO_WRITEV, fd, iov, cnt, off);
 }
 
@@ -248,6 +253,7 @@ int rook_fsync(int fd)
 
 int rook_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
+	ROOK__DIAG_CALL("rook_accept");
 	if (addr && !len)
 		return -EINVAL;
 	struct rook__io_req rq = {.r_kind = ROOK__IO_ACCEPT,
@@ -260,6 +266,7 @@ int rook_accept(int fd, struct sockaddr *addr, socklen_t *len)
 
 int rook_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+	ROOK__DIAG_CALL("rook_connect");
 	if (!addr)
 		return -EINVAL;
 	struct rook__io_req rq = {.r_kind = ROOK__IO_CONNECT,
@@ -283,11 +290,13 @@ static ssize_t xfer(enum rook__io_kind kind, int fd, const void *buf, size_t len
 
 ssize_t rook_recv(int fd, void *buf, size_t len, int flags)
 {
+	ROOK__DIAG_CALL("rook_recv");
 	return xfer(ROOK__IO_RECV, fd, buf, len, flags);
 }
 
 ssize_t rook_send(int fd, const void *buf, size_t len, int flags)
 {
+	ROOK__DIAG_CALL("rook_send");
 	return xfer(ROOK__IO_SEND, fd, buf, len, flags | MSG_NOSIGNAL);
 }
 
@@ -302,6 +311,7 @@ int rook_poll(int fd, short events)
 
 ssize_t rook_read_full(int fd, void *buf, size_t len)
 {
+	ROOK__DIAG_CALL("rook_read_full");
 	if (len > SSIZE_MAX)
 		return -EINVAL; /* the count would not fit the return value */
 	size_t done = 0;
@@ -318,6 +328,7 @@ ssize_t rook_read_full(int fd, void *buf, size_t len)
 
 ssize_t rook_write_full(int fd, const void *buf, size_t len)
 {
+	ROOK__DIAG_CALL("rook_write_full");
 	if (len > SSIZE_MAX)
 		return -EINVAL;
 	size_t done = 0;

@@ -22,6 +22,7 @@
 #include "sched/san.h"
 #include "diag/stats.h"
 #include "sched/worker.h"
+#include "diag/tdiag.h"
 
 /* ---- type-stable task pool ------------------------------------------ */
 
@@ -427,6 +428,7 @@ int rook__task_wait_gen(struct rook_task *t, uint32_t tag)
 
 int rook_join(struct rook_task *h, int *status)
 {
+	ROOK__DIAG_CALL("rook_join");
 	uint32_t g;
 	struct rook_task *t = rook__handle_get(h, &g);
 	if (!t)

@@ -64,6 +64,7 @@
 #include "sched/testing.h"
 #include "sched/wait.h"
 #include "sync/waitq.h"
+#include "diag/tdiag.h"
 
 #define T_CLOSED  1u
 #define T_GETTERS 2u
@@ -674,6 +675,7 @@ static __attribute__((noinline)) int get(struct rook_queue *q, void *item, bool 
 
 int rook_queue_put(struct rook_queue *q, const void *item)
 {
+	ROOK__DIAG_CALL("rook_queue_put");
 	if (q && item && rook__wait_entry_clear() && push_once(q, item))
 		return 0;
 	return put(q, item, true);
@@ -688,6 +690,7 @@ int rook_queue_try_put(struct rook_queue *q, const void *item)
 
 int rook_queue_get(struct rook_queue *q, void *item)
 {
+	ROOK__DIAG_CALL("rook_queue_get");
 	if (q && item && rook__wait_entry_clear() && pop_once(q, item))
 		return 0;
 	return get(q, item, true);

@@ -32,6 +32,7 @@
 #include "sched/lock.h"
 #include "sched/wait.h"
 #include "sync/waitq.h"
+#include "diag/tdiag.h"
 
 #define M_WAITERS ((uintptr_t)1)
 
@@ -145,6 +146,7 @@ static int lock(struct rook_mutex *m, uintptr_t me, bool cancellable)
 
 int rook_mutex_lock(struct rook_mutex *m)
 {
+	ROOK__DIAG_CALL("rook_mutex_lock");
 	if (!m)
 		return -EINVAL;
 	int r = rook__wait_check_fast();
@@ -230,6 +232,7 @@ void rook_sem_destroy(struct rook_sem *s)
 
 int rook_sem_acquire(struct rook_sem *s)
 {
+	ROOK__DIAG_CALL("rook_sem_acquire");
 	if (!s)
 		return -EINVAL;
 	int r = rook__wait_check_fast();
@@ -390,6 +393,7 @@ void rook_cond_destroy(struct rook_cond *c)
 
 int rook_cond_wait(struct rook_cond *c, struct rook_mutex *m)
 {
+	ROOK__DIAG_CALL("rook_cond_wait");
 	struct rook__waiter *w = rook__waiter_self();
 	uintptr_t me = (uintptr_t)w;
 	struct rook__wnode n;

@@ -15,6 +15,7 @@
 #include "sched/task.h"
 #include "time/timer.h"
 #include "sched/wait.h"
+#include "diag/tdiag.h"
 
 uint64_t rook_now(void)
 {
@@ -111,6 +112,7 @@ void rook_shield_pop(void)
 
 int rook_sleep(uint64_t ns)
 {
+	ROOK__DIAG_CALL("rook_sleep");
 	struct rook_task *t = rook_self();
 	if (!t)
 		return -EPERM;

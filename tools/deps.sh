@@ -19,4 +19,5 @@ rook_deps() {
 	fi
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 }
-ROOK_BUILD_DEPS=(cmake gcc g++ make pkg-config libudev-dev liburing-dev libhwloc-dev libcriterion-dev)
+# gdb: tests/diag/gdb/run.sh (tools/rook-gdb.py; skipped without it).
+ROOK_BUILD_DEPS=(cmake gcc g++ make pkg-config libudev-dev liburing-dev libhwloc-dev libcriterion-dev gdb)
