@@ -108,7 +108,8 @@ parse_args() {
 
 # ---- packages -----------------------------------------------------------
 
-pkg_installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
+# Multiarch: a package may be listed for several architectures; any installed one counts.
+pkg_installed() { dpkg-query -W -f='${db:Status-Abbrev}\n' "$1" 2>/dev/null | grep -q '^ii'; }
 
 peers_built() {
 	local i
@@ -306,8 +307,9 @@ cell_impls() {
 	CELL=(rook "${PEER_IMPLS[@]}")
 	if [ "$t" = "${opt_threads%%,*}" ]; then
 		CELL+=("${ST_IMPLS[@]}")
-		has_asyncio "$w" && CELL+=("${ASYNC_IMPLS[@]}")
+		if has_asyncio "$w"; then CELL+=("${ASYNC_IMPLS[@]}"); fi
 	fi
+	return 0
 }
 
 # Runs alternate between impls (run 1 of every impl, then run 2, ...), so a
@@ -367,7 +369,7 @@ summarise() {
 				}
 			mid = int((m + 1) / 2)
 			med = (m % 2) ? s[mid] : (s[mid] + s[mid + 1]) / 2
-			print p[1], p[2], p[3], sprintf("%.1f", med), s[1], s[m], m "/" total[k], busy[k] + 0, e[mid]
+			print p[1], p[2], p[3], sprintf("%.1f", med), sprintf("%.1f", s[1]), sprintf("%.1f", s[m]), m "/" total[k], busy[k] + 0, e[mid]
 		}
 	}' "$RAW" >"$SUMMARY"
 }
