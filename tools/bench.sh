@@ -569,7 +569,8 @@ compare() {
 		k = $1 " " $2 " " $3
 		if (!(k in m)) next
 		v = "within noise"
-		if ($5 > hi[k]) v = "**FASTER**"; else if ($6 < lo[k]) v = "**SLOWER**"
+		if ($5 == $6 || lo[k] == hi[k]) v = "no spread (1 run)"
+		else if ($5 > hi[k]) v = "**FASTER**"; else if ($6 < lo[k]) v = "**SLOWER**"
 		printf "| %s | %s | %s | %.4g | %.4g | %.3f | %.3f–%.3f | %s |\n", $1, $2, $3, m[k], $4,
 			$4 / m[k], $5 / hi[k], $6 / lo[k], v
 		n++
