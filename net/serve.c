@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -108,6 +109,11 @@ static int accept_loop(void *arg)
 	struct server *sv = l->l_sv;
 	for (;;) {
 		int r;
+		/* With per-worker listeners a permit taken by a loop whose listener
+		 * has nothing queued would strand a connection queued on another:
+		 * wait for one here first (only this loop accepts on l_fd). */
+		if (sv->sv_slots && (r = rook_poll(l->l_fd, POLLIN)) < 0)
+			return r;
 		if (sv->sv_slots && (r = rook_sem_acquire(sv->sv_slots)) < 0)
 			return r;
 		struct conn *c = rook__alloc(sizeof(*c));
