@@ -206,7 +206,9 @@ static void fd_ready(struct rook__io *io, int fd, uint32_t revents)
 	}
 }
 
-/* Owner: rook_close(fd): every wait on fd ends with -EBADF. */
+/* Owner: rook_close(fd) closed fd: every wait on it ends and tries its
+ * syscall again, which fails with EBADF (or, if the number was reused
+ * meanwhile, works on the new file). */
 static void fd_closed(struct rook__io *io, int fd)
 {
 	if ((unsigned)fd >= io->i_nfds)
@@ -215,7 +217,7 @@ static void fd_closed(struct rook__io *io, int fd)
 	for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
 		next = op->o_next;
 		unlink_op(io, op);
-		drop(op, -EBADF);
+		drop(op, 0);
 	}
 	if (f->f_added)
 		(void)epoll_ctl(io->i_epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -309,7 +311,10 @@ static int wait_ready(int fd, uint32_t events)
 		return fd < 0 ? -EBADF : -ENOMEM;
 	struct rook__ep_op op = {.o_waiter = wt, .o_io = io, .o_fd = fd, .o_events = events};
 	link_op(f, &op);
-	atomic_fetch_add_explicit(&io->i_inflight, 1, memory_order_relaxed);
+	/* seq_cst, before the arm: pairs with the load in rook__epoll_cancel_fd
+	 * after its close(2). Either that load sees us, or our arm comes after
+	 * the close and fails with EBADF. */
+	atomic_fetch_add_explicit(&io->i_inflight, 1, memory_order_seq_cst);
 	int r = arm(io, f, fd);
 	if (r < 0) {
 		unlink_op(io, &op);
@@ -605,7 +610,9 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 		r = do_poll(rq, &fast);
 		break;
 	case ROOK__IO_CLOSE:
+		/* Close first, then end the waits (see wait_ready). */
 		r = res(close(rq->r_fd));
+		rook__epoll_cancel_fd(io, rq->r_fd);
 		break;
 	default: /* OPEN, FSYNC */
 		r = on_pool(rq);
@@ -637,7 +644,7 @@ void rook__epoll_cancel_fd(struct rook__io *self, int fd)
 	for (unsigned i = 0; i < g->g_nworkers; i++) {
 		struct rook__io *io = atomic_load_explicit(&g->g_ios[i], memory_order_acquire);
 		if (io && io != self &&
-		    atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0) {
+		    atomic_load_explicit(&io->i_inflight, memory_order_seq_cst) > 0) {
 			q[n] = (struct rook__ring_req){
 			    .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd, .q_ep = &op};
 			tp[n++] = io;

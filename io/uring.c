@@ -307,10 +307,8 @@ void rook__io_cancel_fd(int fd)
 	struct rook_task *me = rook_self();
 	if (!self || !me)
 		return;
-	if (self->i_backend == ROOK__BACKEND_EPOLL) {
-		rook__epoll_cancel_fd(self, fd);
-		return;
-	}
+	if (self->i_backend == ROOK__BACKEND_EPOLL)
+		return; /* after the close itself (io/epoll.c) */
 	if (!rook__ring_can_cancel_fd())
 		return;
 	struct rook__io_rt *g = self->i_group;

@@ -148,6 +148,8 @@ static int prog(void *arg)
 
 static void run_injected(int err, unsigned submit_every, unsigned enter_every)
 {
+	if (on_epoll())
+		cr_skip_test("ring error injection is io_uring's (ROOK_IO=epoll)");
 	int fds = fd_count();
 	long bad = 0;
 	unsigned long injected = rook__io_injected();
