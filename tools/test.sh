@@ -60,7 +60,7 @@ fi
 run_suite debug -DCMAKE_BUILD_TYPE=Debug || status=1
 if [ $fast -eq 0 ]; then
 	# TSan needs a 47-bit-friendly mmap layout on newer kernels.
-	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tools/tsan.supp ${TSAN_OPTIONS:-}"
 	export ASAN_OPTIONS="detect_leaks=1 detect_stack_use_after_return=0 ${ASAN_OPTIONS:-}"
 	export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 ${UBSAN_OPTIONS:-}"
 	run_suite tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROOK_SANITIZE=thread || status=1
