@@ -405,16 +405,37 @@ static const struct iovec *iov_of(const struct rook__io_req *rq, struct iovec *o
 	return one;
 }
 
-/* read, readv: pipes and sockets wait for readiness, files go inline from
- * the page cache or to the pool. *fast: no wait was needed. */
-static int do_read(const struct rook__io_req *rq, bool *fast)
+/* One nonblocking attempt: sockets with MSG_NOSIGNAL (writes), everything
+ * else with RWF_NOWAIT; *sock turns false at the first ENOTSOCK. */
+static ssize_t try_rw(const struct rook__io_req *rq, const struct iovec *iov, int cnt, off_t off,
+		      bool wr, bool *sock)
 {
+	if (!wr)
+		return preadv2(rq->r_fd, iov, cnt, off, RWF_NOWAIT);
+	if (*sock) {
+		struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
+		ssize_t n = sendmsg(rq->r_fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0 || errno != ENOTSOCK)
+			return n;
+		*sock = false;
+	}
+	return pwritev2(rq->r_fd, iov, cnt, off, RWF_NOWAIT);
+}
+
+/* read, readv, write, writev: pipes and sockets wait for readiness, files
+ * go inline (page cache) or to the pool. *fast: no wait was needed. */
+static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
+{
+	bool wr = rq->r_kind == ROOK__IO_WRITE || rq->r_kind == ROOK__IO_WRITEV;
+	if (wr && rook__io_write_inline_ok(rq))
+		return rook__io_write_inline(io, rq);
 	struct iovec one;
 	int cnt;
 	const struct iovec *iov = iov_of(rq, &one, &cnt);
 	off_t off = rq->r_off;
+	bool sock = wr;
 	for (;;) {
-		ssize_t n = preadv2(rq->r_fd, iov, cnt, off, RWF_NOWAIT);
+		ssize_t n = try_rw(rq, iov, cnt, off, wr, &sock);
 		if (n >= 0)
 			return (int)n;
 		int e = errno;
@@ -426,65 +447,16 @@ static int do_read(const struct rook__io_req *rq, bool *fast)
 		}
 		if (e != EAGAIN && e != EOPNOTSUPP)
 			return -e;
-		if (is_file(rq->r_fd))
-			break; /* the disk, or no RWF_NOWAIT here */
-		int r = wait_ready(rq->r_fd, EPOLLIN);
-		if (r == NOT_POLLABLE)
-			return blocking_fn((void *)rq); /* always ready, as poll(2) says */
-		*fast = false;
-		if (r < 0)
-			return r;
-		if (e == EOPNOTSUPP)
-			break; /* readable now; the read itself cannot be nonblocking */
-	}
-	*fast = false;
-	return on_pool(rq);
-}
-
-/* write, writev: sockets with MSG_NOSIGNAL, pipes with RWF_NOWAIT. */
-static int do_write(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
-{
-	if (rook__io_write_inline_ok(rq))
-		return rook__io_write_inline(io, rq);
-	struct iovec one;
-	int cnt;
-	const struct iovec *iov = iov_of(rq, &one, &cnt);
-	off_t off = rq->r_off;
-	bool sock = true;
-	for (;;) {
-		ssize_t n;
-		if (sock) {
-			struct msghdr m = {.msg_iov = (struct iovec *)iov,
-					   .msg_iovlen = (size_t)cnt};
-			n = sendmsg(rq->r_fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (n < 0 && errno == ENOTSOCK) {
-				sock = false;
-				continue;
-			}
-		} else {
-			n = pwritev2(rq->r_fd, iov, cnt, off, RWF_NOWAIT);
-		}
-		if (n >= 0)
-			return (int)n;
-		int e = errno;
-		if (e == EINTR)
-			continue;
-		if (e == ESPIPE && off >= 0) {
-			off = -1;
-			continue;
-		}
-		if (e != EAGAIN && e != EOPNOTSUPP)
-			return -e;
 		if (!sock && is_file(rq->r_fd))
-			break;
-		int r = wait_ready(rq->r_fd, EPOLLOUT);
+			break; /* the disk, or no RWF_NOWAIT here */
+		int r = wait_ready(rq->r_fd, wr ? EPOLLOUT : EPOLLIN);
 		if (r == NOT_POLLABLE)
 			return blocking_fn((void *)rq); /* always ready, as poll(2) says */
 		*fast = false;
 		if (r < 0)
 			return r;
 		if (e == EOPNOTSUPP)
-			break;
+			break; /* ready now; the call itself cannot be nonblocking */
 	}
 	*fast = false;
 	return on_pool(rq);
@@ -592,11 +564,9 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 	switch (rq->r_kind) {
 	case ROOK__IO_READ:
 	case ROOK__IO_READV:
-		r = do_read(rq, &fast);
-		break;
 	case ROOK__IO_WRITE:
 	case ROOK__IO_WRITEV:
-		r = do_write(io, rq, &fast);
+		r = do_rw(io, rq, &fast);
 		break;
 	case ROOK__IO_RECV:
 	case ROOK__IO_SEND:
