@@ -265,6 +265,7 @@ static int case06_main(void *arg)
 	int st = 0;
 
 	T_CHECK_EQ(rook_spawn(&c.c_th, sleep_forever, &c.c_target), 0);
+	await_flag(&c.c_target.p_started); /* cancelled unstarted, it never runs */
 	T_CHECK_EQ(rook_spawn(&j, case06_joiner, &c), 0);
 	await_flag(&c.c_joining);
 	T_CHECK_EQ(rook_sleep(2 * ROOK_MSEC), 0); /* let it park in the join */
@@ -636,6 +637,7 @@ static int case14_main(void *arg)
 	int st = 1;
 
 	T_CHECK_EQ(rook_spawn(&other, sleep_forever, &p), 0);
+	await_flag(&p.p_started); /* cancelled unstarted, it never runs */
 	T_CHECK_EQ(rook_spawn(&t, case14_task, other), 0);
 	T_CHECK_EQ(rook_sleep(2 * ROOK_MSEC), 0);
 	T_CHECK_EQ(rook_cancel(t), 0);

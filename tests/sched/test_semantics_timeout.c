@@ -23,6 +23,12 @@ struct probe {
 	uint64_t p_cleanup; /* shielded cleanup after a failed sleep (ns) */
 };
 
+/* A wait_for child whose deadline passes before it first runs is cancelled
+ * unstarted and never runs (case 37). Tests that need it to run give it a
+ * deadline no healthy start comes near, even under TSan on 2 busy cores. */
+#define START_MARGIN_MS 100
+#define START_MARGIN    (START_MARGIN_MS * ROOK_MSEC)
+
 static int sleeper(void *arg)
 {
 	struct probe *p = arg;
@@ -58,8 +64,8 @@ static int case35_main(void *arg)
 	int st = 0;
 	uint64_t t0 = rook_now();
 
-	T_CHECK_EQ(rook_wait_for(sleeper, &p, 20 * ROOK_MSEC, &st), -ETIMEDOUT);
-	T_CHECK(ms_since(t0) >= 19 && ms_since(t0) < 2000);
+	T_CHECK_EQ(rook_wait_for(sleeper, &p, START_MARGIN, &st), -ETIMEDOUT);
+	T_CHECK(ms_since(t0) >= START_MARGIN_MS - 1 && ms_since(t0) < 2000);
 	T_CHECK_EQ(atomic_load(&p.p_ended), 1); /* finished before we returned */
 	T_CHECK_EQ(atomic_load(&p.p_rc), -ECANCELED);
 	T_CHECK_EQ(rook_wait_for(sleeper, &q, UINT64_MAX, &st), 0);
@@ -216,7 +222,7 @@ static int case38_main(void *arg)
 	}
 	/* The inner catches the cancel and returns 1: wait_for returns 1. */
 	int st = 0;
-	T_CHECK_EQ(rook_wait_for(swallow_cancel, NULL, 5 * ROOK_MSEC, &st), 0);
+	T_CHECK_EQ(rook_wait_for(swallow_cancel, NULL, START_MARGIN, &st), 0);
 	T_CHECK_EQ(st, 1);
 	return 0;
 }
@@ -232,8 +238,8 @@ static int case39_main(void *arg)
 	struct probe p = {.p_ret = 1, .p_cleanup = 100 * ROOK_MSEC};
 	uint64_t t0 = rook_now();
 
-	T_CHECK_EQ(rook_wait_for(sleeper, &p, 20 * ROOK_MSEC, NULL), -ETIMEDOUT);
-	T_CHECK(ms_since(t0) >= 119);
+	T_CHECK_EQ(rook_wait_for(sleeper, &p, START_MARGIN, NULL), -ETIMEDOUT);
+	T_CHECK(ms_since(t0) >= START_MARGIN_MS + 99);
 	T_CHECK_EQ(atomic_load(&p.p_ended), 1);
 	return 0;
 }
@@ -314,9 +320,9 @@ static int case40_main(void *arg)
 	T_CHECK(ms_since(t0) >= 50); /* waited for the ignorer to end */
 	/* On a timeout instead, the ignorer's 42 is returned, not lost. */
 	t0 = rook_now();
-	T_CHECK_EQ(rook_wait_for(ignore_cancel_42, NULL, 5 * ROOK_MSEC, &st), 0);
+	T_CHECK_EQ(rook_wait_for(ignore_cancel_42, NULL, START_MARGIN, &st), 0);
 	T_CHECK_EQ(st, 42);
-	T_CHECK(ms_since(t0) >= 59);
+	T_CHECK(ms_since(t0) >= START_MARGIN_MS + 59);
 	return 0;
 }
 
@@ -332,7 +338,7 @@ static int case41_main(void *arg)
 	struct probe p = {.p_ret = -EIO};
 	int st = 0;
 
-	T_CHECK_EQ(rook_wait_for(sleeper, &p, 10 * ROOK_MSEC, &st), 0);
+	T_CHECK_EQ(rook_wait_for(sleeper, &p, START_MARGIN, &st), 0);
 	T_CHECK_EQ(st, -EIO);
 	T_CHECK_EQ(atomic_load(&p.p_rc), -ECANCELED);
 	return 0;

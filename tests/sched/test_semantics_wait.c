@@ -121,6 +121,7 @@ static int case18_main(void *arg)
 	/* asyncio.shield(inner) awaited by outer: cancel outer, inner lives;
 	 * cancelling the inner gives the outer's join the inner's status. */
 	T_CHECK_EQ(rook_spawn(&b.c_ih, sleep_forever, &b.c_inner), 0);
+	await_flag(&b.c_inner.p_started); /* a task cancelled unstarted never runs */
 	T_CHECK_EQ(rook_spawn(&outer, case18_outer, &b), 0);
 	await_flag(&b.c_joining);
 	T_CHECK_EQ(rook_cancel(outer), 0);
