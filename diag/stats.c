@@ -47,7 +47,7 @@ static uint64_t clamp(int64_t v)
 	return v < 0 ? 0 : (uint64_t)v;
 }
 
-extern _Atomic uint64_t rook__stat_guarded, rook__stat_unguarded;
+extern _Atomic uint64_t rook__stat_guarded, rook__stat_unguarded, rook__stat_released;
 
 void rook__stats_get(struct rook__stats *st)
 {
@@ -61,6 +61,7 @@ void rook__stats_get(struct rook__stats *st)
 	    clamp(atomic_load_explicit(&peaks[ROOK__STAT_STACKS], memory_order_relaxed));
 	st->steals = clamp(atomic_load_explicit(&totals[ROOK__STAT_STEALS], memory_order_relaxed));
 	st->parks = clamp(atomic_load_explicit(&totals[ROOK__STAT_PARKS], memory_order_relaxed));
+	st->stacks_released = atomic_load_explicit(&rook__stat_released, memory_order_relaxed);
 	st->guard_stacks = atomic_load_explicit(&rook__stat_guarded, memory_order_relaxed);
 	st->canary_stacks = atomic_load_explicit(&rook__stat_unguarded, memory_order_relaxed);
 }

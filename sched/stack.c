@@ -27,6 +27,8 @@
 
 #define CACHE_MAX    64u
 #define CACHE_BATCH  16u
+#define CACHE_HOT    8u /* cached stacks a worker keeps warm however idle */
+#define TRIM_PERIOD  ((uint64_t)100 * 1000 * 1000)
 #define REGION_FIRST 16u
 #define REGION_MAX   256u
 
@@ -56,7 +58,7 @@ static int guard_kind = GUARD_UNPROBED; /* written once, under guard_once */
 static _Atomic int guard_forced;        /* tests: GUARD_* or 0 */
 static _Atomic long guard_budget = -1;  /* guard pages left; -1 unread */
 static _Atomic unsigned stack_fail_next;
-_Atomic uint64_t rook__stat_guarded, rook__stat_unguarded;
+_Atomic uint64_t rook__stat_guarded, rook__stat_unguarded, rook__stat_released;
 
 void rook__stack_fail_next(unsigned n)
 {
@@ -184,6 +186,9 @@ void rook__stack_pool_fini(struct rook__stack_pool *p)
 	for (struct rook__stack *s = p->p_free; s; s = s->s_next)
 		if (s->s_san_fiber)
 			rook__tsan_destroy(s->s_san_fiber);
+	for (struct rook__stack *s = p->p_clean; s; s = s->s_next)
+		if (s->s_san_fiber)
+			rook__tsan_destroy(s->s_san_fiber);
 	struct rook__stack_region *r = p->p_regions;
 	while (r) {
 		struct rook__stack_region *next = r->r_next;
@@ -193,6 +198,8 @@ void rook__stack_pool_fini(struct rook__stack_pool *p)
 	}
 	p->p_regions = NULL;
 	p->p_free = NULL;
+	p->p_clean = NULL;
+	atomic_store_explicit(&p->p_ndirty, 0, memory_order_relaxed);
 	p->p_fresh = NULL;
 	p->p_fresh_left = 0;
 }
@@ -251,19 +258,44 @@ static struct rook__stack *slot_setup(struct rook__stack_pool *p, char *slot)
 	return s;
 }
 
+static struct rook__stack *list_pop(struct rook__stack **head)
+{
+	struct rook__stack *s = *head;
+	*head = s->s_next;
+	s->s_next = NULL;
+	return s;
+}
+
+static void c_push(struct rook__stack_cache *c, struct rook__stack *s)
+{
+	s->s_next = c->c_head;
+	c->c_head = s;
+	c->c_len++;
+}
+
+/* Pool lock held; the count is also read without it (trim_due). */
+static void dirty_add(struct rook__stack_pool *p, int n)
+{
+	unsigned v = atomic_load_explicit(&p->p_ndirty, memory_order_relaxed);
+	atomic_store_explicit(&p->p_ndirty, v + (unsigned)n, memory_order_relaxed);
+}
+
 /* Refill an empty cache: used stacks from the pool if it has any, else a
  * batch of never-used slots (set up one at a time as they are handed out). */
 static int cache_refill(struct rook__stack_pool *p, struct rook__stack_cache *c)
 {
 	rook__spin_lock(&p->p_lock);
-	if (p->p_free) {
-		for (unsigned i = 0; i < CACHE_BATCH && p->p_free; i++) {
-			struct rook__stack *s = p->p_free;
-			p->p_free = s->s_next;
-			s->s_next = c->c_head;
-			c->c_head = s;
-			c->c_len++;
-		}
+	if (p->p_free || p->p_clean) {
+		/* Committed stacks first: they are warm, the clean ones fault. */
+		unsigned taken = 0;
+		for (; taken < CACHE_BATCH && p->p_free; taken++)
+			c_push(c, list_pop(&p->p_free));
+		dirty_add(p, -(int)taken);
+		unsigned left = atomic_load_explicit(&p->p_ndirty, memory_order_relaxed);
+		if (left < p->p_low)
+			p->p_low = left;
+		for (; taken < CACHE_BATCH && p->p_clean; taken++)
+			c_push(c, list_pop(&p->p_clean));
 	} else {
 		if (!p->p_fresh_left && region_grow(p) < 0) {
 			rook__spin_unlock(&p->p_lock);
@@ -298,7 +330,8 @@ struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__sta
 	}
 	struct rook__stack *s = c->c_head;
 	c->c_head = s->s_next;
-	c->c_len--;
+	if (--c->c_len < c->c_low)
+		c->c_low = c->c_len;
 	return s;
 }
 
@@ -318,26 +351,133 @@ void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c, st
 	struct rook__stack *last = give;
 	while (last->s_next)
 		last = last->s_next;
+	if (c->c_low > c->c_len)
+		c->c_low = c->c_len;
 	rook__spin_lock(&p->p_lock);
 	last->s_next = p->p_free;
 	p->p_free = give;
+	dirty_add(p, CACHE_MAX + 1 - CACHE_MAX / 2);
 	rook__spin_unlock(&p->p_lock);
 }
 
 void rook__stack_cache_drain(struct rook__stack_pool *p, struct rook__stack_cache *c)
 {
 	rook__spin_lock(&p->p_lock);
+	dirty_add(p, (int)c->c_len);
 	while (c->c_head) {
-		struct rook__stack *s = c->c_head;
-		c->c_head = s->s_next;
+		struct rook__stack *s = list_pop(&c->c_head);
 		s->s_next = p->p_free;
 		p->p_free = s;
 	}
-	c->c_len = 0;
 	rook__spin_unlock(&p->p_lock);
+	c->c_len = 0;
+	c->c_low = 0;
 	/* Never-used slots stay reserved until the pool unmaps their region. */
 	c->c_fresh = NULL;
 	c->c_fresh_left = 0;
+}
+
+/* ---- giving memory back -------------------------------------------- */
+
+uint64_t rook__stack_trim_due(struct rook__stack_pool *p, const struct rook__stack_cache *c)
+{
+	uint64_t due = UINT64_MAX;
+	if (c->c_len > CACHE_HOT)
+		due = c->c_trim_next;
+	if (atomic_load_explicit(&p->p_ndirty, memory_order_relaxed)) {
+		uint64_t pd = atomic_load_explicit(&p->p_trim_next, memory_order_relaxed);
+		if (pd < due)
+			due = pd;
+	}
+	return due;
+}
+
+/* Drop the pages of s below its top page (which holds the descriptor and
+ * the first frames). The bytes need not survive: a stack is reused from
+ * a fresh context. */
+static void stack_release(struct rook__stack *s)
+{
+	size_t ps = page_size();
+	char *lo = s->s_lo, *hi = (char *)((uintptr_t)s->s_top & ~(uintptr_t)(ps - 1));
+	if (hi > lo && madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0)
+		atomic_fetch_add_explicit(&rook__stat_released, 1, memory_order_relaxed);
+}
+
+/* Cut the list after its first keep entries; return the rest. */
+static struct rook__stack *list_cut(struct rook__stack **head, unsigned keep)
+{
+	struct rook__stack **at = head;
+	while (keep-- && *at)
+		at = &(*at)->s_next;
+	struct rook__stack *rest = *at;
+	*at = NULL;
+	return rest;
+}
+
+/* Release the stacks of list (nobody else holds them) in batches onto the
+ * pool's clean list; if stop() says work arrived, the rest go back to
+ * p_free unreleased. */
+static void release_list(struct rook__stack_pool *p, struct rook__stack *list, bool (*stop)(void *),
+			 void *arg)
+{
+	while (list) {
+		struct rook__stack *batch = list, *last = list;
+		unsigned n = 1;
+		stack_release(last);
+		while (n < CACHE_BATCH && last->s_next) {
+			last = last->s_next;
+			stack_release(last);
+			n++;
+		}
+		list = last->s_next;
+		rook__spin_lock(&p->p_lock);
+		last->s_next = p->p_clean;
+		p->p_clean = batch;
+		rook__spin_unlock(&p->p_lock);
+		if (list && stop(arg)) {
+			unsigned k = 1;
+			for (last = list; last->s_next; last = last->s_next)
+				k++;
+			rook__spin_lock(&p->p_lock);
+			last->s_next = p->p_free;
+			p->p_free = list;
+			dirty_add(p, (int)k);
+			rook__spin_unlock(&p->p_lock);
+			return;
+		}
+	}
+}
+
+void rook__stack_trim(struct rook__stack_pool *p, struct rook__stack_cache *c, uint64_t now,
+		      bool (*stop)(void *), void *arg)
+{
+	/* The cache: its coldest stacks beyond the hot few that went unused
+	 * all period (a LIFO list: the tail is the coldest). */
+	if (now >= c->c_trim_next) {
+		c->c_trim_next = now + TRIM_PERIOD;
+		unsigned low = c->c_low < c->c_len ? c->c_low : c->c_len;
+		struct rook__stack *cold = NULL;
+		if (low > CACHE_HOT) {
+			cold = list_cut(&c->c_head, c->c_len - (low - CACHE_HOT));
+			c->c_len -= low - CACHE_HOT;
+		}
+		c->c_low = c->c_len;
+		release_list(p, cold, stop, arg);
+	}
+	/* The pool: one worker a period (the low mark spans a whole one). */
+	uint64_t due = atomic_load_explicit(&p->p_trim_next, memory_order_relaxed);
+	if (now < due || stop(arg) ||
+	    !atomic_compare_exchange_strong_explicit(&p->p_trim_next, &due, now + TRIM_PERIOD,
+						     memory_order_relaxed, memory_order_relaxed))
+		return;
+	rook__spin_lock(&p->p_lock);
+	unsigned n = atomic_load_explicit(&p->p_ndirty, memory_order_relaxed);
+	unsigned low = p->p_low < n ? p->p_low : n;
+	struct rook__stack *cold = low ? list_cut(&p->p_free, n - low) : NULL;
+	dirty_add(p, -(int)low);
+	p->p_low = n - low;
+	rook__spin_unlock(&p->p_lock);
+	release_list(p, cold, stop, arg);
 }
 
 /* ---- overflow reporting -------------------------------------------- */

@@ -47,7 +47,11 @@ struct rook__stack_region {
 
 struct rook__stack_pool {
 	struct rook__spin p_lock;
-	struct rook__stack *p_free; /* used stacks given back */
+	struct rook__stack *p_free;   /* used stacks given back, memory committed */
+	struct rook__stack *p_clean;  /* used stacks whose memory was released */
+	_Atomic unsigned p_ndirty;    /* stacks on p_free (read without the lock) */
+	unsigned p_low;               /* fewest on p_free since the last trim */
+	_Atomic uint64_t p_trim_next; /* the pool's next trim (rook__now ns) */
 	struct rook__stack_region *p_regions;
 	char *p_fresh;                    /* first never-used slot of the newest region */
 	unsigned p_fresh_left;            /* never-used slots left there */
@@ -60,7 +64,9 @@ struct rook__stack_pool {
 struct rook__stack_cache {
 	struct rook__stack *c_head; /* used stacks, ready to reuse */
 	unsigned c_len;
-	char *c_fresh; /* never-used slots reserved by this worker */
+	unsigned c_low;       /* shortest c_len since the last trim */
+	uint64_t c_trim_next; /* this cache's next trim (rook__now ns) */
+	char *c_fresh;        /* never-used slots reserved by this worker */
 	unsigned c_fresh_left;
 };
 
@@ -72,6 +78,17 @@ struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__sta
 void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c,
 		     struct rook__stack *s);
 void rook__stack_cache_drain(struct rook__stack_pool *p, struct rook__stack_cache *c);
+
+/* Memory given back after a burst (MADV_DONTNEED below each stack's top
+ * page), decided by low-water marks: a stack that sat unused in a cache or
+ * in the pool for a whole trim period is released, so a steady load keeps
+ * its stacks warm and a burst's extra stacks go back within two periods.
+ * trim_due: when trim could next release something (UINT64_MAX: nothing
+ * to release), for a parking worker's timeout. trim: called by a parking
+ * worker; returns early once stop(arg) says work arrived. */
+uint64_t rook__stack_trim_due(struct rook__stack_pool *p, const struct rook__stack_cache *c);
+void rook__stack_trim(struct rook__stack_pool *p, struct rook__stack_cache *c, uint64_t now,
+		      bool (*stop)(void *), void *arg);
 
 /* True if sp is below the usable range (an overflow in progress). */
 static inline bool rook__stack_sp_bad(const struct rook__stack *s, const void *sp)

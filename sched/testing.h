@@ -69,6 +69,7 @@ struct rook__stats {
 	uint64_t parks;           /* times a worker went to sleep */
 	uint64_t guard_stacks;    /* stacks protected by a guard page */
 	uint64_t canary_stacks;   /* stacks protected by a canary only */
+	uint64_t stacks_released; /* times an idle stack's memory was given back */
 };
 void rook__stats_get(struct rook__stats *st);
 void rook__stats_reset_peaks(void);

@@ -422,6 +422,12 @@ static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 	}
 }
 
+static bool trim_stop(void *rt)
+{
+	return work_visible(rt) ||
+	       atomic_load_explicit(&((struct rook_rt *)rt)->rt_exit, memory_order_acquire);
+}
+
 static void park(struct rook__worker *w)
 {
 	struct rook_rt *rt = w->w_rt;
@@ -432,10 +438,26 @@ static void park(struct rook__worker *w)
 	/* Pairs with the fence in rook__notify (see the protocol above). */
 	atomic_fetch_add_explicit(&rt->rt_nidle, 1, memory_order_seq_cst);
 	if (!work_visible(rt) && !atomic_load_explicit(&rt->rt_exit, memory_order_acquire)) {
-		uint64_t next = timers_next(rt), now = 0, timeout = UINT64_MAX;
-		if (next != UINT64_MAX) {
+		uint64_t next = timers_next(rt), now = 0, timeout = UINT64_MAX, wake = next;
+		bool stop = false;
+		uint64_t trim = rook__stack_trim_due(&rt->rt_stacks, &w->w_stacks);
+		if (trim != UINT64_MAX) {
+			/* Idle with stack memory to give back: give it when due,
+			 * and wake for that however long nothing else happens. */
+			if (rook__now() >= trim) {
+				rook__stack_trim(&rt->rt_stacks, &w->w_stacks, rook__now(),
+						 trim_stop, rt);
+				stop = trim_stop(rt);
+				trim = rook__stack_trim_due(&rt->rt_stacks, &w->w_stacks);
+			}
+			if (trim < wake)
+				wake = trim;
+		}
+		if (wake != UINT64_MAX) {
 			now = rook__now();
-			timeout = next > now ? next - now : 0;
+			timeout = wake > now ? wake - now : 0;
+		}
+		if (next != UINT64_MAX) {
 			/* Publish our planned wake so earlier timers kick us. */
 			uint64_t cur =
 			    atomic_load_explicit(&rt->rt_idle_deadline, memory_order_relaxed);
@@ -444,10 +466,12 @@ static void park(struct rook__worker *w)
 						 memory_order_relaxed, memory_order_relaxed))
 				;
 		}
+		if (stop)
+			timeout = 0; /* work arrived while trimming */
 		if (timeout > 0) {
 			rook__stat_add(w, ROOK__STAT_PARKS, 1);
 			rook__diag_inc(&w->w_ds.d_parks, 1);
-			park_sleep(w, next, timeout);
+			park_sleep(w, wake, timeout);
 		}
 		if (next != UINT64_MAX) {
 			uint64_t cur = next;

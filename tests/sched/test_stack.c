@@ -296,3 +296,100 @@ Test(stack, peak_rss_stays_far_below_full_stacks_when_100000_tasks_live, .timeou
 	cr_assert_lt(hwm, 2L * 1024 * 1024, "peak RSS %ld KiB", hwm);
 	expect_clean_shutdown(fds);
 }
+
+/* ---- memory given back after a burst ------------------------------------ */
+
+struct burst {
+	struct rook_event *b_go;
+	_Atomic long b_started;
+	bool b_tsan;
+};
+
+static int deep_waiter(void *arg)
+{
+	struct burst *b = arg;
+
+	if (use_stack(48 * KIB) != expected_sum(48 * KIB))
+		return -EIO;
+	atomic_fetch_add_explicit(&b->b_started, 1, memory_order_relaxed);
+	return rook_event_wait(b->b_go);
+}
+
+/* Resident set size now, in KiB (-1 if unreadable). */
+static long vm_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size, pages = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &pages) != 2)
+		pages = -1;
+	fclose(f);
+	return pages < 0 ? -1 : pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static int burst_main(void *arg)
+{
+	long n = *(long *)arg, before = vm_rss_kib(), peak, after;
+	struct rook_task **h = malloc((size_t)n * sizeof(*h));
+	const char *san = getenv("ROOK_SANITIZE");
+	struct burst b = {.b_tsan = san && strstr(san, "thread")};
+	struct rook__stats st;
+
+	T_CHECK(h != NULL && before > 0);
+	if (!h)
+		return -ENOMEM;
+	T_CHECK_EQ(rook_event_create(&b.b_go), 0);
+	rook__stats_get(&st);
+	uint64_t released0 = st.stacks_released;
+	for (long i = 0; i < n; i++)
+		T_CHECK_EQ(rook_spawn(&h[i], deep_waiter, &b), 0);
+	while (atomic_load_explicit(&b.b_started, memory_order_relaxed) < n)
+		T_CHECK_EQ(rook_yield(), 0);
+	peak = vm_rss_kib();
+	rook_event_set(b.b_go);
+	for (long i = 0; i < n; i++) {
+		int s = 1;
+		T_CHECK_EQ(rook_join(h[i], &s), 0);
+		T_CHECK_EQ(s, 0);
+	}
+	free(h);
+	rook_event_destroy(b.b_go);
+	/* Idle workers give the burst's stacks back within two trim periods
+	 * (sched/stack.h); this task polls, so its worker parks in between.
+	 * 10 s is a bound no healthy run comes near. */
+	uint64_t t0 = rook_now();
+	do {
+		T_CHECK_EQ(rook_sleep(20 * ROOK_MSEC), 0);
+		rook__stats_get(&st);
+	} while (st.stacks_released - released0 < (uint64_t)n - 64 &&
+		 rook_now() - t0 < 10 * ROOK_SEC);
+	after = vm_rss_kib();
+	cr_log_info("RSS %ld KiB before, %ld at the burst's peak, %ld after %lu ms idle; "
+		    "%lu stacks released",
+		    before, peak, after, (unsigned long)((rook_now() - t0) / ROOK_MSEC),
+		    (unsigned long)(st.stacks_released - released0));
+	/* All but the few kept warm per worker were released. */
+	T_CHECK(st.stacks_released - released0 >= (uint64_t)n - 64);
+	/* ThreadSanitizer's own shadow of the stacks stays. */
+	if (!b.b_tsan) {
+		long growth = peak - before;
+		T_CHECK(growth > n * 40L); /* each task committed its 48 KiB */
+		T_CHECK(after - before <= growth / 2);
+	}
+	return 0;
+}
+
+Test(stack, idle_runtime_gives_back_the_stack_memory_of_a_burst, .timeout = 120)
+{
+	int fds = fd_count();
+	/* Not scaled down under ASan: its shadow (1/8 of the burst) must stay
+	 * small beside the burst itself. TSan's shadow is 20 times the burst
+	 * and stays, so there only the release count is checked. */
+	const char *san = getenv("ROOK_SANITIZE");
+	long n = san && strstr(san, "thread") ? 400 : 4000;
+
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, burst_main, &n), 0);
+	expect_clean_shutdown(fds);
+}
