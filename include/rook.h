@@ -444,7 +444,9 @@ ROOK_API int rook_mutex_lock(struct rook_mutex *m);
 ROOK_API int rook_mutex_trylock(struct rook_mutex *m);
 
 /* rook_mutex_unlock — never suspends; hands m to the oldest waiter, if any.
- * 0; -EPERM the caller is not the owner (or m is unlocked); -EINVAL m NULL. */
+ * 0; -EPERM the caller is not the owner (or m is unlocked); -EINVAL m NULL.
+ * A mutex whose owning task ended without unlocking it stays locked (it is
+ * not robust): no later task owns it, whatever slot it runs in. */
 ROOK_API int rook_mutex_unlock(struct rook_mutex *m);
 
 ROOK_API void rook_mutex_destroy(struct rook_mutex *m);

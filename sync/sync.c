@@ -30,6 +30,7 @@
 
 #include "sched/alloc.h"
 #include "sched/lock.h"
+#include "sched/task.h"
 #include "sched/wait.h"
 #include "sync/waitq.h"
 #include "diag/tdiag.h"
@@ -37,7 +38,8 @@
 #define M_WAITERS ((uintptr_t)1)
 
 struct rook_mutex {
-	_Atomic uintptr_t m_owner; /* owner's waiter | M_WAITERS, 0 unlocked */
+	_Atomic uintptr_t m_owner;    /* owner's waiter | M_WAITERS, 0 unlocked */
+	_Atomic uint32_t m_owner_gen; /* the owning task's generation (0: a thread) */
 	struct rook__spin m_lock;
 	struct rook__waitq m_waiters;
 };
@@ -105,6 +107,28 @@ static inline uintptr_t self_id(void)
 	return (uintptr_t)rook__waiter_self();
 }
 
+/* A task's waiter address outlives it (the slot is reused), so ownership
+ * is the address plus the generation: a task in a dead owner's slot does
+ * not own its mutexes. The generation is written by whoever makes a task
+ * the owner; read only where m_owner names the reader, so either the
+ * reader wrote it or the owner it names is gone. */
+static uint32_t gen_of(uintptr_t w)
+{
+	struct rook_task *t = ((struct rook__waiter *)w)->w_task;
+	return t ? atomic_load_explicit(&t->t_gen, memory_order_relaxed) / ROOK__GEN_ONE : 0;
+}
+
+static void own(struct rook_mutex *m, uintptr_t me)
+{
+	atomic_store_explicit(&m->m_owner_gen, gen_of(me), memory_order_relaxed);
+}
+
+static bool owned_by(struct rook_mutex *m, uintptr_t o, uintptr_t me)
+{
+	return (o & ~M_WAITERS) == me &&
+	       atomic_load_explicit(&m->m_owner_gen, memory_order_relaxed) == gen_of(me);
+}
+
 /* The slow path of lock: queue behind the owner, or take it if it left. */
 static int lock_slow(struct rook_mutex *m, uintptr_t me, bool cancellable)
 {
@@ -115,6 +139,7 @@ static int lock_slow(struct rook_mutex *m, uintptr_t me, bool cancellable)
 			/* Acquire: pairs with the release in unlock. */
 			if (atomic_compare_exchange_weak_explicit(
 				&m->m_owner, &o, me, memory_order_acquire, memory_order_relaxed)) {
+				own(m, me);
 				rook__spin_unlock(&m->m_lock);
 				return 0;
 			}
@@ -137,9 +162,11 @@ static int lock(struct rook_mutex *m, uintptr_t me, bool cancellable)
 
 	/* Acquire: pairs with the release in unlock. */
 	if (atomic_compare_exchange_strong_explicit(&m->m_owner, &o, me, memory_order_acquire,
-						    memory_order_relaxed))
+						    memory_order_relaxed)) {
+		own(m, me);
 		return 0;
-	if ((o & ~M_WAITERS) == me)
+	}
+	if (owned_by(m, o, me))
 		return -EDEADLK;
 	return lock_slow(m, me, cancellable);
 }
@@ -161,9 +188,11 @@ int rook_mutex_trylock(struct rook_mutex *m)
 		return -EINVAL;
 	uintptr_t me = self_id(), o = 0;
 	if (atomic_compare_exchange_strong_explicit(&m->m_owner, &o, me, memory_order_acquire,
-						    memory_order_relaxed))
+						    memory_order_relaxed)) {
+		own(m, me);
 		return 0;
-	return (o & ~M_WAITERS) == me ? -EDEADLK : -EBUSY;
+	}
+	return owned_by(m, o, me) ? -EDEADLK : -EBUSY;
 }
 
 static int unlock(struct rook_mutex *m, uintptr_t me)
@@ -171,7 +200,7 @@ static int unlock(struct rook_mutex *m, uintptr_t me)
 	struct rook__waiter *wake = NULL;
 	uintptr_t o = atomic_load_explicit(&m->m_owner, memory_order_relaxed);
 
-	if ((o & ~M_WAITERS) != me)
+	if (!owned_by(m, o, me))
 		return -EPERM;
 	/* Release: pairs with the acquire of the next lock. */
 	if (o == me && atomic_compare_exchange_strong_explicit(
@@ -183,6 +212,7 @@ static int unlock(struct rook_mutex *m, uintptr_t me)
 	uintptr_t next = 0;
 	if (n) {
 		next = (uintptr_t)n->n_w;
+		own(m, next);
 		if (!rook__waitq_empty(&m->m_waiters))
 			next |= M_WAITERS;
 		rook__waitq_grant(n, &wake);
@@ -400,7 +430,7 @@ int rook_cond_wait(struct rook_cond *c, struct rook_mutex *m)
 
 	if (!c || !m)
 		return -EINVAL;
-	if ((atomic_load_explicit(&m->m_owner, memory_order_relaxed) & ~M_WAITERS) != me)
+	if (!owned_by(m, atomic_load_explicit(&m->m_owner, memory_order_relaxed), me))
 		return -EPERM;
 	int r = rook__wait_check_fast();
 	if (r)

@@ -18,6 +18,7 @@
 
 #include "tests/helpers.h"
 #include "sched/testing.h"
+#include "sched/wait.h"
 
 static int quick(void *arg)
 {
@@ -211,5 +212,66 @@ Test(handles, wait_for_without_room_for_its_deadline_spawns_nothing, .timeout = 
 	int fds = fd_count();
 	cr_assert_eq(run_with(1, 0, nospc_main, NULL), 0);
 	cr_assert_eq(run_with(2, 0, nospc_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* A mutex whose owner ended without unlocking it, and whose slot went to
+ * the next task: that task must not own the mutex (the owner word holds
+ * the slot's waiter address, the same for both). */
+struct dead_owner {
+	struct rook_mutex *d_m;
+	uintptr_t d_waiter; /* the task's waiter address */
+	int d_trylock, d_unlock, d_lock;
+};
+
+static int lock_and_die(void *arg)
+{
+	struct dead_owner *d = arg;
+	d->d_waiter = (uintptr_t)rook__waiter_self();
+	return rook_mutex_lock(d->d_m);
+}
+
+static int heir(void *arg)
+{
+	struct dead_owner *d = arg;
+	d->d_waiter = (uintptr_t)rook__waiter_self();
+	d->d_trylock = rook_mutex_trylock(d->d_m);
+	d->d_unlock = rook_mutex_unlock(d->d_m);
+	T_CHECK_EQ(rook_deadline_push(rook_now() + ROOK_MSEC), 0);
+	d->d_lock = rook_mutex_lock(d->d_m);
+	rook_deadline_pop();
+	return 0;
+}
+
+static int dead_owner_main(void *arg)
+{
+	(void)arg;
+	int reused = 0;
+	for (int i = 0; i < ROUNDS; i++) {
+		struct dead_owner a = {0}, b = {0};
+		struct rook_task *t;
+		int st = -1;
+		T_CHECK_EQ(rook_mutex_create(&a.d_m), 0);
+		b.d_m = a.d_m;
+		T_CHECK_EQ(rook_spawn(&t, lock_and_die, &a), 0);
+		T_CHECK_EQ(rook_join(t, &st), 0);
+		T_CHECK_EQ(st, 0);
+		T_CHECK_EQ(rook_spawn(&t, heir, &b), 0);
+		T_CHECK_EQ(rook_join(t, &st), 0);
+		reused += a.d_waiter == b.d_waiter;
+		T_CHECK_EQ(b.d_trylock, -EBUSY); /* not -EDEADLK: b is not the owner */
+		T_CHECK_EQ(b.d_unlock, -EPERM);  /* and cannot unlock it */
+		T_CHECK_EQ(b.d_lock, -ETIMEDOUT);
+		T_CHECK_EQ(rook_mutex_trylock(a.d_m), -EBUSY);
+		rook_mutex_destroy(a.d_m);
+	}
+	T_CHECK(reused > 0); /* the window was exercised */
+	return 0;
+}
+
+Test(handles, task_in_a_dead_owners_slot_does_not_own_its_mutex, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, dead_owner_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
