@@ -314,6 +314,61 @@ Test(steal, older_task_runs_when_spawner_keeps_spawning_on_one_worker, .timeout 
 	expect_clean_shutdown(fds);
 }
 
+/* A ping-pong pair wakes each other through the LIFO slot for ever; a
+ * task queued before them must still run (the LIFO cap makes the woken
+ * task stealable, and the oldest-task rule takes the deque's top). */
+struct pair {
+	struct rook_queue *p_in, *p_out;
+};
+
+static int ponger(void *arg)
+{
+	struct pair *p = arg;
+	long v;
+	while (rook_queue_get(p->p_in, &v) == 0 && v >= 0)
+		if (rook_queue_put(p->p_out, &v) != 0)
+			break;
+	return 0;
+}
+
+static int ping_pong_main(void *arg)
+{
+	struct rook_queue *a, *b;
+	struct rook_task *bt = NULL, *pt = NULL;
+	long i, v, stop = -1;
+
+	T_CHECK_EQ(rook_queue_create(&a, sizeof(long), 1), 0);
+	T_CHECK_EQ(rook_queue_create(&b, sizeof(long), 1), 0);
+	struct pair p = {a, b};
+	T_CHECK_EQ(rook_spawn(&bt, set_b, NULL), 0);
+	T_CHECK_EQ(rook_spawn(&pt, ponger, &p), 0);
+	for (i = 0; i < STARVE_LIMIT && !atomic_load_explicit(&b_ran, memory_order_acquire); i++) {
+		T_CHECK_EQ(rook_queue_put(a, &i), 0);
+		T_CHECK_EQ(rook_queue_get(b, &v), 0);
+		T_CHECK_EQ(v, i);
+	}
+	starve_iterations = i;
+	T_CHECK_EQ(rook_queue_put(a, &stop), 0);
+	T_CHECK_EQ(rook_join(pt, NULL), 0);
+	T_CHECK_EQ(rook_join(bt, NULL), 0);
+	rook_queue_destroy(a);
+	rook_queue_destroy(b);
+	return 0;
+}
+
+Test(steal, older_task_runs_behind_a_ping_pong_pair_on_one_worker, .timeout = 60)
+{
+	int fds = fd_count();
+
+	atomic_store(&b_ran, 0);
+	cr_assert_eq(run_with(1, 0, ping_pong_main, NULL), 0);
+	cr_assert_eq(atomic_load(&b_ran), 1, "task B never ran");
+	cr_assert_lt(starve_iterations, STARVE_LIMIT, "B starved for %ld round trips",
+		     starve_iterations);
+	cr_log_info("B ran after %ld round trips", starve_iterations);
+	expect_clean_shutdown(fds);
+}
+
 /* ---- stealing under load ------------------------------------------------ */
 
 #define PARENTS  1000
