@@ -67,6 +67,7 @@
 
 #include "io/testing.h"
 #include "sched/alloc.h"
+#include "sched/fork.h"
 #include "sched/lock.h"
 #include "sched/park.h"
 #include "sched/task.h"
@@ -253,6 +254,11 @@ void rook__io_wake_counts(unsigned long *eventfd, unsigned long *msg_ring)
 
 static struct rook__spin pool_lock;
 static struct rook__io *pool_head;
+
+__attribute__((constructor)) static void pool_lock_guard(void)
+{
+	rook__fork_guard(&pool_lock);
+}
 
 static struct rook__io *pool_take(void)
 {

@@ -17,8 +17,10 @@
 
 #include "sched/alloc.h"
 #include "sched/check.h"
+#include "sched/fork.h"
 #include "sched/park.h"
 #include "sched/runtime.h"
+#include "sched/testing.h"
 #include "sched/san.h"
 #include "diag/stats.h"
 #include "sched/worker.h"
@@ -50,6 +52,19 @@ struct chunk {
 
 static struct rook__spin pool_lock;
 static struct rook_task *pool_free;
+
+__attribute__((constructor)) static void pool_lock_guard(void)
+{
+	rook__fork_guard(&pool_lock);
+}
+
+void rook__task_pool_hold(bool hold)
+{
+	if (hold)
+		rook__spin_lock(&pool_lock);
+	else
+		rook__spin_unlock(&pool_lock);
+}
 static _Atomic(struct chunk *) chunks; /* append-only, never freed */
 static _Atomic bool first_taken;       /* one thread makes the small first chunk */
 

@@ -74,4 +74,7 @@ struct rook__stats {
 void rook__stats_get(struct rook__stats *st);
 void rook__stats_reset_peaks(void);
 
+/* Take (true) or release the task pool's lock, to fork while it is held. */
+void rook__task_pool_hold(bool hold);
+
 #endif

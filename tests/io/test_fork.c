@@ -8,6 +8,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include <rook.h>
 
 #include "io/blocking.h"
+#include "sched/testing.h"
 #include "tests/helpers.h"
 
 static int add_one(void *arg)
@@ -102,4 +105,53 @@ Test(fork, child_runs_a_runtime_with_blocking_and_name_lookup, .timeout = 120)
 	/* The parent's pool still works. */
 	cr_assert_eq(run_with(1, ROOK_NO_PIN, parent_main, NULL), 0);
 	t_no_failures();
+}
+
+/* A fork while another thread holds a process-wide spinlock (here the task
+ * pool's): the child must get it free, or its first spawn spins for ever. */
+static _Atomic int holding;
+
+static void *hold_pool(void *arg)
+{
+	(void)arg;
+	rook__task_pool_hold(true);
+	atomic_store(&holding, 1);
+	struct timespec ts = {0, 50 * 1000 * 1000}; /* the fork comes meanwhile */
+	nanosleep(&ts, NULL);
+	rook__task_pool_hold(false);
+	return NULL;
+}
+
+static int spawn_one(void *arg)
+{
+	(void)arg;
+	struct rook_task *t;
+	int x = 1, st = 0;
+	if (rook_spawn(&t, add_one, &x) != 0 || rook_join(t, &st) != 0)
+		return 1;
+	return st == 2 ? 0 : 2;
+}
+
+Test(fork, child_gets_the_task_pool_lock_free_when_forked_while_it_is_held, .timeout = 120)
+{
+	const char *s = getenv("ROOK_SANITIZE");
+	if (s && strstr(s, "thread"))
+		cr_skip_test("ThreadSanitizer does not support threads in a child of a "
+			     "multi-threaded fork (die_after_fork)");
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, hold_pool, NULL), 0);
+	while (!atomic_load(&holding))
+		sched_yield();
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int r = run_with(1, ROOK_NO_PIN, spawn_one, NULL);
+		_exit(r == 0 ? 0 : r > 0 ? r : 100);
+	}
+	pthread_join(th, NULL);
+	int status = wait_child(pid, sanitized() ? 60000 : 20000);
+	cr_assert_neq(status, -1, "the child hung (killed)");
+	cr_assert(WIFEXITED(status), "the child died (status %#x)", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "the child failed at step %d", WEXITSTATUS(status));
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, spawn_one, NULL), 0);
 }
