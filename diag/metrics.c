@@ -14,6 +14,7 @@
 
 #include "diag/diag.h"
 #include "diag/stats.h"
+#include "diag/trace.h"
 #include "io/blocking.h"
 #include "sched/alloc.h"
 #include "sched/runtime.h"
@@ -36,6 +37,12 @@ void rook__diag_io(enum rook__diag_io which)
 	if (!w)
 		return;
 	struct rook__wdiag *d = &w->w_ds;
+	if (w->w_trace)
+		rook__trace_event(w, ROOK__TR_IO, rook__now(),
+				  which == ROOK__DIAG_IO_SUBMITTED   ? 0
+				  : which == ROOK__DIAG_IO_COMPLETED ? 1
+								     : 2,
+				  0);
 	rook__diag_inc(which == ROOK__DIAG_IO_SUBMITTED   ? &d->d_io_submitted
 		       : which == ROOK__DIAG_IO_COMPLETED ? &d->d_io_completed
 							  : &d->d_io_cancelled,

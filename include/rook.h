@@ -983,7 +983,12 @@ ROOK_API int rook_stats(struct rook_stats *out, size_t size);
  * -errno of a failed write. */
 ROOK_API int rook_stats_write(int fd, int format);
 
-/* ROOK_TRACE=path.json: trace events; flushed at stop or here. */
+/* ROOK_TRACE=path.json: scheduler events (task run slices, spawn and wake
+ * flows, parks, steals, IO, timer fires) in per-worker rings of
+ * ROOK_TRACE_EVENTS (default 65536) that keep the newest, written to path
+ * as Chrome/Perfetto JSON at stop and by rook_trace_flush (the caller's
+ * runtime, or the only one running): 0 (also when tracing is off), -EIO
+ * or the write's -errno, -EPERM outside a runtime. */
 ROOK_API int rook_trace_flush(void);
 
 #ifdef __cplusplus

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "diag/diag.h"
+#include "diag/trace.h"
 #include "sched/alloc.h"
 #include "sched/park.h"
 #include "sched/task.h"
@@ -22,6 +23,7 @@
 static void rt_free(struct rook_rt *rt)
 {
 	if (rt->rt_workers) {
+		rook__trace_rt_fini(rt); /* the workers are joined */
 		/* After a failed rt_alloc, workers past the failing one were
 		 * never initialised (w_rt still NULL: nothing to undo). */
 		for (unsigned i = 0; i < rt->rt_nworkers; i++)
@@ -85,6 +87,7 @@ int rook_rt_start(struct rook_rt **out, const struct rook_config *cfg)
 	r = rook__io_rt_init(&rt->rt_io, rt->rt_nworkers, rt->rt_ring_entries);
 	if (r < 0)
 		goto fail;
+	rook__trace_rt_init(rt);
 	rook__stack_install_handler();
 	unsigned started = 0;
 	for (; started < rt->rt_nworkers; started++) {
@@ -127,6 +130,7 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 		return -ENOMEM;
 	atomic_store_explicit(&t->t_state, ROOK__T_NEW, memory_order_relaxed);
 	atomic_store_explicit(&t->t_cancel, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->t_flow, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&t->t_status, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->t_shield, 0, memory_order_relaxed);
@@ -168,6 +172,8 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 		atomic_store_explicit(&t->t_cancel, 1, memory_order_relaxed);
 	if (out)
 		*out = rook__handle_make(t, g);
+	if (atomic_load_explicit(&rook__trace_active, memory_order_relaxed))
+		rook__trace_flow(w, t, ROOK__TR_SPAWN);
 	rook__schedule(t, false);
 	return 0;
 }

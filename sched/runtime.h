@@ -46,8 +46,9 @@ struct rook_rt {
 	_Atomic uint64_t rt_ext_spawned; /* spawns from outside the workers */
 
 	struct rook__stack_pool rt_stacks;
-	_Atomic unsigned rt_started; /* workers that entered their loop */
-	void *rt_diag;               /* diag/watch.c: registry entry, watchdog */
+	_Atomic unsigned rt_started;  /* workers that entered their loop */
+	void *rt_diag;                /* diag/watch.c: registry entry, watchdog */
+	struct rook__trace *rt_trace; /* ROOK_TRACE writer (diag/trace.c), or NULL */
 };
 
 /* Common spawn path. w: the spawning worker or NULL. */

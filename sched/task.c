@@ -25,6 +25,7 @@
 #include "diag/stats.h"
 #include "sched/worker.h"
 #include "diag/tdiag.h"
+#include "diag/trace.h"
 
 /* ---- type-stable task pool ------------------------------------------ */
 
@@ -313,6 +314,8 @@ void rook__task_entry(void *arg)
 
 void rook__task_unpark(struct rook_task *t)
 {
+	if (atomic_load_explicit(&rook__trace_active, memory_order_relaxed))
+		rook__trace_flow(NULL, t, ROOK__TR_WAKE);
 	/* acq_rel: pairs with the scheduler's CAS PARKING -> PARKED (one of
 	 * the two sees the other) and with the task's acquire load in park. */
 	uint32_t old = atomic_exchange_explicit(&t->t_park, ROOK__P_WOKEN, memory_order_acq_rel);
@@ -322,6 +325,8 @@ void rook__task_unpark(struct rook_task *t)
 
 void rook__task_unpark_fifo(struct rook_task *t)
 {
+	if (atomic_load_explicit(&rook__trace_active, memory_order_relaxed))
+		rook__trace_flow(NULL, t, ROOK__TR_WAKE);
 	/* As rook__task_unpark. */
 	uint32_t old = atomic_exchange_explicit(&t->t_park, ROOK__P_WOKEN, memory_order_acq_rel);
 	if (old == ROOK__P_PARKED)

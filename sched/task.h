@@ -90,6 +90,7 @@ struct rook_task {
 	_Atomic uint8_t t_state;  /* ROOK__T_* */
 	_Atomic uint8_t t_park;   /* ROOK__P_* */
 	_Atomic uint8_t t_cancel; /* cancellation requested (sticky) */
+	_Atomic uint8_t t_flow;   /* ROOK_TRACE: a spawn or wake flow awaits its run */
 	rook_fn t_fn;
 	void *t_arg;
 	struct rook_rt *t_rt;

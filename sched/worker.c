@@ -53,6 +53,7 @@
 #include "sched/runtime.h"
 #include "sched/san.h"
 #include "diag/stats.h"
+#include "diag/trace.h"
 #include "sched/task.h"
 #include "sched/testing.h"
 #include "time/timer.h"
@@ -266,7 +267,10 @@ static void fire_timers(struct rook__worker *w, uint64_t now)
 {
 	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_acquire) <= now) {
 		int n = rook__timer_fire(&w->w_timers, now);
-		rook__diag_inc(&rook__worker_entry()->w_ds.d_timers_fired, (uint64_t)n);
+		struct rook__worker *self = rook__worker_entry();
+		rook__diag_inc(&self->w_ds.d_timers_fired, (uint64_t)n);
+		if (self->w_trace && n > 0)
+			rook__trace_event(self, ROOK__TR_TIMERS, now, (uint64_t)n, 0);
 	}
 }
 
@@ -471,7 +475,10 @@ static void park(struct rook__worker *w)
 		if (timeout > 0) {
 			rook__stat_add(w, ROOK__STAT_PARKS, 1);
 			rook__diag_inc(&w->w_ds.d_parks, 1);
+			uint64_t t0 = w->w_trace ? rook__now() : 0;
 			park_sleep(w, wake, timeout);
+			if (w->w_trace)
+				rook__trace_event(w, ROOK__TR_PARK, t0, 0, rook__now() - t0);
 		}
 		if (next != UINT64_MAX) {
 			uint64_t cur = next;
@@ -517,6 +524,8 @@ static struct rook_task *steal_from(struct rook__worker *w, struct rook__worker 
 	if (got)
 		rook__stat_add(w, ROOK__STAT_STEALS, got);
 	rook__diag_inc(&w->w_ds.d_stolen, (uint64_t)got);
+	if (w->w_trace && got)
+		rook__trace_event(w, ROOK__TR_STEAL, rook__now(), (uint64_t)got, v->w_index);
 	return first;
 }
 
@@ -782,6 +791,8 @@ static void post_switch(struct rook__worker *w)
  * current context's fake stack (NULL: this context ends). */
 static void switch_to(struct rook__worker *w, void **save_sp, void **fake, struct rook_task *to)
 {
+	if (w->w_trace)
+		rook__trace_switch(w, to);
 	w->w_current = to;
 	if (to) {
 		struct rook__stack *s = to->t_stack;

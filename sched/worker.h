@@ -77,7 +77,8 @@ struct rook__worker {
 	void *w_san_fiber;         /* the scheduler's TSan fiber */
 	const void *w_asan_bottom; /* the worker thread's own stack (ASan) */
 	size_t w_asan_size;
-	struct rook__wdiag w_ds; /* owner-written counters (diag/tdiag.h) */
+	struct rook__wdiag w_ds;          /* owner-written counters (diag/tdiag.h) */
+	struct rook__trace_ring *w_trace; /* ROOK_TRACE ring (diag/trace.h), or NULL */
 };
 
 /* The worker running the caller, NULL on a plain thread. Never inlined: a

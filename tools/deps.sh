@@ -19,5 +19,6 @@ rook_deps() {
 	fi
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 }
-# gdb: tests/diag/gdb/run.sh (tools/rook-gdb.py; skipped without it).
-ROOK_BUILD_DEPS=(cmake gcc g++ make pkg-config libudev-dev liburing-dev libhwloc-dev libcriterion-dev gdb)
+# gdb: tests/diag/gdb/run.sh (tools/rook-gdb.py; skipped without it);
+# python3: test_trace parses the ROOK_TRACE file with it.
+ROOK_BUILD_DEPS=(cmake gcc g++ make pkg-config libudev-dev liburing-dev libhwloc-dev libcriterion-dev gdb python3)
