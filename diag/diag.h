@@ -58,6 +58,17 @@ int rook__diag_with_rt(int (*fn)(struct rook_rt *rt, void *ctx), void *ctx);
 /* The longest stall the watchdog has seen on rt (0 without one). */
 uint64_t rook__diag_longest_ns(struct rook_rt *rt);
 
+/* rook_stats_write for rt (NULL: the caller's runtime). */
+int rook__stats_write_rt(struct rook_rt *rt, int fd, int format);
+
+/* ROOK_STATS_SOCKET=path: a thread that answers each connection to a unix
+ * socket at path with rt's metrics (Prometheus text), for tools/rook-top
+ * or a scraper. Started and stopped with the diagnostics of rt; NULL if
+ * not asked for or not possible (one stderr line). */
+struct rook__serve;
+struct rook__serve *rook__serve_start(struct rook_rt *rt);
+void rook__serve_stop(struct rook__serve *s);
+
 /* Dump rt's tasks to o; returns the number of tasks listed. */
 long rook__dump_rt(struct rook_rt *rt, struct rook__out *o);
 

@@ -188,18 +188,20 @@ static void write_metric(struct rook__out *o, const struct rook_stats *st, const
 		    m->m_name, i, (unsigned long long)field(&st->workers[i], m->m_w_off));
 }
 
-int rook_stats_write(int fd, int format)
+/* rt: that runtime (its caller keeps it from stopping), or NULL: the
+ * caller's, as rook_stats finds it. */
+int rook__stats_write_rt(struct rook_rt *rt, int fd, int format)
 {
 	if (format != ROOK_STATS_TEXT && format != ROOK_STATS_PROMETHEUS)
 		return -EINVAL;
 	if (fd < 0)
 		return -EBADF;
-	struct rook_stats *st = rook__alloc(sizeof(*st));
+	struct rook_stats *st = rook__calloc(1, sizeof(*st));
 	struct rook__out *o = rook__alloc(sizeof(*o));
 	int r = -ENOMEM;
 	if (!st || !o)
 		goto out;
-	r = rook_stats(st, sizeof(*st));
+	r = rt ? fill(rt, st) : rook_stats(st, sizeof(*st));
 	if (r < 0)
 		goto out;
 	rook__out_init(o, fd);
@@ -216,4 +218,9 @@ out:
 	rook__free(o);
 	rook__free(st);
 	return r;
+}
+
+int rook_stats_write(int fd, int format)
+{
+	return rook__stats_write_rt(NULL, fd, format);
 }

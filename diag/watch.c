@@ -57,6 +57,7 @@ struct rtdiag {
 	uint64_t *d_last_hb, *d_since;
 	bool *d_stalled, *d_timers_late;
 	_Atomic uint64_t d_longest_ns; /* longest stall seen (a lower bound) */
+	struct rook__serve *d_serve;   /* ROOK_STATS_SOCKET */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -464,6 +465,7 @@ void rook__diag_rt_start(struct rook_rt *rt)
 		return; /* diagnostics are best effort: the runtime runs on */
 	d->d_rt = rt;
 	watch_start(d);
+	d->d_serve = rook__serve_start(rt);
 	rt->rt_diag = d;
 	pthread_mutex_lock(&reg_lock);
 	dump_signal_setup();
@@ -484,6 +486,7 @@ void rook__diag_rt_stop(struct rook_rt *rt)
 			break;
 		}
 	pthread_mutex_unlock(&reg_lock);
+	rook__serve_stop(d->d_serve);
 	watch_stop(d);
 	rt->rt_diag = NULL;
 	rook__free(d);

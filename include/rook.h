@@ -977,6 +977,8 @@ ROOK_API int rook_stats(struct rook_stats *out, size_t size);
 
 #define ROOK_STATS_TEXT       0 /* "name value" lines */
 #define ROOK_STATS_PROMETHEUS 1 /* the Prometheus text exposition format */
+/* ROOK_STATS_SOCKET=path: a thread per runtime writes the Prometheus text
+ * to each connection on a unix socket at path (tools/rook-top reads it). */
 
 /* Writes rook_stats' counters to fd in format. Returns the bytes written;
  * -EINVAL (unknown format), -EBADF (fd < 0), -ESRCH as rook_stats, or the

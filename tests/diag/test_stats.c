@@ -7,7 +7,11 @@
  */
 #include <errno.h>
 #include <sys/mman.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "tests/helpers.h"
@@ -107,4 +111,69 @@ Test(stats, counters_match_a_known_workload)
 	cr_expect(strstr(prom, "# TYPE rook_tasks_live gauge\n"), "%s", prom);
 	cr_expect(strstr(prom, line), "%s", prom);
 	cr_expect(strstr(prom, "rook_timers_fired_total{worker=\"0\"} "), "%s", prom);
+}
+
+/* ROOK_STATS_SOCKET: each connection gets the metrics as Prometheus text
+ * (from a plain thread, so while the workers are busy too), tools/rook-top
+ * turns two of them into its table, and the socket goes at stop. */
+static char sock_path[64], served[1 << 16], top_out[1 << 14];
+
+static ssize_t read_socket(char *buf, size_t size)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	size_t n = 0;
+	ssize_t r = -1;
+
+	strcpy(a.sun_path, sock_path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		goto out;
+	while (n < size - 1 && (r = read(fd, buf + n, size - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = '\0';
+	r = r < 0 ? -1 : (ssize_t)n;
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int served_main(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < NSPAWN; i++)
+		T_CHECK_EQ(rook_spawn(NULL, nothing, NULL), 0);
+	/* Blocking reads in a task: fine here, the server is its own thread. */
+	T_CHECK(read_socket(served, sizeof(served)) > 0);
+	if (system("python3 -c pass >/dev/null 2>&1") == 0) {
+		char cmd[256];
+		snprintf(cmd, sizeof(cmd), "python3 %s/tools/rook-top --once --interval 0.05 %s",
+			 ROOK_SOURCE_DIR, sock_path);
+		FILE *p = popen(cmd, "r");
+		T_CHECK(p != NULL);
+		if (p) {
+			size_t n = fread(top_out, 1, sizeof(top_out) - 1, p);
+			top_out[n] = '\0';
+			T_CHECK_EQ(pclose(p), 0);
+		}
+	}
+	return 0;
+}
+
+Test(stats, stats_socket_serves_prometheus_text_and_rook_top_reads_it)
+{
+	snprintf(sock_path, sizeof(sock_path), "/tmp/rook-stats-%d.sock", (int)getpid());
+	int fds = fd_count();
+	setenv("ROOK_STATS_SOCKET", sock_path, 1);
+	int r = run_with(2, ROOK_NO_PIN, served_main, NULL);
+	unsetenv("ROOK_STATS_SOCKET");
+	cr_assert_eq(r, 0);
+	expect_clean_shutdown(fds);
+	cr_expect(strstr(served, "# TYPE rook_tasks_spawned_total counter\n"), "%s", served);
+	cr_expect(strstr(served, "rook_worker_running{worker=\"1\"} "), "%s", served);
+	cr_expect_neq(access(sock_path, F_OK), 0, "the socket was left behind");
+	if (top_out[0]) {
+		cr_expect(strstr(top_out, "workers 2"), "%s", top_out);
+		cr_expect(strstr(top_out, "rounds/s"), "%s", top_out);
+	}
 }
