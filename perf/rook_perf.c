@@ -40,6 +40,8 @@ static const struct perf_workload perf_workloads[] = {
     {"sleep_million", perf_sleep_million, 0},
     {"wake_ping", perf_wake_ping, 0}, /* the wake-path probe of io/ring.c */
     {"proc_spawn", perf_proc_spawn, 0},
+    {"http_hello", perf_http_hello, 0},
+    {"idle_conns", perf_idle_conns, 0},
 };
 #define NWORKLOADS (sizeof(perf_workloads) / sizeof(perf_workloads[0]))
 
@@ -220,6 +222,8 @@ static int run_workload(const struct perf_workload *wl, const struct perf_opts *
 	job.pj_run.pr_quick = o->po_quick;
 	job.pj_run.pr_wrong = wrong_offset();
 	rc = rook_run(&cfg, perf_main_task, &job);
+	if (rc == -ENOEXEC)
+		return EXIT_USAGE; /* a tool it drives is missing (said on stderr) */
 	if (rc < 0) {
 		fprintf(stderr, "rook-perf: %s: runtime error: %s (%d)\n", wl->pw_name,
 			strerror(-rc), rc);
