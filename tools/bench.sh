@@ -62,7 +62,7 @@ PEER_IMPLS=() # the multi-threaded peers that built
 ST_IMPLS=()   # the single-threaded peers that built
 BASE_PKGS=(cmake gcc g++ make pkg-config liburing-dev libhwloc-dev libcriterion-dev gnuplot-nox
 	python3)
-OPTIONAL_PKGS=(python3-uvloop) # installed when running as root, else skipped
+OPTIONAL_PKGS=(python3-uvloop wrk) # installed when running as root, else skipped (wrk: http_hello)
 PEER_PKGS=(golang-go librust-tokio-dev librust-async-channel-dev libboost-fiber-dev
 	libboost-context-dev libtbb-dev libuv1-dev python3-uvloop)
 export BUILD_DIR="${BUILD_DIR:-$BUILD/peers}"
