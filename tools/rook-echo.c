@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rook-echo: a TCP echo server on rook. One task accepts; each connection
- * gets a task that receives into its own buffer and sends back everything
- * it got, until the peer closes. Runs until killed.
+ * rook-echo: a TCP echo server on rook's server layer (rook_serve) and
+ * streams: each connection gets a task that sends back everything it got,
+ * until the peer closes. Runs until killed.
  *
  *   rook-echo [--port N] [--workers N] [--host ADDR]
  *     --port     TCP port (default 9000)
@@ -26,52 +26,36 @@ struct opts {
 	unsigned o_workers;
 };
 
-static int echo_conn(void *arg)
+/* One connection, on its own task (rook_serve): echo what arrives until
+ * the peer closes. The stream's read takes what is buffered or one
+ * receive; each piece goes back at once (flush), as an echo must. */
+static int echo_conn(int fd, const struct sockaddr *peer, void *arg)
 {
-	int fd = (int)(intptr_t)arg;
+	(void)peer;
+	(void)arg;
+	struct rook_stream *s;
 	char buf[BUF_BYTES];
-	for (;;) {
-		ssize_t n = rook_recv(fd, buf, sizeof(buf), 0);
-		if (n <= 0)
-			break;
-		ssize_t off = 0;
-		while (off < n) {
-			ssize_t w = rook_send(fd, buf + off, (size_t)(n - off), 0);
-			if (w <= 0)
-				goto out;
-			off += w;
-		}
+	if (rook_stream_open(&s, fd, BUF_BYTES) < 0) {
+		rook_close(fd);
+		return 0;
 	}
-out:
-	rook_close(fd);
+	ssize_t n;
+	while ((n = rook_stream_read(s, buf, sizeof(buf))) > 0)
+		if (rook_stream_write(s, buf, (size_t)n) < 0 || rook_stream_flush(s) < 0)
+			break;
+	rook_stream_close(s);
 	return 0;
 }
 
 static int server(void *arg)
 {
 	const struct opts *o = arg;
-	int lfd = rook_tcp_listen(o->o_host, (uint16_t)o->o_port, 4096);
-	if (lfd < 0) {
-		fprintf(stderr, "rook-echo: listen on port %u: %s\n", o->o_port, strerror(-lfd));
-		return lfd;
-	}
-	for (;;) {
-		int fd = rook_accept(lfd, NULL, NULL);
-		if (fd == -ECANCELED)
-			break;
-		if (fd < 0) {
-			/* EMFILE and friends: keep serving, let others run. */
-			rook_yield();
-			continue;
-		}
-		int r = rook_spawn(NULL, echo_conn, (void *)(intptr_t)fd);
-		if (r < 0) {
-			fprintf(stderr, "rook-echo: spawn: %s\n", strerror(-r));
-			rook_close(fd);
-		}
-	}
-	rook_close(lfd);
-	return 0;
+	struct rook_serve_opts so = {.host = o->o_host, .port = (uint16_t)o->o_port};
+	/* Accepts on every worker; out of fds it pauses and keeps serving. */
+	int r = rook_serve(&so, echo_conn, NULL);
+	if (r != -ECANCELED)
+		fprintf(stderr, "rook-echo: serve on port %u: %s\n", o->o_port, strerror(-r));
+	return r;
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
