@@ -69,6 +69,8 @@ int perf_yield_many(struct perf_run *run);     /* wl_tasks.c */
 int perf_chained_spawn(struct perf_run *run);  /* wl_tasks.c */
 int perf_skynet(struct perf_run *run);         /* wl_tree.c */
 int perf_fib(struct perf_run *run);            /* wl_tree.c */
+int perf_fib39(struct perf_run *run);          /* wl_tree.c (issue 19) */
+int perf_skynet_big(struct perf_run *run);     /* wl_tree.c (issue 19) */
 int perf_sleep_fanout(struct perf_run *run);   /* wl_time.c */
 int perf_timer_lateness(struct perf_run *run); /* wl_time.c */
 int perf_sleep_million(struct perf_run *run);  /* wl_time.c */

@@ -31,6 +31,8 @@ static const struct perf_workload perf_workloads[] = {
     {"chained_spawn", perf_chained_spawn, 0},
     {"skynet", perf_skynet, PERF_REPORT_MEM},
     {"fib", perf_fib, PERF_REPORT_MEM},
+    {"fib39", perf_fib39, PERF_REPORT_MEM},
+    {"skynet_big", perf_skynet_big, PERF_REPORT_MEM},
     {"sleep_fanout", perf_sleep_fanout, 0},
     {"mpmc_queue", perf_mpmc_queue, 0},
     {"tcp_echo", perf_tcp_echo, 0},

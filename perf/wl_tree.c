@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "perf/perf.h"
 
@@ -48,9 +49,8 @@ static int skynet_task(void *arg)
 	return rc;
 }
 
-int perf_skynet(struct perf_run *run)
+static int skynet_run(struct perf_run *run, int64_t leaves)
 {
-	int64_t leaves = run->pr_quick ? 10000 : 1000000;
 	struct skynet_node root = {.sn_num = 0, .sn_size = leaves};
 	struct rook_task *t;
 	int status = 0;
@@ -72,6 +72,17 @@ int perf_skynet(struct perf_run *run)
 	for (int64_t level = leaves; level >= 1; level /= SKYNET_FANOUT)
 		run->pr_ops += (uint64_t)level;
 	return 0;
+}
+
+int perf_skynet(struct perf_run *run)
+{
+	return skynet_run(run, run->pr_quick ? 10000 : 1000000);
+}
+
+/* The fork-join leaders' size (issue 19, ../shared/peers/forkjoin). */
+int perf_skynet_big(struct perf_run *run)
+{
+	return skynet_run(run, run->pr_quick ? 100000 : 100000000);
 }
 
 /* ---- fib ------------------------------------------------------------ */
@@ -137,16 +148,32 @@ static uint64_t fib_spawns(int n)
 	return a - 1;
 }
 
-int perf_fib(struct perf_run *run)
+static int fib_run(struct perf_run *run, int n)
 {
-	int n = run->pr_quick ? 20 : 30;
-	int64_t want = run->pr_quick ? 6765 : 832040;
-	int64_t got = 0;
+	int64_t want = 0, a = 0, b = 1, got = 0;
+	for (int i = 0; i < n; i++) {
+		int64_t next = a + b;
+		a = b;
+		b = next;
+	}
+	want = a;
 	int rc = fib_compute(n, &got);
 
 	if (rc < 0)
 		return rc;
-	perf_check(run, n == 30 ? "fib(30)" : "fib(20)", got, want);
+	char what[16];
+	snprintf(what, sizeof(what), "fib(%d)", n);
+	perf_check(run, what, got, want);
 	run->pr_ops = fib_spawns(n);
 	return 0;
+}
+
+int perf_fib(struct perf_run *run)
+{
+	return fib_run(run, run->pr_quick ? 20 : 30);
+}
+
+int perf_fib39(struct perf_run *run)
+{
+	return fib_run(run, run->pr_quick ? 25 : 39);
 }
