@@ -8,10 +8,11 @@
  *
  * Buffered writes to regular files are the backend's choice: the io_uring
  * backend does them inline, because io_uring would punt every one of them
- * to a kernel thread on ext4 (io/uring.c, write_inline, has the profile and
- * the measurements against io_uring, the blocking pool and Go). Reads from
- * the page cache complete inline in io_uring itself (file_io read phase:
- * 0.08-0.10 s for 1 GiB vs Go's 0.10-0.12 s).
+ * to a kernel thread on ext4 (io/uring.c, write_inline, says why;
+ * perf/NOTES.md, "inline file writes", has the measurements against
+ * io_uring, the blocking pool and Go). Reads from the page cache complete
+ * inline in io_uring itself (file_io read phase: 0.08-0.10 s for 1 GiB vs
+ * Go's 0.10-0.12 s).
  */
 #include <arpa/inet.h>
 #include <errno.h>

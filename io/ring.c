@@ -44,16 +44,9 @@
  *   waker that comes later reads 3 or 2 and touches nothing. Ring states are
  *   type-stable (pooled, never freed) for the same reason.
  *
- * Wake path measured (rook-perf --workload wake_ping --threads 2: every
- * round parks one worker and wakes it from the other; Linux 6.18, 2-vCPU
- * VM, 20,000 rounds, alternating, overhead per round beyond the 100 us of
- * work):
- *   eventfd write + armed read:     5.16, 4.44, 9.27 us  (median 5.2)
- *   MSG_RING from the waker's ring: 6.03, 7.24, 6.75 us  (median 6.8)
- * MSG_RING is no faster here (with DEFER_TASKRUN the target's CQE is
- * posted through task work, as the eventfd read's is) and cannot serve
- * plain threads, so the eventfd is the default; MSG_RING stays selectable
- * (io/testing.h) and tested.
+ * The kick is the eventfd by default: MSG_RING measured no faster on the
+ * wake_ping workload and cannot serve plain threads; it stays selectable
+ * (io/testing.h) and tested (numbers: perf/NOTES.md, "wake path and io-wq").
  */
 #include "io/ring.h"
 
@@ -589,17 +582,12 @@ static void report_worker(struct rook__io_rt *g, int err)
 
 /*
  * Linux 5.15: io-wq, the kernel threads that run what a ring cannot do
- * without blocking, caps its bounded workers (regular-file work: fsync,
- * openat, buffered writes where the filesystem cannot do them non-blocking)
- * at 4 per CPU. That work mostly sleeps on the disk, not on a CPU, so the
- * cap is raised to the ring's size (at most IOWQ_BOUNDED): every op one
- * flush can submit gets a thread. rook-perf file_io, 2 workers (2 vCPUs:
- * 8 threads per ring by default), 256 files each written and fsynced, an
- * fsync holding its thread for 0.1-1 s; write phase, median of 5
- * alternating rounds: writes inline (io/uring.c) 1.289 s -> 1.234 s,
- * writes through io_uring 1.359 s -> 1.322 s (Go: 1.190 s). Threads come
- * and go on demand (io-wq lets an idle one exit after 5 s). Optional:
- * older kernels keep the default.
+ * without blocking, caps its bounded workers (fsync, openat, buffered
+ * writes the filesystem cannot do non-blocking) at 4 per CPU. That work
+ * mostly sleeps on the disk, not on a CPU, so the cap is raised to the
+ * ring's size (at most IOWQ_BOUNDED): every op one flush can submit gets
+ * a thread, and idle ones exit after 5 s. Optional: older kernels keep the
+ * default (file_io numbers: perf/NOTES.md, "wake path and io-wq").
  */
 static void raise_iowq_limit(struct rook__io *io, unsigned entries)
 {

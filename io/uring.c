@@ -156,9 +156,8 @@ void rook__io_spend_budget(struct rook__io *io, bool fast)
  * own thread, not through the ring: ext4 does not take buffered writes
  * with IOCB_NOWAIT, so io_uring punts each one to an io-wq thread (a
  * thread hop for a page-cache copy) and queues it behind the fsyncs
- * holding io-wq's threads. Inline, file_io's writes end by 0.33 s instead
- * of 1.30 s (numbers and the variants tried: perf/NOTES.md, "inline file
- * writes").
+ * holding io-wq's threads (numbers and the variants tried: perf/NOTES.md,
+ * "inline file writes").
  *
  * Only when it is a page-cache copy: a regular file (pipes, sockets, ttys
  * may block for ever) on a filesystem with a block device behind it
@@ -171,7 +170,7 @@ void rook__io_spend_budget(struct rook__io *io, bool fast)
  * sleep under dirty-page throttling, as Go's does. A task writing in a
  * loop never suspends, so inline writes have a budget of their own: after
  * INLINE_SLICE_NS of them in a row the task yields (time, not a count:
- * with 32 writes per slice the first fsync came at 0.19 s, not 0.02 s).
+ * a count let a file's writes hold back the next task's fsync).
  */
 static _Atomic int write_mode = ROOK__FILE_WRITE_AUTO;
 static _Atomic unsigned long inline_writes;
