@@ -23,6 +23,7 @@
 #include "sched/testing.h"
 #include "sched/san.h"
 #include "diag/stats.h"
+#include "sched/testing.h"
 #include "sched/worker.h"
 #include "diag/tdiag.h"
 #include "diag/trace.h"
@@ -370,6 +371,17 @@ bool rook_done(const struct rook_task *h)
 	bool done = atomic_load_explicit(&t->t_state, memory_order_acquire) == ROOK__T_DONE;
 	rook__task_put(t);
 	return done;
+}
+
+bool rook__task_parked(const struct rook_task *h)
+{
+	struct rook_task *t = rook__handle_ref(h);
+	if (!t)
+		return false;
+	/* Acquire: pairs with the worker's CAS to PARKED after the switch. */
+	bool parked = atomic_load_explicit(&t->t_park, memory_order_acquire) == ROOK__P_PARKED;
+	rook__task_put(t);
+	return parked;
 }
 
 void rook_detach(struct rook_task *h)

@@ -17,6 +17,11 @@ int rook__worker_index(void);
  * park); 0 outside a worker. */
 unsigned rook__idle_workers(void);
 
+/* Whether task h is suspended now: its context saved, no wake yet (a
+ * blocking call has parked it). Lets a test wait for that event instead of
+ * sleeping. Any thread; h must be a handle not yet released. */
+struct rook_task;
+bool rook__task_parked(const struct rook_task *h);
 /* Fail the n-th injection point passed from now on (1 = the next): every
  * rook__alloc, the mmap of stack regions and task chunks, and objects
  * taken from caches (tasks, stacks, rings). 0 disables. Needs a

@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,18 @@ static inline void await_flag(_Atomic int *f)
 {
 	while (!atomic_load_explicit(f, memory_order_acquire))
 		T_CHECK_EQ(rook_yield(), 0);
+}
+
+/* Wait until task t is suspended in a blocking call (its context saved),
+ * the event a test that cancels or wakes it needs. In a task it yields,
+ * on a plain thread it calls sched_yield. */
+static inline void await_parked(const struct rook_task *t)
+{
+	while (!rook__task_parked(t))
+		if (rook_self())
+			T_CHECK_EQ(rook_yield(), 0);
+		else
+			sched_yield();
 }
 
 #endif

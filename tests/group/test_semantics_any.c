@@ -38,23 +38,21 @@ static int return_value(void *arg)
 	return (int)(intptr_t)arg;
 }
 
-/* Finishes when *turn == rank, then advances the turn; returns its value. */
+/* Finishes once the caller's as_completed loop has taken rank results
+ * (*got == rank), so exactly one child is done each time the loop waits:
+ * the finish order is the rank order. Returns its value. */
 struct ordered {
-	_Atomic int *o_turn;
-	int o_rank, o_value;
+	_Atomic size_t *o_got;
+	size_t o_rank;
+	int o_value;
 };
 
 static int ordered_child(void *arg)
 {
 	struct ordered *o = arg;
-	while (atomic_load_explicit(o->o_turn, memory_order_acquire) != o->o_rank)
+	while (atomic_load_explicit(o->o_got, memory_order_acquire) != o->o_rank)
 		if (rook_yield() != 0)
 			return -ECANCELED;
-	/* The previous child bumped the turn but may not have finished yet:
-	 * give it time to end first, so the finish order is the rank order. */
-	if (o->o_rank > 0 && rook_sleep(10 * ROOK_MSEC) != 0)
-		return -ECANCELED;
-	atomic_fetch_add_explicit(o->o_turn, 1, memory_order_release);
 	return o->o_value;
 }
 
@@ -343,16 +341,18 @@ Test(semantics, case32_wait_any_misuse_and_duplicates, .timeout = 30)
 /* The README's as_completed loop; ids[] follows the swaps so the caller
  * knows which input finished. Returns 0 or the interrupting error. */
 static int as_completed(struct rook_task **ts, int *ids, size_t n, int *order, int *sts,
-			size_t *got)
+			_Atomic size_t *got)
 {
-	*got = 0;
+	size_t k = 0;
+	atomic_store_explicit(got, 0, memory_order_release);
 	while (n > 0) {
 		int i = rook_wait_any(ts, n), st;
 		if (i < 0)
 			return i;      /* -ECANCELED / -ETIMEDOUT: the rest keep running */
 		rook_join(ts[i], &st); /* finished: returns at once */
-		order[*got] = ids[i];
-		sts[(*got)++] = st;
+		order[k] = ids[i];
+		sts[k++] = st;
+		atomic_store_explicit(got, k, memory_order_release); /* ordered_child */
 		ts[i] = ts[--n];
 		ids[i] = ids[n];
 	}
@@ -361,12 +361,11 @@ static int as_completed(struct rook_task **ts, int *ids, size_t n, int *order, i
 
 static int case33_main(void *arg)
 {
-	_Atomic int turn = 0;
+	_Atomic size_t got = 0;
 	/* Finish order: c, a, d, b. */
-	struct ordered o[4] = {{&turn, 1, 10}, {&turn, 3, 11}, {&turn, 0, 12}, {&turn, 2, 13}};
+	struct ordered o[4] = {{&got, 1, 10}, {&got, 3, 11}, {&got, 0, 12}, {&got, 2, 13}};
 	struct rook_task *ts[4];
 	int ids[4] = {0, 1, 2, 3}, order[4], sts[4];
-	size_t got;
 
 	for (int i = 0; i < 4; i++)
 		T_CHECK_EQ(rook_spawn(&ts[i], ordered_child, &o[i]), 0);

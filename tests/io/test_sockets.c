@@ -183,16 +183,6 @@ static int recv_forever(void *arg)
 	return 0;
 }
 
-/* Let the blocked task reach its recv and the worker submit it. */
-static void settle(struct blocked *b)
-{
-	while (!atomic_load(&b->b_started))
-		rook_yield();
-	uint64_t until = mono_ns() + 20 * ROOK_MSEC;
-	while (mono_ns() < until)
-		rook_yield();
-}
-
 /* ---- cancel a recv blocked forever ------------------------------------------------ */
 
 static int cancel_main(void *arg)
@@ -203,7 +193,9 @@ static int cancel_main(void *arg)
 		struct blocked b = {.b_fd = p.p_b};
 		struct rook_task *t;
 		T_CHECK_EQ(rook_spawn(&t, recv_forever, &b), 0);
-		settle(&b);
+		/* Suspended in its recv; the SQE may still be queued or already
+		 * in the kernel: either must end the recv. */
+		await_parked(t);
 		uint64_t t0 = mono_ns();
 		T_CHECK_EQ(rook_cancel(t), 0);
 		T_CHECK_EQ(rook_join(t, NULL), 0);
@@ -349,7 +341,9 @@ static int close_inflight_main(void *arg)
 		struct blocked b = {.b_fd = p.p_b};
 		struct rook_task *t;
 		T_CHECK_EQ(rook_spawn(&t, recv_forever, &b), 0);
-		settle(&b);
+		/* Suspended in its recv; the SQE may still be queued or already
+		 * in the kernel: either must end the recv. */
+		await_parked(t);
 		uint64_t t0 = mono_ns();
 		T_CHECK_EQ(rook_close(p.p_b), 0);
 		p.p_b = -1;

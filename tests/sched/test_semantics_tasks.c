@@ -268,7 +268,7 @@ static int case06_main(void *arg)
 	await_flag(&c.c_target.p_started); /* cancelled unstarted, it never runs */
 	T_CHECK_EQ(rook_spawn(&j, case06_joiner, &c), 0);
 	await_flag(&c.c_joining);
-	T_CHECK_EQ(rook_sleep(2 * ROOK_MSEC), 0); /* let it park in the join */
+	await_parked(j); /* in the join */
 	T_CHECK_EQ(rook_cancel(j), 0);
 	T_CHECK_EQ(rook_join(j, &st), 0);
 	T_CHECK_EQ(st, -ECANCELED);
@@ -300,7 +300,7 @@ static int case07_main(void *arg)
 
 	T_CHECK_EQ(rook_spawn(&t, sleep_forever, &p), 0);
 	await_flag(&p.p_started);
-	T_CHECK_EQ(rook_sleep(2 * ROOK_MSEC), 0); /* let it park in the sleep */
+	await_parked(t); /* in the sleep */
 	t0 = rook_now();
 	T_CHECK_EQ(rook_cancel(t), 0);
 	while (!rook_done(t))
@@ -332,7 +332,7 @@ static int case07_worker_main(void *arg)
 
 	T_CHECK_EQ(rook_spawn(&t, sleep_forever, &p), 0);
 	await_flag(&p.p_started);
-	T_CHECK_EQ(rook_sleep(2 * ROOK_MSEC), 0);
+	await_parked(t);
 	t0 = rook_now();
 	T_CHECK_EQ(rook_cancel(t), 0);
 	while (!atomic_load(&p.p_ended) && ms_since(t0) < 5000)
@@ -361,9 +361,7 @@ Test(semantics, case07_cancel_sleeping_task_from_plain_thread, .timeout = 30)
 
 	cr_assert_eq(rook_rt_start(&rt, &cfg), 0);
 	cr_assert_eq(rook_rt_spawn(rt, &t, sleep_forever, &p), 0);
-	while (!atomic_load(&p.p_started))
-		sched_yield();
-	usleep(2000);
+	await_parked(t);
 	uint64_t t0 = rook_now();
 	cr_assert_eq(rook_cancel(t), 0);
 	cr_assert_eq(rook_join(t, &st), 0);
@@ -639,7 +637,7 @@ static int case14_main(void *arg)
 	T_CHECK_EQ(rook_spawn(&other, sleep_forever, &p), 0);
 	await_flag(&p.p_started); /* cancelled unstarted, it never runs */
 	T_CHECK_EQ(rook_spawn(&t, case14_task, other), 0);
-	T_CHECK_EQ(rook_sleep(2 * ROOK_MSEC), 0);
+	await_parked(t); /* in its first sleep */
 	T_CHECK_EQ(rook_cancel(t), 0);
 	T_CHECK_EQ(rook_join(t, &st), 0);
 	T_CHECK_EQ(st, 0);
@@ -699,7 +697,7 @@ static int case15_main(void *arg)
 	c->c_rfd = p[0];
 	T_CHECK_EQ(rook_spawn(&t, case15_reader, c), 0);
 	await_flag(&c->c_started);
-	T_CHECK_EQ(rook_sleep(5 * ROOK_MSEC), 0);
+	await_parked(t); /* in the read */
 	T_CHECK_EQ(rook_cancel(t), 0);
 	T_CHECK_EQ(rook_join(t, NULL), 0);
 	T_CHECK_EQ(atomic_load(&c->c_rc), -ECANCELED);

@@ -421,7 +421,11 @@ static int case26_main(void *arg)
 
 	T_CHECK_EQ(rook_spawn(&g, case26_gatherer, &c), 0);
 	await_flag(&c.c_gathering);
-	T_CHECK_EQ(rook_sleep(2 * ROOK_MSEC), 0);
+	/* The children have started (an unstarted one, cancelled, never runs)
+	 * and the gatherer is suspended in the gather. */
+	for (int i = 0; i < 3; i++)
+		await_flag(&c.c_p[i].p_started);
+	await_parked(g);
 	T_CHECK_EQ(rook_cancel(g), 0);
 	T_CHECK_EQ(rook_join(g, &st), 0);
 	T_CHECK_EQ(st, -ECANCELED);
