@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # rook's whole test suite: installs what is missing (Debian 12, as root),
-# then builds and runs the Criterion suite through ctest three times: a
-# debug build with -Werror, a ThreadSanitizer build and an
-# AddressSanitizer+UndefinedBehaviorSanitizer build. Exit status: 0 only if
-# every run passed.
+# checks the format (.clang-format) and the spin models (tools/models),
+# then builds and runs the Criterion suite through ctest for three builds:
+# a debug build with -Werror (plus the ABI check, tools/abi), a
+# ThreadSanitizer build and an AddressSanitizer+UndefinedBehaviorSanitizer
+# build, each run twice: io_uring, then ROOK_IO=epoll. Exit status: 0
+# only if every run passed.
 #   tools/test.sh [--fast]     --fast: the debug build only
 #   tools/test.sh --soak SECONDS   only the soak (tools/soak.sh), not the suite
 set -euo pipefail
@@ -58,6 +60,15 @@ else
 	echo "== models: skipped: spin is not installed and could not be installed" >&2
 fi
 run_suite debug -DCMAKE_BUILD_TYPE=Debug || status=1
+# The shared library's ABI against the releases in tools/abi/baselines.
+if [ -f build-test-debug/librook.so ]; then
+	if command -v abidiff >/dev/null || rook_deps abigail-tools >/dev/null 2>&1; then
+		echo "== abi: abidiff" >&2
+		tools/abi/check.sh build-test-debug/librook.so build-test-abi || status=1
+	else
+		echo "== abi: skipped: abigail-tools is not installed and could not be installed" >&2
+	fi
+fi
 if [ $fast -eq 0 ]; then
 	# TSan needs a 47-bit-friendly mmap layout on newer kernels.
 	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tools/tsan.supp ${TSAN_OPTIONS:-}"
