@@ -37,11 +37,11 @@
  * live waiting putters => H_BEHIND and a full ring; waiting putters => the
  * backlog is at its limit.
  *
- * Hence direct hand-off and no barging, as before the ring had no lock:
- * waiters are served in FIFO order, an item or a slot goes to a waiter only
- * through a successful rook__wait_claim, and a waiter whose wait was ended
- * by a cancel or a deadline is skipped, so a cancelled getter consumes
- * nothing and a cancelled putter puts nothing.
+ * Hence direct hand-off and no barging: waiters are served in FIFO order,
+ * an item or a slot goes to a waiter only through a successful
+ * rook__wait_claim, and a waiter whose wait was ended by a cancel or a
+ * deadline is skipped, so a cancelled getter consumes nothing and a
+ * cancelled putter puts nothing.
  *
  * Counting for task_done/join without a counter on the fast path: items put
  * = linear(tail) + q_handed (hand-offs to getters) + q_bcount (backlog);
