@@ -166,7 +166,16 @@ static int no_fd_leak(void *arg)
 		int fd = atoi(e->d_name);
 		n += fd <= 2;
 		int fl = fcntl(fd, F_GETFD);
-		high += fd > 2 && (fl < 0 || (fl & FD_CLOEXEC));
+		if (fd > 2 && (fl < 0 || (fl & FD_CLOEXEC))) {
+			/* Say what leaked, for the report. */
+			char link[352], target[256] = "?";
+			snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+			ssize_t k = readlink(link, target, sizeof(target) - 1);
+			target[k > 0 ? k : 1] = '\0';
+			fprintf(stderr, "child fd %d -> %s (ours: %s)\n", fd, target,
+				fl < 0 ? "closed" : "close-on-exec");
+			high++;
+		}
 	}
 	if (d)
 		closedir(d);
