@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -241,6 +242,11 @@ Test(serve_edges, max_conns_makes_accept_wait_shared, .timeout = 60)
 
 #define SPARE 64
 
+/* Runs in a forked child whose RLIMIT_NOFILE is what was open plus SPARE,
+ * lowered before rook_run: io_uring reads the limit when an accept is
+ * submitted (io_accept_prep keeps rlimit(RLIMIT_NOFILE) for the call), so
+ * a limit lowered while the server's accept is in flight would not apply
+ * to it, and that accept would take an fd above the limit. */
 static int emfile_main(void *arg)
 {
 	(void)arg;
@@ -252,13 +258,8 @@ static int emfile_main(void *arg)
 	int ok = rook_tcp_connect("127.0.0.1", (uint16_t)port);
 	T_CHECK(ok >= 0);
 	ping(ok);
-	/* Lower the limit to what is open plus SPARE, fill all but one with
-	 * dummies, and connect with the last one: the server's accept has no
-	 * fd to give. */
-	struct rlimit rl;
-	T_CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
-	rl.rlim_cur = (rlim_t)(fd_count() + SPARE);
-	T_CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	/* Fill all fds but one with dummies and connect with the last one:
+	 * the server's accept has no fd to give. */
 	int dummy[SPARE + 8], nd = 0, fd;
 	while (nd < SPARE + 8 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
 		dummy[nd++] = fd;
@@ -273,14 +274,18 @@ static int emfile_main(void *arg)
 	char in[8];
 	/* Not answered while the table is full (and the old connection is). */
 	T_CHECK_EQ(rook_deadline_push(rook_now() + 200 * ROOK_MSEC), 0);
-	T_CHECK_EQ(rook_recv(c, in, sizeof(in), 0), -ETIMEDOUT);
+	ssize_t r = rook_recv(c, in, sizeof(in), 0);
 	rook_deadline_pop();
+	T_CHECK_EQ(r, -ETIMEDOUT);
 	ping(ok);
-	/* Free fds: the server takes the connection and answers it. */
+	/* Free fds: the server takes the connection and answers it (unless it
+	 * already did, which the check above reported). */
 	while (nd > 0)
 		T_CHECK_EQ(close(dummy[--nd]), 0);
-	T_CHECK_EQ(rook_read_full(c, in, 5), 5);
-	T_CHECK(memcmp(in, "ping\n", 5) == 0);
+	if (r == -ETIMEDOUT) {
+		T_CHECK_EQ(rook_read_full(c, in, 5), 5);
+		T_CHECK(memcmp(in, "ping\n", 5) == 0);
+	}
 	int d = rook_tcp_connect("127.0.0.1", (uint16_t)port);
 	T_CHECK(d >= 0);
 	ping(d);
@@ -291,21 +296,26 @@ static int emfile_main(void *arg)
 	return 0;
 }
 
-/* Disabled: it hangs before its first check (the forked child never
- * prints, even before lowering the limit), not yet diagnosed; see the
- * serve2 report. Not loosened: enable it once the hang is understood. */
-Test(serve_edges, emfile_while_serving_then_resumes, .timeout = 60, .disabled = true)
+Test(serve_edges, emfile_while_serving_then_resumes, .timeout = 60)
 {
 	int fds = fd_count();
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		/* Not left behind, holding the test's pipes, if the test dies. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(102);
+		rl.rlim_cur = (rlim_t)(fd_count() + SPARE);
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(103);
 		struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
-		int r = rook_run(&cfg, emfile_main, NULL);
+		int rc = rook_run(&cfg, emfile_main, NULL);
 		int f = atomic_load(&t_failures);
 		if (f)
 			fprintf(stderr, "%s\n", t_fail_msg);
-		_exit(r != 0 ? 100 : f ? 101 : 0);
+		_exit(rc != 0 ? 100 : f ? 101 : 0);
 	}
 	int status = 0;
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
