@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -43,6 +44,9 @@ struct rook__io_req {
 	struct sockaddr *r_addr; /* ACCEPT (out) / CONNECT (in) */
 	socklen_t *r_addrlen;    /* ACCEPT */
 	socklen_t r_alen;        /* CONNECT */
+	/* READ/WRITE(V): the fd's fstat, taken by io/ops.c for this call (the
+	 * backends reuse it rather than asking again); NULL: not known. */
+	const struct stat *r_st;
 };
 
 /*

@@ -75,6 +75,7 @@ struct rook__ep_fd {
 	struct rook__ep_op *f_head;
 	uint32_t f_armed; /* events of the armed oneshot registration; 0: none */
 	bool f_added;     /* in the epoll set (maybe stale after a close(2)) */
+	bool f_drained;   /* the last read here was short: wait before the next */
 };
 
 /* ---- set-up ----------------------------------------------------------------- */
@@ -223,6 +224,7 @@ static void fd_closed(struct rook__io *io, int fd)
 		(void)epoll_ctl(io->i_epfd, EPOLL_CTL_DEL, fd, NULL);
 	f->f_added = false;
 	f->f_armed = 0;
+	f->f_drained = false;
 }
 
 void rook__epoll_req(struct rook__io *io, struct rook__ring_req *q)
@@ -338,16 +340,54 @@ static int wait_ready(int fd, uint32_t events)
 
 /* ---- the calls ------------------------------------------------------------ */
 
-static bool is_file(int fd)
+/* A file epoll would call always ready; io/ops.c's fstat when it took one. */
+static bool is_file(const struct rook__io_req *rq)
 {
-	struct stat st;
-	return fstat(fd, &st) == 0 &&
-	       (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode));
+	struct stat own;
+	const struct stat *st = rq->r_st;
+	if (!st && fstat(rq->r_fd, &own) < 0)
+		return false;
+	if (!st)
+		st = &own;
+	return S_ISREG(st->st_mode) || S_ISBLK(st->st_mode) || S_ISDIR(st->st_mode);
 }
 
 static int res(ssize_t n)
 {
 	return n < 0 ? -errno : (int)n;
+}
+
+/*
+ * Tokio's heuristic for a stream read: one that got less than it asked for
+ * has most likely emptied the socket or pipe buffer, so the next read on
+ * that fd waits for readiness first instead of paying a syscall that says
+ * EAGAIN (in tcp_echo that is one recv in four syscalls per round trip;
+ * perf/NOTES.md). Only a hint, kept per worker: a wait on an fd that is
+ * ready anyway ends at the next poll (the oneshot arm reports readiness that
+ * is already there), so a wrong hint costs a trip through epoll, never a
+ * lost byte.
+ */
+static void note_read(int fd, ssize_t n, size_t want)
+{
+	struct rook__io *io = rook__io_self();
+	bool short_read = n > 0 && (size_t)n < want;
+	if ((unsigned)fd < io->i_nfds)
+		io->i_fds[fd].f_drained = short_read;
+	else if (short_read) {
+		struct rook__ep_fd *f = fd_slot(io, fd);
+		if (f)
+			f->f_drained = true;
+	}
+}
+
+/* The hint of note_read, consumed. */
+static bool take_drained(int fd)
+{
+	struct rook__io *io = rook__io_self();
+	if ((unsigned)fd >= io->i_nfds || !io->i_fds[fd].f_drained)
+		return false;
+	io->i_fds[fd].f_drained = false;
+	return true;
 }
 
 /* On the blocking pool: the call as a plain blocking syscall. */
@@ -424,6 +464,14 @@ static ssize_t try_rw(const struct rook__io_req *rq, const struct iovec *iov, in
 
 /* read, readv, write, writev: pipes and sockets wait for readiness, files
  * go inline (page cache) or to the pool. *fast: no wait was needed. */
+static size_t iov_bytes(const struct iovec *iov, int cnt)
+{
+	size_t n = 0;
+	for (int i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
 static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 {
 	bool wr = rq->r_kind == ROOK__IO_WRITE || rq->r_kind == ROOK__IO_WRITEV;
@@ -434,21 +482,32 @@ static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 	const struct iovec *iov = iov_of(rq, &one, &cnt);
 	off_t off = rq->r_off;
 	bool sock = wr;
+	/* Only a stream's short read says it is drained; a file's is its end. */
+	bool stream =
+	    !wr && rq->r_st && (S_ISSOCK(rq->r_st->st_mode) || S_ISFIFO(rq->r_st->st_mode));
+	bool wait_first = stream && take_drained(rq->r_fd);
 	for (;;) {
-		ssize_t n = try_rw(rq, iov, cnt, off, wr, &sock);
-		if (n >= 0)
-			return (int)n;
-		int e = errno;
-		if (e == EINTR)
-			continue;
-		if (e == ESPIPE && off >= 0) {
-			off = -1; /* a pipe or socket: the offset means nothing */
-			continue;
+		int e = EAGAIN;
+		if (!wait_first) {
+			ssize_t n = try_rw(rq, iov, cnt, off, wr, &sock);
+			if (n >= 0) {
+				if (stream)
+					note_read(rq->r_fd, n, iov_bytes(iov, cnt));
+				return (int)n;
+			}
+			e = errno;
+			if (e == EINTR)
+				continue;
+			if (e == ESPIPE && off >= 0) {
+				off = -1; /* a pipe or socket: the offset means nothing */
+				continue;
+			}
+			if (e != EAGAIN && e != EOPNOTSUPP)
+				return -e;
+			if (!sock && is_file(rq))
+				break; /* the disk, or no RWF_NOWAIT here */
 		}
-		if (e != EAGAIN && e != EOPNOTSUPP)
-			return -e;
-		if (!sock && is_file(rq->r_fd))
-			break; /* the disk, or no RWF_NOWAIT here */
+		wait_first = false;
 		int r = wait_ready(rq->r_fd, wr ? EPOLLOUT : EPOLLIN);
 		if (r == NOT_POLLABLE)
 			return blocking_fn((void *)rq); /* always ready, as poll(2) says */
@@ -480,34 +539,45 @@ static int do_sock(const struct rook__io_req *rq, bool *fast)
 		if (r < 0)
 			return r;
 	}
+	bool recv_hint = rq->r_kind == ROOK__IO_RECV && !(rq->r_flags & (MSG_DONTWAIT | MSG_PEEK));
+	bool wait_first = recv_hint && take_drained(rq->r_fd);
 	for (;;) {
 		ssize_t n;
-		uint32_t ev = EPOLLIN;
-		switch (rq->r_kind) {
-		case ROOK__IO_RECV:
-			n = recv(rq->r_fd, rq->r_buf, rq->r_len, rq->r_flags | MSG_DONTWAIT);
-			break;
-		case ROOK__IO_SEND:
-			n = send(rq->r_fd, rq->r_buf, rq->r_len, rq->r_flags | MSG_DONTWAIT);
-			ev = EPOLLOUT;
-			break;
-		default:
-			n = accept4(rq->r_fd, rq->r_addr, rq->r_addrlen, rq->r_flags);
-			break;
+		uint32_t ev = rq->r_kind == ROOK__IO_SEND ? EPOLLOUT : EPOLLIN;
+		int e = EAGAIN;
+		if (!wait_first) {
+			switch (rq->r_kind) {
+			case ROOK__IO_RECV:
+				n = recv(rq->r_fd, rq->r_buf, rq->r_len,
+					 rq->r_flags | MSG_DONTWAIT);
+				break;
+			case ROOK__IO_SEND:
+				n = send(rq->r_fd, rq->r_buf, rq->r_len,
+					 rq->r_flags | MSG_DONTWAIT);
+				break;
+			default:
+				n = accept4(rq->r_fd, rq->r_addr, rq->r_addrlen, rq->r_flags);
+				break;
+			}
+			if (n >= 0) {
+				if (recv_hint)
+					note_read(rq->r_fd, n, rq->r_len);
+				return (int)n;
+			}
+			e = errno;
+			if (e == EINTR)
+				continue;
+			if (e != EAGAIN ||
+			    (rq->r_kind != ROOK__IO_ACCEPT && (rq->r_flags & MSG_DONTWAIT)))
+				return -e;
 		}
-		if (n >= 0)
-			return (int)n;
-		int e = errno;
-		if (e == EINTR)
-			continue;
-		if (e != EAGAIN || (rq->r_kind != ROOK__IO_ACCEPT && (rq->r_flags & MSG_DONTWAIT)))
-			return -e;
 		int r = wait_ready(rq->r_fd, ev);
 		*fast = false;
 		if (r < 0)
 			return r;
-		if (r == NOT_POLLABLE)
+		if (r == NOT_POLLABLE && !wait_first)
 			return -e;
+		wait_first = false;
 	}
 }
 

@@ -161,6 +161,7 @@ static ssize_t file_io(struct rook__io_req *rq)
 	struct stat st;
 	if (fstat(rq->r_fd, &st) < 0)
 		return -errno;
+	rq->r_st = &st;
 	bool stream = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
 	if (S_ISCHR(st.st_mode) && lseek(rq->r_fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
 		stream = true; /* ttys; /dev/null and /dev/zero seek */
