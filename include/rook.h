@@ -547,7 +547,8 @@ ROOK_API void rook_cond_destroy(struct rook_cond *c);
  * If io_uring cannot be set up (kernel without io_uring, blocked by a
  * seccomp profile such as Docker's default, kernel.io_uring_disabled, or
  * RLIMIT_MEMLOCK too low on kernels before 5.12), rook_run and rook_rt_start
- * print one line on stderr saying so and return -ENOSYS.
+ * print one line on stderr saying so and use the epoll backend ("IO
+ * backends" below); with ROOK_IO=uring they return -ENOSYS instead.
  */
 
 /*
@@ -579,7 +580,8 @@ ROOK_API ssize_t rook_write(int fd, const void *buf, size_t len, int64_t off);
  * buffers it names are borrowed until the call returns. -EINVAL iov NULL
  * with cnt > 0, or cnt outside [0, IOV_MAX]; -EBADF; -ESPIPE as above.
  * rook_writev to a socket whose peer is gone raises SIGPIPE as writev(2)
- * does (no flags to pass); use rook_send, or ignore SIGPIPE. */
+ * does on io_uring (no flags to pass); the epoll backend sends with
+ * MSG_NOSIGNAL and only returns -EPIPE. Use rook_send, or ignore SIGPIPE. */
 ROOK_API ssize_t rook_readv(int fd, const struct iovec *iov, int cnt, int64_t off);
 ROOK_API ssize_t rook_writev(int fd, const struct iovec *iov, int cnt, int64_t off);
 
