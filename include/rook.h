@@ -83,7 +83,14 @@ struct rook_task;
  *            sizes out of range, or a malformed environment variable;
  *   -EBUSY   called from inside a task;
  *   -ENOMEM  the runtime could not allocate its workers;
- *   -EAGAIN  the worker threads could not be created.
+ *   -EAGAIN  the worker threads could not be created;
+ *   -EMFILE, -ENFILE, -ENOMEM  a worker's io_uring ring, epoll instance or
+ *            eventfd could not be made (after one line on stderr). There
+ *            is no fallback for one worker or for the runtime (the backend
+ *            is one per runtime, and the shortage would hit epoll too):
+ *            the workers already up stop, no thread or fd is left, and a
+ *            later start tries again;
+ *   -ENOSYS  a worker's ring was refused for another reason (see IO).
  */
 ROOK_API int rook_run(const struct rook_config *cfg, rook_fn main, void *arg);
 

@@ -157,7 +157,8 @@ static int arm(struct rook__io *io, struct rook__ep_fd *f, int fd)
 		return 0;
 	struct epoll_event ev = {.events = want | EPOLLONESHOT, .data.u64 = (uint64_t)fd};
 	int how = f->f_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	int r = epoll_ctl(io->i_epfd, how, fd, &ev);
+	int r = rook__inj_due(ROOK__INJ_EP_CTL) ? (errno = -rook__inj_err(ROOK__INJ_EP_CTL), -1)
+						: epoll_ctl(io->i_epfd, how, fd, &ev);
 	if (r < 0 && errno == ENOENT && how == EPOLL_CTL_MOD)
 		r = epoll_ctl(io->i_epfd, EPOLL_CTL_ADD, fd, &ev);
 	else if (r < 0 && errno == EEXIST && how == EPOLL_CTL_ADD)
@@ -265,7 +266,8 @@ static int epoll_wait_ns(int epfd, struct epoll_event *ev, uint64_t timeout_ns)
 void rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns)
 {
 	struct epoll_event ev[MAX_EVENTS];
-	int n = epoll_wait_ns(io->i_epfd, ev, timeout_ns);
+	int n = rook__inj_due(ROOK__INJ_EP_WAIT) ? (errno = EINTR, -1)
+						 : epoll_wait_ns(io->i_epfd, ev, timeout_ns);
 	for (int i = 0; i < n; i++) {
 		if (ev[i].data.u64 == EFD_TAG) {
 			uint64_t v;

@@ -81,6 +81,7 @@ static int probe_err;        /* 0, or the -errno that makes io_uring unusable */
 static unsigned probe_flags; /* setup flags every ring uses */
 static bool probe_cancel_fd; /* IORING_ASYNC_CANCEL_FD works */
 static _Atomic int force_err;
+static _Atomic unsigned force_cq; /* CQ entries of new rings; 0: CQ_FACTOR per SQE */
 static _Atomic int wake_mode = ROOK__WAKE_EVENTFD;
 static _Atomic unsigned long wakes_efd, wakes_msg;
 
@@ -195,41 +196,112 @@ void rook__io_force_unavailable(int err)
 	atomic_store_explicit(&force_err, err, memory_order_relaxed);
 }
 
-/* Error injection (io/testing.h): counted only in test builds. */
-static _Atomic int inj_submit_err;
-static _Atomic unsigned inj_submit_every, inj_enter_every, inj_submit_n, inj_enter_n;
+/* Error injection (io/testing.h): armed only in test builds. Per kind:
+ * every every-th pass fails (0: off), with err where the kind has one. */
+#ifdef ROOK_TESTING
+_Atomic unsigned rook__inj_every[ROOK__INJ_KINDS];
+#endif
+static _Atomic unsigned inj_n[ROOK__INJ_KINDS];
+static _Atomic int inj_err[ROOK__INJ_KINDS];
+static _Atomic unsigned long inj_count;
+
+static void inj_arm(enum rook__inj kind, int err, unsigned every)
+{
+	atomic_store_explicit(&inj_err[kind], err, memory_order_relaxed);
+	atomic_store_explicit(&inj_n[kind], 0, memory_order_relaxed);
+#ifdef ROOK_TESTING
+	atomic_store_explicit(&rook__inj_every[kind], every, memory_order_relaxed);
+#else
+	(void)every;
+#endif
+}
+
+#ifdef ROOK_TESTING
+bool rook__inj_fire(enum rook__inj kind)
+{
+	unsigned e = atomic_load_explicit(&rook__inj_every[kind], memory_order_relaxed);
+	if (!e || atomic_fetch_add_explicit(&inj_n[kind], 1, memory_order_relaxed) % e != e - 1)
+		return false;
+	atomic_fetch_add_explicit(&inj_count, 1, memory_order_relaxed);
+	return true;
+}
+#endif
+
+int rook__inj_err(enum rook__inj kind)
+{
+	return atomic_load_explicit(&inj_err[kind], memory_order_relaxed);
+}
 
 void rook__io_inject_submit(int err, unsigned every)
 {
-	atomic_store_explicit(&inj_submit_err, err, memory_order_relaxed);
-	atomic_store_explicit(&inj_submit_every, every, memory_order_relaxed);
+	inj_arm(ROOK__INJ_SUBMIT, err, every);
 }
 
 void rook__io_inject_enter_eintr(unsigned every)
 {
-	atomic_store_explicit(&inj_enter_every, every, memory_order_relaxed);
+	inj_arm(ROOK__INJ_ENTER, 0, every);
 }
 
-static _Atomic unsigned long inj_count;
+void rook__io_inject_sq_full(unsigned every)
+{
+	inj_arm(ROOK__INJ_SQ_FULL, 0, every);
+}
+
+void rook__io_inject_cqe_late(unsigned every)
+{
+	inj_arm(ROOK__INJ_CQE_LATE, 0, every);
+}
+
+void rook__io_inject_epoll_wait_eintr(unsigned every)
+{
+	inj_arm(ROOK__INJ_EP_WAIT, -EINTR, every);
+}
+
+void rook__io_inject_epoll_ctl(int err, unsigned every)
+{
+	inj_arm(ROOK__INJ_EP_CTL, err, every);
+}
+
+/* Set-up failure: the nth pass of stage from now fails with err. */
+static _Atomic int inj_setup_err, inj_setup_stage;
+static _Atomic unsigned inj_setup_left;
+
+void rook__io_inject_setup(int err, unsigned nth, int stage)
+{
+	atomic_store_explicit(&inj_setup_err, err, memory_order_relaxed);
+	atomic_store_explicit(&inj_setup_stage, stage, memory_order_relaxed);
+	atomic_store_explicit(&inj_setup_left, nth, memory_order_relaxed);
+}
+
+static int setup_due(int stage)
+{
+#ifdef ROOK_TESTING
+	if (atomic_load_explicit(&inj_setup_stage, memory_order_relaxed) != stage)
+		return 0;
+	/* Workers set up concurrently: exactly one of them takes the 1. */
+	unsigned left = atomic_load_explicit(&inj_setup_left, memory_order_relaxed);
+	while (left &&
+	       !atomic_compare_exchange_weak_explicit(&inj_setup_left, &left, left - 1,
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+	if (left != 1)
+		return 0;
+	atomic_fetch_add_explicit(&inj_count, 1, memory_order_relaxed);
+	return atomic_load_explicit(&inj_setup_err, memory_order_relaxed);
+#else
+	(void)stage;
+	return 0;
+#endif
+}
+
+void rook__io_force_cq_entries(unsigned n)
+{
+	atomic_store_explicit(&force_cq, n, memory_order_relaxed);
+}
 
 unsigned long rook__io_injected(void)
 {
 	return atomic_load_explicit(&inj_count, memory_order_relaxed);
-}
-
-static inline bool inject_due(_Atomic unsigned *every, _Atomic unsigned *n)
-{
-#ifdef ROOK_TESTING
-	unsigned e = atomic_load_explicit(every, memory_order_relaxed);
-	if (!e || atomic_fetch_add_explicit(n, 1, memory_order_relaxed) % e != e - 1)
-		return false;
-	atomic_fetch_add_explicit(&inj_count, 1, memory_order_relaxed);
-	return true;
-#else
-	(void)every;
-	(void)n;
-	return false;
-#endif
 }
 
 int rook__io_set_wake_mode(int mode)
@@ -289,8 +361,7 @@ static bool ring_dead(const struct rook__io *io)
 static void flush(struct rook__io *io, bool getevents)
 {
 	for (int tries = 0; tries < 1000; tries++) {
-		int r = inject_due(&inj_submit_every, &inj_submit_n)
-			    ? atomic_load_explicit(&inj_submit_err, memory_order_relaxed)
+		int r = rook__inj_due(ROOK__INJ_SUBMIT) ? rook__inj_err(ROOK__INJ_SUBMIT)
 			: getevents ? io_uring_submit_and_get_events(&io->i_ring)
 				    : io_uring_submit(&io->i_ring);
 		io->i_queued = io_uring_sq_ready(&io->i_ring);
@@ -305,6 +376,8 @@ static void flush(struct rook__io *io, bool getevents)
 struct io_uring_sqe *rook__ring_sqe(struct rook__io *io)
 {
 	struct io_uring_sqe *sqe;
+	if (rook__inj_due(ROOK__INJ_SQ_FULL))
+		flush(io, false); /* as if the SQ were full: what the loop does */
 	while (!(sqe = io_uring_get_sqe(&io->i_ring)))
 		flush(io, false);
 	return sqe;
@@ -394,17 +467,43 @@ static void dispatch(struct rook__io *io, uint64_t ud, int res)
 	}
 }
 
+/* Late-completion injection: the first n held-back CQEs, now. */
+static void release_late(struct rook__io *io, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		dispatch(io, io->i_late[i].l_ud, io->i_late[i].l_res);
+	io->i_nlate -= n;
+	memmove(io->i_late, io->i_late + n, io->i_nlate * sizeof(io->i_late[0]));
+}
+
+/* Whether to hold back this CQE of an op (or of its cancel) until the next
+ * reap, after the CQEs that come meanwhile: a completion that arrives after
+ * its cancel, or after the cancel's own CQE. */
+static bool hold_late(struct rook__io *io, uint64_t ud, int res)
+{
+	if (ud == 0 || (ud & 7u) > 1 || io->i_nlate == sizeof(io->i_late) / sizeof(io->i_late[0]) ||
+	    !rook__inj_due(ROOK__INJ_CQE_LATE))
+		return false;
+	io->i_late[io->i_nlate].l_ud = ud;
+	io->i_late[io->i_nlate].l_res = res;
+	io->i_nlate++;
+	return true;
+}
+
 static void reap(struct rook__io *io)
 {
 	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
+	unsigned head, n = 0, late = io->i_nlate;
 	io_uring_for_each_cqe(&io->i_ring, head, cqe)
 	{
-		dispatch(io, cqe->user_data, cqe->res);
+		if (!hold_late(io, cqe->user_data, cqe->res))
+			dispatch(io, cqe->user_data, cqe->res);
 		n++;
 	}
 	if (n)
 		io_uring_cq_advance(&io->i_ring, n);
+	if (late)
+		release_late(io, late);
 }
 
 /* ---- remote requests --------------------------------------------------- */
@@ -598,11 +697,14 @@ static void raise_iowq_limit(struct rook__io *io, unsigned entries)
 
 static int uring_init(struct rook__io *io, unsigned entries)
 {
+	unsigned cq = atomic_load_explicit(&force_cq, memory_order_relaxed);
 	struct io_uring_params p = {
 	    .flags = probe_flags | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
-	    .cq_entries = entries * CQ_FACTOR,
+	    .cq_entries = cq ? cq : entries * CQ_FACTOR,
 	};
-	int err = io_uring_queue_init_params(entries, &io->i_ring, &p);
+	int err = setup_due(ROOK__SETUP_BACKEND);
+	if (!err)
+		err = io_uring_queue_init_params(entries, &io->i_ring, &p);
 	if (err < 0)
 		return err;
 	/* Linux 5.18: enter through a registered ring fd (no fd lookup);
@@ -632,12 +734,17 @@ int rook__park_init(struct rook__io_rt *g, unsigned index, void **out)
 	io->i_epfd = -1;
 	io->i_fds = NULL;
 	io->i_nfds = 0;
+	io->i_nlate = 0;
 	atomic_store_explicit(&io->i_inflight, 0, memory_order_relaxed);
 	atomic_store_explicit(&io->i_req_any, false, memory_order_relaxed);
 	atomic_store_explicit(&io->i_park, 0, memory_order_relaxed);
 	bool epoll = g->g_backend == ROOK__BACKEND_EPOLL;
-	io->i_efd = eventfd(0, EFD_CLOEXEC | (epoll ? EFD_NONBLOCK : 0));
-	int err = io->i_efd < 0 ? -errno : 0;
+	int err = setup_due(ROOK__SETUP_EVENTFD);
+	io->i_efd = err ? -1 : eventfd(0, EFD_CLOEXEC | (epoll ? EFD_NONBLOCK : 0));
+	if (!err && io->i_efd < 0)
+		err = -errno;
+	if (!err && epoll)
+		err = setup_due(ROOK__SETUP_BACKEND);
 	if (!err)
 		err = epoll ? rook__epoll_init(io) : uring_init(io, g->g_entries);
 	if (err < 0) {
@@ -663,10 +770,12 @@ void rook__park_fini(void *p)
 	atomic_store_explicit(&io->i_park, 3, memory_order_seq_cst);
 	while (atomic_load_explicit(&io->i_wakers, memory_order_seq_cst) != 0)
 		rook__cpu_relax();
-	if (io->i_backend == ROOK__BACKEND_EPOLL)
+	if (io->i_backend == ROOK__BACKEND_EPOLL) {
 		rook__epoll_fini(io);
-	else
+	} else {
+		release_late(io, io->i_nlate); /* none: no op is left */
 		io_uring_queue_exit(&io->i_ring);
+	}
 	close(io->i_efd);
 	io->i_efd = -1;
 	tls_io = NULL;
@@ -697,14 +806,20 @@ void rook__park_poll(void *p, bool idle)
 	/* With no operation in flight only wake-ups can complete, and the
 	 * worker polls an idle ring only every few rounds (worker.c). */
 	reap(io);
-	io->i_head.pi_busy =
-	    io->i_queued || atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
+	io->i_head.pi_busy = io->i_queued || io->i_nlate ||
+			     atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
 }
 
 void rook__park_wait(void *p, uint64_t timeout_ns)
 {
 	struct rook__io *io = p;
 	uint32_t expect = 0;
+	if (io->i_nlate) {
+		/* Held-back CQEs (injection) would never come again: hand them
+		 * out instead of sleeping. */
+		release_late(io, io->i_nlate);
+		return;
+	}
 	/* Pairs with the exchange in rook__park_wake (see the protocol). */
 	if (!atomic_compare_exchange_strong_explicit(&io->i_park, &expect, 1, memory_order_seq_cst,
 						     memory_order_seq_cst)) {
@@ -734,7 +849,7 @@ void rook__park_wait(void *p, uint64_t timeout_ns)
 		return;
 	}
 	struct io_uring_cqe *cqe;
-	if (inject_due(&inj_enter_every, &inj_enter_n)) {
+	if (rook__inj_due(ROOK__INJ_ENTER)) {
 		/* As if io_uring_enter returned -EINTR: a spurious wake-up. */
 	} else if (timeout_ns == UINT64_MAX) {
 		(void)io_uring_submit_and_wait(&io->i_ring, 1);

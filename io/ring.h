@@ -100,6 +100,13 @@ struct rook__io {
 	int i_epfd;
 	struct rook__ep_fd *i_fds;
 	unsigned i_nfds;
+	/* Late-completion injection (io/testing.h; owner only): op CQEs held
+	 * back from one reap to the next. Always empty outside tests. */
+	unsigned i_nlate;
+	struct {
+		uint64_t l_ud;
+		int l_res;
+	} i_late[8];
 };
 
 /* The IO state of a runtime (sched/park.h): its backend and every worker's
@@ -111,6 +118,35 @@ struct rook__io_rt {
 	_Atomic bool g_reported;            /* a ring init failure was printed */
 	_Atomic(struct rook__io *) g_ios[]; /* set by each worker's park init */
 };
+
+/* Error injection (io/testing.h): the kinds, and whether this pass of a
+ * kind's point must fail. Constant false outside ROOK_TESTING builds. */
+enum rook__inj {
+	ROOK__INJ_SUBMIT,   /* submit returns inj_err */
+	ROOK__INJ_ENTER,    /* a sleep in io_uring_enter returns at once */
+	ROOK__INJ_SQ_FULL,  /* io_uring_get_sqe finds the SQ full */
+	ROOK__INJ_CQE_LATE, /* an op's CQE is held back to the next reap */
+	ROOK__INJ_EP_WAIT,  /* epoll_wait fails with EINTR */
+	ROOK__INJ_EP_CTL,   /* arming with epoll_ctl fails with inj_err */
+	ROOK__INJ_KINDS
+};
+#ifdef ROOK_TESTING
+extern _Atomic unsigned rook__inj_every[ROOK__INJ_KINDS];
+bool rook__inj_fire(enum rook__inj kind);
+#endif
+static inline bool rook__inj_due(enum rook__inj kind)
+{
+#ifdef ROOK_TESTING
+	/* Idle: one relaxed load. */
+	return atomic_load_explicit(&rook__inj_every[kind], memory_order_relaxed) &&
+	       rook__inj_fire(kind);
+#else
+	(void)kind;
+	return false;
+#endif
+}
+/* The errno (negative) an armed kind injects. */
+int rook__inj_err(enum rook__inj kind);
 
 /* The calling worker thread's IO state; NULL elsewhere. Never inlined: a
  * task may move to another thread across a suspension. */

@@ -38,7 +38,35 @@ unsigned long rook__io_inline_writes(void);
  * every 1 for submit never lets an SQE out: use 2 or more. */
 void rook__io_inject_submit(int err, unsigned every);
 void rook__io_inject_enter_eintr(unsigned every);
-/* Failures injected so far (both kinds, process-wide). */
+
+/* A full SQ: every every-th rook__ring_sqe acts as if io_uring_get_sqe had
+ * returned NULL (it flushes, then takes the SQE). A real one: a small
+ * cfg.ring_entries. */
+void rook__io_inject_sq_full(unsigned every);
+
+/* CQ entries of the rings set up from now (0: the default, 8 per SQ
+ * entry). Equal to cfg.ring_entries, the CQ overflows whenever more ops
+ * complete than one reap takes (the kernel's IORING_SQ_CQ_OVERFLOW path). */
+void rook__io_force_cq_entries(unsigned n);
+
+/* Late completions: every every-th CQE of an op, or of the cancel of one,
+ * is held back and handled at its worker's next reap, after the CQEs that
+ * reap takes (so after its cancel, or its cancel's CQE first). */
+void rook__io_inject_cqe_late(unsigned every);
+
+/* Worker set-up failure: the nth pass of stage from now (1 = the next, on
+ * whichever worker gets there) fails with err (a negative errno): the
+ * worker's eventfd, or its ring (io_uring_setup) or epoll instance. */
+enum { ROOK__SETUP_EVENTFD = 1, ROOK__SETUP_BACKEND = 2 };
+void rook__io_inject_setup(int err, unsigned nth, int stage);
+
+/* epoll backend: every every-th epoll_wait of a worker fails with EINTR,
+ * and every every-th epoll_ctl that arms an fd for a wait fails with err
+ * (-ENOMEM, -ENOSPC: max_user_watches). */
+void rook__io_inject_epoll_wait_eintr(unsigned every);
+void rook__io_inject_epoll_ctl(int err, unsigned every);
+
+/* Failures injected so far (every kind, process-wide). */
 unsigned long rook__io_injected(void);
 
 #endif

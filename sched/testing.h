@@ -55,6 +55,16 @@ void rook__queue_ring_limit(size_t slots);
 struct rook_queue;
 void rook__queue_unfinished_hook(void (*fn)(struct rook_queue *q));
 
+/* Called, when set (ROOK_TESTING builds), at these points of the
+ * park/notify protocol of sched/worker.c, on the thread that passes them:
+ * NOTIFY_CLAIMED, a notifier won the rt_nspinning 0 -> 1 CAS; NOTIFY_EMPTY,
+ * it then found the idle set empty and still counts as a spinner;
+ * PARK_SLEEP, a worker in the idle set re-checked the queues, found
+ * nothing and goes to sleep. Lets a test hold a thread inside a window of
+ * a few instructions. NULL: none. */
+enum { ROOK__HOOK_NOTIFY_CLAIMED = 1, ROOK__HOOK_NOTIFY_EMPTY, ROOK__HOOK_PARK_SLEEP };
+void rook__worker_hook(void (*fn)(int point));
+
 /* Make guard pages with mprotect even where the kernel has guard markers
  * (MADV_GUARD_INSTALL), to test the older kernels' path. */
 void rook__stack_guard_force_mprotect(bool on);

@@ -100,6 +100,27 @@ unsigned rook__idle_workers(void)
 	return w ? (unsigned)atomic_load_explicit(&w->w_rt->rt_nidle, memory_order_relaxed) : 0;
 }
 
+#ifdef ROOK_TESTING
+static void (*_Atomic test_hook)(int);
+#define TEST_HOOK(point)                                                                           \
+	do {                                                                                       \
+		void (*h_)(int) = atomic_load_explicit(&test_hook, memory_order_relaxed);          \
+		if (h_)                                                                            \
+			h_(point);                                                                 \
+	} while (0)
+#else
+#define TEST_HOOK(point) ((void)0)
+#endif
+
+void rook__worker_hook(void (*fn)(int point))
+{
+#ifdef ROOK_TESTING
+	atomic_store_explicit(&test_hook, fn, memory_order_relaxed);
+#else
+	(void)fn;
+#endif
+}
+
 /* ---- injection queue ------------------------------------------------- */
 
 static void inject(struct rook_rt *rt, struct rook_task *t)
@@ -325,9 +346,11 @@ again:
 	if (!atomic_compare_exchange_strong_explicit(&rt->rt_nspinning, &zero, 1,
 						     memory_order_seq_cst, memory_order_relaxed))
 		return;
+	TEST_HOOK(ROOK__HOOK_NOTIFY_CLAIMED);
 	rook__spin_lock(&rt->rt_idle_lock);
 	if (rt->rt_idle_n == 0) {
 		rook__spin_unlock(&rt->rt_idle_lock);
+		TEST_HOOK(ROOK__HOOK_NOTIFY_EMPTY);
 		atomic_fetch_sub_explicit(&rt->rt_nspinning, 1, memory_order_seq_cst);
 		/* While our 1 stood no spinner existed, yet other notifies
 		 * returned on it; a worker that parked meanwhile may have
@@ -473,6 +496,7 @@ static void park(struct rook__worker *w)
 		if (stop)
 			timeout = 0; /* work arrived while trimming */
 		if (timeout > 0) {
+			TEST_HOOK(ROOK__HOOK_PARK_SLEEP);
 			rook__stat_add(w, ROOK__STAT_PARKS, 1);
 			rook__diag_inc(&w->w_ds.d_parks, 1);
 			uint64_t t0 = w->w_trace ? rook__now() : 0;

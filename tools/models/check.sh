@@ -3,11 +3,15 @@
 # violations and invalid end states). Each model also runs in its pre-fix
 # form, where spin must find the bug. Prints states and time per model.
 #   tools/models/check.sh          exit 0 only if every check came out right
+#   tools/models/check.sh --w3     only worker_park with 3 workers: ~10 GiB
+#                                  and many minutes, so not in tools/test.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
+cflags="-DMEMLIM=4096"
+panflags="-m2000000"
 
 # name, expect (ok|bug), spin -D flags...
 check() {
@@ -17,9 +21,9 @@ check() {
 	mkdir -p "$dir"
 	cp "$model" "$dir/"
 	(cd "$dir" && spin -a "$@" "$model" >/dev/null &&
-		cc -O2 -w -DSAFETY -DMEMLIM=4096 -o pan pan.c) || { echo "models: $model: spin/cc failed" >&2; return 1; }
+		cc -O2 -w -DSAFETY $cflags -o pan pan.c) || { echo "models: $model: spin/cc failed" >&2; return 1; }
 	local out errors states secs
-	out=$(cd "$dir" && ./pan -m2000000 2>&1) || true
+	out=$(cd "$dir" && ./pan $panflags 2>&1) || true
 	errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' <<<"$out" | head -1)
 	states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' <<<"$out" | head -1)
 	secs=$(sed -n 's/^pan: elapsed time \([0-9.e+]*\) seconds.*/\1/p' <<<"$out" | head -1)
@@ -32,6 +36,15 @@ check() {
 	printf 'models: %-18s %-28s %-4s states=%s time=%ss\n' "$model" "$*" "$verdict" "$states" "$secs" >&2
 	[ "$verdict" = "$expect" ]
 }
+
+if [ "${1:-}" = "--w3" ]; then
+	# COLLAPSE compression and a hash table sized up front (a resize
+	# needs the old and the new table at once).
+	cflags="-DCOLLAPSE -DMEMLIM=10240"
+	panflags="-m100000 -w27"
+	check worker_park.pml ok -DW=3 -DITEMS=1 -DSPAWNS=1 -DLONGS=1 || status=1
+	exit $status
+fi
 
 check ring_park.pml ok -DWAKERS=2 || status=1
 check ring_park.pml ok -DWAKERS=3 || status=1
