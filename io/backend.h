@@ -49,6 +49,15 @@ struct rook__io_req {
 	const struct stat *r_st;
 };
 
+/* rq's fd stat: the one io/ops.c took, else fstat into *own; NULL if the
+ * fd cannot be stat'ed. */
+static inline const struct stat *rook__io_req_stat(const struct rook__io_req *rq, struct stat *own)
+{
+	if (rq->r_st)
+		return rq->r_st;
+	return fstat(rq->r_fd, own) == 0 ? own : NULL;
+}
+
 /*
  * Perform rq from the calling task. Returns the operation's result (>= 0)
  * or a negative errno value; -ECANCELED / -ETIMEDOUT when the task was

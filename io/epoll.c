@@ -346,12 +346,8 @@ static int wait_ready(int fd, uint32_t events)
 static bool is_file(const struct rook__io_req *rq)
 {
 	struct stat own;
-	const struct stat *st = rq->r_st;
-	if (!st && fstat(rq->r_fd, &own) < 0)
-		return false;
-	if (!st)
-		st = &own;
-	return S_ISREG(st->st_mode) || S_ISBLK(st->st_mode) || S_ISDIR(st->st_mode);
+	const struct stat *st = rook__io_req_stat(rq, &own);
+	return st && (S_ISREG(st->st_mode) || S_ISBLK(st->st_mode) || S_ISDIR(st->st_mode));
 }
 
 static int res(ssize_t n)

@@ -209,12 +209,8 @@ bool rook__io_write_inline_ok(const struct rook__io_req *rq)
 	if (write_bytes(rq) < INLINE_MIN_BYTES)
 		return false;
 	struct stat own;
-	const struct stat *st = rq->r_st;
-	if (!st && fstat(rq->r_fd, &own) < 0)
-		return false;
-	if (!st)
-		st = &own;
-	if (!S_ISREG(st->st_mode) || major(st->st_dev) == 0)
+	const struct stat *st = rook__io_req_stat(rq, &own);
+	if (!st || !S_ISREG(st->st_mode) || major(st->st_dev) == 0)
 		return false;
 	int fl = fcntl(rq->r_fd, F_GETFL);
 	return fl >= 0 && !(fl & (O_DIRECT | O_DSYNC));

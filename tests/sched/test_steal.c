@@ -289,29 +289,29 @@ static int join_stream_main(void *arg)
 	return 0;
 }
 
-Test(steal, oldest_task_runs_behind_a_fork_join_stream_on_one_worker, .timeout = 60)
+/* Run main on one worker: task B, queued first, must run before main
+ * gives up after STARVE_LIMIT rounds of its loop (counted in unit). */
+static void expect_b_runs(rook_fn main, const char *unit)
 {
 	int fds = fd_count();
 
 	atomic_store(&b_ran, 0);
-	cr_assert_eq(run_with(1, 0, join_stream_main, NULL), 0);
+	cr_assert_eq(run_with(1, 0, main, NULL), 0);
 	cr_assert_eq(atomic_load(&b_ran), 1, "task B never ran");
-	cr_assert_lt(starve_iterations, STARVE_LIMIT, "B starved for %ld iterations",
-		     starve_iterations);
-	cr_log_info("B ran after %ld iterations", starve_iterations);
+	cr_assert_lt(starve_iterations, STARVE_LIMIT, "B starved for %ld %s", starve_iterations,
+		     unit);
+	cr_log_info("B ran after %ld %s", starve_iterations, unit);
 	expect_clean_shutdown(fds);
+}
+
+Test(steal, oldest_task_runs_behind_a_fork_join_stream_on_one_worker, .timeout = 60)
+{
+	expect_b_runs(join_stream_main, "iterations");
 }
 
 Test(steal, older_task_runs_when_spawner_keeps_spawning_on_one_worker, .timeout = 60)
 {
-	int fds = fd_count();
-
-	cr_assert_eq(run_with(1, 0, starve_main, NULL), 0);
-	cr_assert_eq(atomic_load(&b_ran), 1, "task B never ran");
-	cr_assert_lt(starve_iterations, STARVE_LIMIT, "B starved for %ld iterations",
-		     starve_iterations);
-	cr_log_info("B ran after %ld iterations", starve_iterations);
-	expect_clean_shutdown(fds);
+	expect_b_runs(starve_main, "iterations");
 }
 
 /* A ping-pong pair wakes each other through the LIFO slot for ever; a
@@ -358,15 +358,7 @@ static int ping_pong_main(void *arg)
 
 Test(steal, older_task_runs_behind_a_ping_pong_pair_on_one_worker, .timeout = 60)
 {
-	int fds = fd_count();
-
-	atomic_store(&b_ran, 0);
-	cr_assert_eq(run_with(1, 0, ping_pong_main, NULL), 0);
-	cr_assert_eq(atomic_load(&b_ran), 1, "task B never ran");
-	cr_assert_lt(starve_iterations, STARVE_LIMIT, "B starved for %ld round trips",
-		     starve_iterations);
-	cr_log_info("B ran after %ld round trips", starve_iterations);
-	expect_clean_shutdown(fds);
+	expect_b_runs(ping_pong_main, "round trips");
 }
 
 /* ---- stealing under load ------------------------------------------------ */
