@@ -70,9 +70,11 @@ static inline const struct stat *rook__io_req_stat(const struct rook__io_req *rq
 int rook__io_submit(const struct rook__io_req *rq);
 
 /*
- * Cancel every operation in flight on fd in the caller's runtime, and wait
- * (not cancellable) until the kernel has answered each cancel. For close.
+ * For close: cancel every operation in flight on fd's file in the caller's
+ * runtime, and wait (not cancellable) until the kernel has answered each
+ * cancel. Returns the fd whose close releases the file (fd, or a duplicate
+ * when fd itself is already closed), or -EBADF when fd is not open.
  */
-void rook__io_cancel_fd(int fd);
+int rook__io_cancel_fd(int fd);
 
 #endif

@@ -242,7 +242,9 @@ int rook_close(int fd)
 		return -EPERM;
 	if (fd < 0)
 		return -EBADF;
-	rook__io_cancel_fd(fd);
+	fd = rook__io_cancel_fd(fd);
+	if (fd < 0)
+		return fd;
 	struct rook__io_req rq = {.r_kind = ROOK__IO_CLOSE, .r_fd = fd};
 	return rook__io_submit(&rq);
 }

@@ -390,7 +390,9 @@ void rook__ring_queued(struct rook__io *io, struct rook__io_op *op)
 	if (op) {
 		op->o_io = io;
 		op->o_batch = io->i_batch + 1;
-		atomic_fetch_add_explicit(&io->i_inflight, 1, memory_order_relaxed);
+		/* seq_cst: counted before the SQE can reach the kernel, for the
+		 * sweep after a close (rook__io_cancel_fd in uring.c). */
+		atomic_fetch_add_explicit(&io->i_inflight, 1, memory_order_seq_cst);
 	}
 }
 

@@ -301,16 +301,9 @@ struct fd_cancel {
 	struct rook__io *fc_io;
 };
 
-void rook__io_cancel_fd(int fd)
+/* Cancel every op on fd's file on the rings that have ops in flight. */
+static void cancel_on_rings(struct rook__io *self, struct rook_task *me, int fd)
 {
-	struct rook__io *self = rook__io_self();
-	struct rook_task *me = rook_self();
-	if (!self || !me)
-		return;
-	if (self->i_backend == ROOK__BACKEND_EPOLL)
-		return; /* after the close itself (io/epoll.c) */
-	if (!rook__ring_can_cancel_fd())
-		return;
 	struct rook__io_rt *g = self->i_group;
 	struct fd_cancel local[8], *fc = local;
 	if (g->g_nworkers > 8 && !(fc = rook__calloc(g->g_nworkers, sizeof(*fc))))
@@ -320,7 +313,7 @@ void rook__io_cancel_fd(int fd)
 	unsigned n = 0;
 	for (unsigned i = 0; i < g->g_nworkers; i++) {
 		struct rook__io *io = atomic_load_explicit(&g->g_ios[i], memory_order_acquire);
-		if (io && atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0)
+		if (io && atomic_load_explicit(&io->i_inflight, memory_order_seq_cst) > 0)
 			fc[n++] = (struct fd_cancel){
 			    .fc_q = {.q_op = &op, .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd},
 			    .fc_io = io,
@@ -339,4 +332,36 @@ void rook__io_cancel_fd(int fd)
 	}
 	if (fc != local)
 		rook__free(fc);
+}
+
+/*
+ * A cancel before the close leaves a window: an op prepared on another
+ * worker in between reaches the kernel, takes the file, and waits forever
+ * on a file nobody can name. So the fd is duplicated, closed, and the
+ * cancel names the duplicate (ASYNC_CANCEL_FD matches the file, not the
+ * number): an op that took the file before the close counted itself in
+ * i_inflight before it was submitted (rook__ring_queued, seq_cst), so the
+ * sweep after the fence sees its ring; one submitted after the close gets
+ * EBADF from the kernel. Ops on a new file that reuses the number are not
+ * touched. Without a spare fd (EMFILE) it falls back to cancel-then-close.
+ */
+int rook__io_cancel_fd(int fd)
+{
+	struct rook__io *self = rook__io_self();
+	struct rook_task *me = rook_self();
+	if (!self || !me || self->i_backend == ROOK__BACKEND_EPOLL)
+		return fd; /* epoll: after the close itself (io/epoll.c) */
+	if (!rook__ring_can_cancel_fd())
+		return fd;
+	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dup < 0) {
+		if (errno == EBADF)
+			return -EBADF;
+		cancel_on_rings(self, me, fd);
+		return fd;
+	}
+	(void)close(fd); /* not the last reference: it neither blocks nor fails */
+	atomic_thread_fence(memory_order_seq_cst);
+	cancel_on_rings(self, me, dup);
+	return dup;
 }

@@ -362,12 +362,6 @@ static int close_poll_main(void *arg)
 
 Test(serve_edges, rook_close_wakes_a_task_polling_the_fd, .timeout = 60)
 {
-	/* Known bug, open: under TSan on io_uring this hangs in about a third
-	 * of the runs (4 of 12, already at 9d5b704); never in debug or ASan,
-	 * nor on epoll. Skipped there only, so CI stays meaningful. */
-	const char *san = getenv("ROOK_SANITIZE");
-	if (san && strstr(san, "thread") && !on_epoll())
-		cr_skip_test("known hang under TSan on io_uring (perf/NOTES.md, issue 13)");
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, close_poll_main, NULL), 0);
 	expect_clean_shutdown(fds);
