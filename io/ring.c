@@ -84,6 +84,7 @@ static _Atomic int force_err;
 static _Atomic unsigned force_cq; /* CQ entries of new rings; 0: CQ_FACTOR per SQE */
 static _Atomic int wake_mode = ROOK__WAKE_EVENTFD;
 static _Atomic unsigned long wakes_efd, wakes_msg;
+static _Atomic unsigned long rescues; /* rescue passes over a stuck owner's ring */
 
 static const unsigned flag_sets[] = {
     /* Linux 6.1: one submitter thread; completions are posted only when
@@ -315,6 +316,11 @@ void rook__io_wake_counts(unsigned long *eventfd, unsigned long *msg_ring)
 	*msg_ring = atomic_load_explicit(&wakes_msg, memory_order_relaxed);
 }
 
+unsigned long rook__io_rescues(void)
+{
+	return atomic_load_explicit(&rescues, memory_order_relaxed);
+}
+
 /* ---- type-stable pool of ring states ----------------------------------- */
 
 static struct rook__spin pool_lock;
@@ -383,10 +389,14 @@ struct io_uring_sqe *rook__ring_sqe(struct rook__io *io)
 	return sqe;
 }
 
+/* The calling worker thread's IO state (rook__io_self). */
+static _Thread_local struct rook__io *tls_io;
+
 void rook__ring_queued(struct rook__io *io, struct rook__io_op *op)
 {
 	io->i_queued++;
-	io->i_head.pi_busy = true; /* poll every round (sched/park.h) */
+	if (tls_io == io)                  /* a rescuer flushes what it queues */
+		io->i_head.pi_busy = true; /* poll every round (sched/park.h) */
 	if (op) {
 		op->o_io = io;
 		op->o_batch = io->i_batch + 1;
@@ -394,6 +404,45 @@ void rook__ring_queued(struct rook__io *io, struct rook__io_op *op)
 		 * sweep after a close (rook__io_cancel_fd in uring.c). */
 		atomic_fetch_add_explicit(&io->i_inflight, 1, memory_order_seq_cst);
 	}
+}
+
+/* A holder's identity: the address of a thread-local. */
+static _Thread_local char tls_me;
+
+void rook__ring_lock(struct rook__io *io)
+{
+	if (!io->i_shared)
+		return;
+	if (atomic_load_explicit(&io->i_holder, memory_order_relaxed) == &tls_me) {
+		io->i_depth++;
+		return;
+	}
+	rook__spin_lock(&io->i_lock);
+	atomic_store_explicit(&io->i_holder, &tls_me, memory_order_relaxed);
+	io->i_depth = 1;
+}
+
+static bool ring_trylock(struct rook__io *io)
+{
+	if (!rook__spin_trylock(&io->i_lock))
+		return false;
+	atomic_store_explicit(&io->i_holder, &tls_me, memory_order_relaxed);
+	io->i_depth = 1;
+	return true;
+}
+
+static void ring_release(struct rook__io *io)
+{
+	if (--io->i_depth)
+		return;
+	atomic_store_explicit(&io->i_holder, NULL, memory_order_relaxed);
+	rook__spin_unlock(&io->i_lock);
+}
+
+void rook__ring_unlock(struct rook__io *io)
+{
+	if (io->i_shared)
+		ring_release(io);
 }
 
 static void efd_arm(struct rook__io *io)
@@ -492,7 +541,8 @@ static bool hold_late(struct rook__io *io, uint64_t ud, int res)
 	return true;
 }
 
-static void reap(struct rook__io *io)
+/* Returns the number of CQEs handled. */
+static unsigned reap(struct rook__io *io)
 {
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0, late = io->i_nlate;
@@ -506,6 +556,7 @@ static void reap(struct rook__io *io)
 		io_uring_cq_advance(&io->i_ring, n);
 	if (late)
 		release_late(io, late);
+	return n + late;
 }
 
 /* ---- remote requests --------------------------------------------------- */
@@ -513,6 +564,7 @@ static void reap(struct rook__io *io)
 static void kick_msg_ring(struct rook__io *self, struct rook__io *io)
 {
 	atomic_fetch_add_explicit(&wakes_msg, 1, memory_order_relaxed);
+	rook__ring_lock(self);
 	struct io_uring_sqe *sqe = rook__ring_sqe(self);
 	io_uring_prep_msg_ring(sqe, io->i_ring.ring_fd, 0, ROOK__UD_WAKE, 0);
 	/* Linux 5.17: no CQE on our ring unless it failed. */
@@ -520,7 +572,12 @@ static void kick_msg_ring(struct rook__io *self, struct rook__io *io)
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_MSG_SRC);
 	rook__ring_queued(self, NULL);
 	flush(self, false);
+	rook__ring_unlock(self);
 }
+
+/* A rescue holds another ring's lock: it must not block on its own (the
+ * MSG_RING kick), or rescuers could wait on each other in a cycle. */
+static _Thread_local bool tls_rescuing;
 
 static void wake_io(struct rook__io *io)
 {
@@ -528,7 +585,7 @@ static void wake_io(struct rook__io *io)
 	uint32_t old = atomic_exchange_explicit(&io->i_park, 2, memory_order_seq_cst);
 	if (old == 1) {
 		struct rook__io *self = rook__io_self();
-		if (self && self != io && !ring_dead(self) &&
+		if (self && self != io && !tls_rescuing && !ring_dead(self) &&
 		    self->i_backend == ROOK__BACKEND_URING &&
 		    io->i_backend == ROOK__BACKEND_URING &&
 		    atomic_load_explicit(&wake_mode, memory_order_relaxed) == ROOK__WAKE_MSG_RING)
@@ -542,6 +599,7 @@ static void wake_io(struct rook__io *io)
 
 void rook__ring_prep_req(struct rook__io *io, const struct rook__ring_req *q)
 {
+	rook__ring_lock(io);
 	struct io_uring_sqe *sqe = rook__ring_sqe(io);
 	if (q->q_kind == ROOK__REQ_CANCEL_OP)
 		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)q->q_op, 0);
@@ -549,6 +607,7 @@ void rook__ring_prep_req(struct rook__io *io, const struct rook__ring_req *q)
 		io_uring_prep_cancel_fd(sqe, q->q_fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)q->q_op | 1u);
 	rook__ring_queued(io, NULL);
+	rook__ring_unlock(io);
 }
 
 void rook__ring_post(struct rook__io *io, struct rook__ring_req *q)
@@ -665,8 +724,6 @@ const char *rook__io_rt_backend(const struct rook__io_rt *g)
 
 /* ---- park point (sched/park.h) ---------------------------------------- */
 
-static _Thread_local struct rook__io *tls_io;
-
 __attribute__((noinline)) struct rook__io *rook__io_self(void)
 {
 	return tls_io;
@@ -700,8 +757,11 @@ static void raise_iowq_limit(struct rook__io *io, unsigned entries)
 static int uring_init(struct rook__io *io, unsigned entries)
 {
 	unsigned cq = atomic_load_explicit(&force_cq, memory_order_relaxed);
+	unsigned flags = probe_flags;
+	if (io->i_shared && (flags & IORING_SETUP_SINGLE_ISSUER))
+		flags = flag_sets[1]; /* a rescuer submits and reaps too */
 	struct io_uring_params p = {
-	    .flags = probe_flags | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+	    .flags = flags | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
 	    .cq_entries = cq ? cq : entries * CQ_FACTOR,
 	};
 	int err = setup_due(ROOK__SETUP_BACKEND);
@@ -710,8 +770,9 @@ static int uring_init(struct rook__io *io, unsigned entries)
 	if (err < 0)
 		return err;
 	/* Linux 5.18: enter through a registered ring fd (no fd lookup);
-	 * optional. */
-	(void)io_uring_register_ring_fd(&io->i_ring);
+	 * optional. Not where a rescuer enters too: the index is per thread. */
+	if (!io->i_shared)
+		(void)io_uring_register_ring_fd(&io->i_ring);
 	raise_iowq_limit(io, entries);
 	efd_arm(io);
 	flush(io, false);
@@ -723,6 +784,14 @@ int rook__park_init(struct rook__io_rt *g, unsigned index, void **out)
 	struct rook__io *io = pool_take();
 	if (!io)
 		return -ENOMEM;
+	/* Under the lock: a rescuer of the runtime that used io before may
+	 * still look at it (it re-checks i_group and i_park under the lock). */
+	rook__spin_lock(&io->i_lock);
+	io->i_shared = g->g_backend == ROOK__BACKEND_URING && g->g_nworkers > 1;
+	atomic_store_explicit(&io->i_holder, NULL, memory_order_relaxed);
+	io->i_depth = 0;
+	atomic_store_explicit(&io->i_polls, 0, memory_order_relaxed);
+	atomic_store_explicit(&io->i_seen, 0, memory_order_relaxed);
 	io->i_backend = g->g_backend;
 	io->i_group = g;
 	io->i_index = index;
@@ -740,6 +809,7 @@ int rook__park_init(struct rook__io_rt *g, unsigned index, void **out)
 	atomic_store_explicit(&io->i_inflight, 0, memory_order_relaxed);
 	atomic_store_explicit(&io->i_req_any, false, memory_order_relaxed);
 	atomic_store_explicit(&io->i_park, 0, memory_order_relaxed);
+	rook__spin_unlock(&io->i_lock);
 	bool epoll = g->g_backend == ROOK__BACKEND_EPOLL;
 	int err = setup_due(ROOK__SETUP_EVENTFD);
 	io->i_efd = err ? -1 : eventfd(0, EFD_CLOEXEC | (epoll ? EFD_NONBLOCK : 0));
@@ -775,8 +845,10 @@ void rook__park_fini(void *p)
 	if (io->i_backend == ROOK__BACKEND_EPOLL) {
 		rook__epoll_fini(io);
 	} else {
+		rook__ring_lock(io);           /* a rescuer inside leaves first */
 		release_late(io, io->i_nlate); /* none: no op is left */
 		io_uring_queue_exit(&io->i_ring);
+		rook__ring_unlock(io);
 	}
 	close(io->i_efd);
 	io->i_efd = -1;
@@ -788,6 +860,10 @@ void rook__park_fini(void *p)
 void rook__park_poll(void *p, bool idle)
 {
 	struct rook__io *io = p;
+	atomic_store_explicit(&io->i_polls,
+			      atomic_load_explicit(&io->i_polls, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	rook__ring_lock(io);
 	io->i_batch++;
 	if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
 		take_requests(io);
@@ -798,6 +874,7 @@ void rook__park_poll(void *p, bool idle)
 			rook__epoll_poll(io, 0);
 		io->i_head.pi_busy =
 		    atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
+		rook__ring_unlock(io);
 		return;
 	}
 	unsigned taskrun =
@@ -810,11 +887,11 @@ void rook__park_poll(void *p, bool idle)
 	reap(io);
 	io->i_head.pi_busy = io->i_queued || io->i_nlate ||
 			     atomic_load_explicit(&io->i_inflight, memory_order_relaxed) > 0;
+	rook__ring_unlock(io);
 }
 
-void rook__park_wait(void *p, uint64_t timeout_ns)
+static void park_wait(struct rook__io *io, uint64_t timeout_ns)
 {
-	struct rook__io *io = p;
 	uint32_t expect = 0;
 	if (io->i_nlate) {
 		/* Held-back CQEs (injection) would never come again: hand them
@@ -868,6 +945,59 @@ void rook__park_wait(void *p, uint64_t timeout_ns)
 	atomic_store_explicit(&io->i_park, 0, memory_order_seq_cst);
 	io->i_batch++;
 	reap(io);
+}
+
+void rook__park_wait(void *p, uint64_t timeout_ns)
+{
+	struct rook__io *io = p;
+	atomic_store_explicit(&io->i_polls,
+			      atomic_load_explicit(&io->i_polls, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	/* Held while asleep too: a rescuer leaves a sleeping owner alone. */
+	rook__ring_lock(io);
+	park_wait(io, timeout_ns);
+	rook__ring_unlock(io);
+}
+
+int rook__park_rescue(struct rook__io_rt *g, unsigned index)
+{
+	if (g->g_backend != ROOK__BACKEND_URING || index >= g->g_nworkers)
+		return ROOK__RESCUE_NONE;
+	struct rook__io *io = atomic_load_explicit(&g->g_ios[index], memory_order_acquire);
+	if (!io)
+		return ROOK__RESCUE_NONE; /* not started yet */
+	/* Asleep in io_uring_enter, it serves itself; 3: stopped. */
+	uint32_t park = atomic_load_explicit(&io->i_park, memory_order_seq_cst);
+	if (park == 1 || park == 3)
+		return ROOK__RESCUE_NONE;
+	/* seq_cst: pairs with the increment in rook__ring_queued, against the
+	 * rescuer's rt_ndeep increment before a deep sleep (sched/worker.c). */
+	if (atomic_load_explicit(&io->i_inflight, memory_order_seq_cst) == 0 &&
+	    !atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
+		return ROOK__RESCUE_NONE;
+	uint32_t polls = atomic_load_explicit(&io->i_polls, memory_order_relaxed);
+	if (atomic_exchange_explicit(&io->i_seen, polls, memory_order_relaxed) != polls)
+		return ROOK__RESCUE_WATCH; /* it polled since the last look */
+	if (!ring_trylock(io))
+		return ROOK__RESCUE_WATCH; /* its owner is at it */
+	unsigned n = 0;
+	if (io->i_group == g && io->i_shared &&
+	    atomic_load_explicit(&io->i_park, memory_order_relaxed) != 3) {
+		tls_rescuing = true;
+		if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
+			n += take_requests(io);
+		if (io->i_queued || n)
+			flush(io, true);
+		else
+			(void)io_uring_get_events(&io->i_ring); /* our task work: its CQEs */
+		n += reap(io);
+		if (io->i_queued) /* a re-armed eventfd read */
+			flush(io, false);
+		tls_rescuing = false;
+		atomic_fetch_add_explicit(&rescues, 1, memory_order_relaxed);
+	}
+	ring_release(io);
+	return n ? ROOK__RESCUE_WORKED : ROOK__RESCUE_WATCH;
 }
 
 void rook__park_wake(void *p)

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The per-worker io_uring ring (io_uring backend). Each worker owns one ring,
- * created on its own thread (IORING_SETUP_SINGLE_ISSUER where the kernel has
- * it), and is the only thread that touches its SQ and CQ. Other threads
- * reach a ring only through rook__park_wake and the remote-request list
- * (rook__ring_post), both safe from any thread.
+ * created on its own thread. In a one-worker runtime (SINGLE_ISSUER and
+ * DEFER_TASKRUN where the kernel has them) only the owner touches its SQ
+ * and CQ. With more workers, an idle worker may drive the ring of an owner
+ * stuck in a long task (rook__park_rescue): then the SQ and CQ are under
+ * i_lock, which the owner takes around each of its steps. Other threads
+ * reach a ring otherwise only through rook__park_wake and the
+ * remote-request list (rook__ring_post), both safe from any thread.
  *
  * The ring also implements the park point of sched/park.h: a worker sleeps
  * in io_uring_enter waiting for one completion, bounded by its timeout.
@@ -95,6 +98,17 @@ struct rook__io {
 	_Alignas(64) const void *i_streak_task;
 	unsigned i_streak;
 	uint64_t i_inline_since_ns;
+	/* Rescue (io_uring, more than one worker): the lock over i_ring's SQ
+	 * and CQ and the fields the poll path writes (i_queued, i_batch,
+	 * i_late), recursive for its holder (a reap wakes a task, whose wake
+	 * may queue a MSG_RING on the same ring); the owner's polls so far,
+	 * and their count at a rescuer's last look. */
+	bool i_shared;
+	struct rook__spin i_lock;
+	_Atomic(const void *) i_holder;
+	unsigned i_depth;
+	_Atomic uint32_t i_polls;
+	_Atomic uint32_t i_seen;
 	/* epoll backend (owner only): the instance, and per fd the ops that
 	 * wait on it (indexed by fd, grown on demand). */
 	int i_epfd;
@@ -176,7 +190,13 @@ void rook__epoll_req(struct rook__io *io, struct rook__ring_req *q);
 int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq);
 void rook__epoll_cancel_fd(struct rook__io *io, int fd);
 
-/* Owner only: an SQE to fill; flushes the SQ when it is full (never NULL). */
+/* The owner's hold on its ring's SQ and CQ (no-ops in a one-worker
+ * runtime): around every rook__ring_sqe ... rook__ring_queued. Recursive. */
+void rook__ring_lock(struct rook__io *io);
+void rook__ring_unlock(struct rook__io *io);
+
+/* Owner only (under rook__ring_lock): an SQE to fill; flushes the SQ when
+ * it is full (never NULL). */
 struct io_uring_sqe *rook__ring_sqe(struct rook__io *io);
 
 /* Owner only: account an SQE prepared for op (op NULL: not an op). */
@@ -189,7 +209,7 @@ void rook__ring_queued(struct rook__io *io, struct rook__io_op *op);
  * without racing with the runtime's teardown. */
 void rook__ring_post(struct rook__io *io, struct rook__ring_req *q);
 
-/* Owner only: prepare the SQE of request q on io. */
+/* Owner only: prepare the SQE of request q on io (takes the ring lock). */
 void rook__ring_prep_req(struct rook__io *io, const struct rook__ring_req *q);
 
 /* Handle a CQE that names op (main: the op's own; else a cancel's). */

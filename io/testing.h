@@ -21,6 +21,10 @@ int rook__io_set_wake_mode(int mode);
 /* Number of worker wake-ups sent through each path so far (process-wide). */
 void rook__io_wake_counts(unsigned long *eventfd, unsigned long *msg_ring);
 
+/* Rescue passes so far (rook__park_rescue): an idle worker drove the ring
+ * of an owner stuck in a long task. */
+unsigned long rook__io_rescues(void);
+
 /* How rook_write and rook_writev write to a regular file: ROOK__FILE_WRITE_
  * AUTO (inline when it is a buffered page-cache write, see io/uring.c) or
  * ROOK__FILE_WRITE_RING (always through io_uring). For measurements and

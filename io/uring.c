@@ -273,10 +273,12 @@ int rook__io_submit(const struct rook__io_req *rq)
 	struct rook__io_op op = {.o_waiter = wt};
 	uint32_t token = rook__wait_begin(wt, !shield && rook__wait_cancellable());
 	atomic_init(&op.o_state, (1ull << 32) | token);
+	rook__ring_lock(io);
 	struct io_uring_sqe *sqe = rook__ring_sqe(io);
 	prep(sqe, rq);
 	io_uring_sqe_set_data(sqe, &op);
 	rook__ring_queued(io, &op);
+	rook__ring_unlock(io);
 	rook__diag_io(ROOK__DIAG_IO_SUBMITTED);
 	self->t_stack->s_diag.d_fd = rq->r_fd;
 	r = rook__wait_park(wt, token);

@@ -78,6 +78,7 @@ int perf_ping_pong(struct perf_run *run);      /* wl_queue.c */
 int perf_mpmc_queue(struct perf_run *run);     /* wl_queue.c */
 int perf_tcp_echo(struct perf_run *run);       /* wl_io.c */
 int perf_file_io(struct perf_run *run);        /* wl_io.c */
+int perf_io_stuck(struct perf_run *run);       /* wl_io.c (issue 11) */
 int perf_wake_ping(struct perf_run *run);      /* wl_io.c (not in WORKLOADS.md) */
 int perf_proc_spawn(struct perf_run *run);     /* wl_proc.c (not in WORKLOADS.md) */
 int perf_http_hello(struct perf_run *run);     /* wl_net.c (issue 14) */

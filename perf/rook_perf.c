@@ -44,6 +44,7 @@ static const struct perf_workload perf_workloads[] = {
     {"proc_spawn", perf_proc_spawn, 0},
     {"http_hello", perf_http_hello, 0},
     {"idle_conns", perf_idle_conns, 0},
+    {"io_stuck", perf_io_stuck, 0}, /* IO behind a long task (issue 11) */
 };
 #define NWORKLOADS (sizeof(perf_workloads) / sizeof(perf_workloads[0]))
 

@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,4 +361,135 @@ int perf_wake_ping(struct perf_run *run)
 		 m == ROOK__WAKE_MSG_RING ? "msg_ring" : "eventfd",
 		 (double)ns / (double)n / 1e3 - 100.0, e1 - e0, m1 - m0);
 	return rc;
+}
+
+/* ---- io_stuck ----------------------------------------------------------------- */
+
+/*
+ * rook's own (issue 11): the IO of a worker held by a task that computes
+ * without yielding, with the other worker idle. Each try: a reader queues
+ * rook_read on a pipe, the task it spawned just before takes its worker
+ * and spins; 10 ms later a plain thread writes a byte (or, in the deadline
+ * half, a 10 ms deadline passes). Reported: how late the read returned
+ * after the byte (or the deadline), over the tries where the spinner did
+ * run on the reader's worker (a thief may take it first). Needs 2 workers.
+ */
+#define STUCK_TRIES 100
+#define STUCK_DELAY (10 * ROOK_MSEC)
+#define STUCK_BOUND ((uint64_t)1 * ROOK_SEC) /* the spinner's longest run */
+
+struct stuck_try {
+	int s_pipe[2];
+	bool s_deadline;
+	pthread_t s_reader_th, s_spin_th;
+	_Atomic int s_spinning, s_done;
+	_Atomic uint64_t s_due_ns; /* when the byte was written / the deadline */
+	uint64_t s_ret_ns;
+	ssize_t s_got;
+};
+
+static int stuck_spin(void *arg)
+{
+	struct stuck_try *s = arg;
+	s->s_spin_th = pthread_self();
+	atomic_store(&s->s_spinning, 1);
+	uint64_t end = mono_ns() + STUCK_BOUND;
+	while (!atomic_load(&s->s_done) && mono_ns() < end)
+		;
+	return 0;
+}
+
+static int stuck_read(void *arg)
+{
+	struct stuck_try *s = arg;
+	struct rook_task *t;
+	int rc = rook_spawn(&t, stuck_spin, s);
+	if (rc)
+		return rc;
+	s->s_reader_th = pthread_self();
+	char b;
+	if (s->s_deadline) {
+		uint64_t due = rook_now() + STUCK_DELAY;
+		atomic_store(&s->s_due_ns, mono_ns() + STUCK_DELAY);
+		(void)rook_deadline_push(due);
+	}
+	s->s_got = rook_read(s->s_pipe[0], &b, 1, -1);
+	s->s_ret_ns = mono_ns();
+	if (s->s_deadline)
+		(void)rook_deadline_pop();
+	atomic_store(&s->s_done, 1);
+	return rook_join(t, NULL);
+}
+
+static void *stuck_write(void *arg)
+{
+	struct stuck_try *s = arg;
+	while (!atomic_load(&s->s_spinning))
+		sched_yield();
+	struct timespec ts = {0, STUCK_DELAY};
+	nanosleep(&ts, NULL);
+	atomic_store(&s->s_due_ns, mono_ns());
+	if (write(s->s_pipe[1], "x", 1) != 1)
+		atomic_store(&s->s_due_ns, 0);
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Lateness of each counted try of one half, sorted; returns how many. */
+static int stuck_half(struct perf_run *run, bool deadline, uint64_t *late, int tries)
+{
+	int n = 0;
+	for (int i = 0; i < tries; i++) {
+		struct stuck_try s = {.s_deadline = deadline};
+		if (pipe(s.s_pipe) != 0)
+			return -errno;
+		pthread_t th;
+		if (!deadline && pthread_create(&th, NULL, stuck_write, &s) != 0)
+			return -EAGAIN;
+		struct rook_task *t;
+		int rc = rook_spawn(&t, stuck_read, &s);
+		if (rc == 0)
+			rc = rook_join(t, NULL);
+		if (!deadline)
+			pthread_join(th, NULL);
+		close(s.s_pipe[0]);
+		close(s.s_pipe[1]);
+		if (rc)
+			return rc;
+		perf_check(run, "io_stuck read result", s.s_got, deadline ? -ETIMEDOUT : 1);
+		if (pthread_equal(s.s_reader_th, s.s_spin_th))
+			late[n++] = s.s_ret_ns - atomic_load(&s.s_due_ns);
+	}
+	qsort(late, (size_t)n, sizeof(*late), cmp_u64);
+	return n;
+}
+
+int perf_io_stuck(struct perf_run *run)
+{
+	if (rook_workers() < 2) {
+		fprintf(stderr, "io_stuck needs --threads 2 or more\n");
+		return -ENOEXEC;
+	}
+	int tries = run->pr_quick ? 10 : STUCK_TRIES;
+	uint64_t rd[STUCK_TRIES], dl[STUCK_TRIES];
+	int nr = stuck_half(run, false, rd, tries);
+	if (nr < 0)
+		return nr;
+	int nd = stuck_half(run, true, dl, tries);
+	if (nd < 0)
+		return nd;
+	run->pr_ops = (uint64_t)(nr + nd);
+	if (!nr || !nd)
+		return 0;
+	snprintf(run->pr_extra, sizeof(run->pr_extra),
+		 "read_n=%d read_p50_ms=%.2f read_p99_ms=%.2f read_max_ms=%.2f "
+		 "deadline_n=%d deadline_p50_ms=%.2f deadline_p99_ms=%.2f deadline_max_ms=%.2f",
+		 nr, rd[nr / 2] / 1e6, rd[nr * 99 / 100] / 1e6, rd[nr - 1] / 1e6, nd,
+		 dl[nd / 2] / 1e6, dl[nd * 99 / 100] / 1e6, dl[nd - 1] / 1e6);
+	return 0;
 }

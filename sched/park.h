@@ -26,6 +26,14 @@
  *   while io->pi_busy, every few rounds otherwise: submit what is queued and
  *   handle completions that are ready, without sleeping. idle: the worker
  *   has nothing else to run (a hint to flush now rather than batch).
+ * - rook__park_rescue(g, index): by another worker of g while it is idle,
+ *   between naps (at most a few ms apart). If worker index has IO pending
+ *   and has not polled since the last call, it is stuck in a long task:
+ *   the caller submits, performs and reaps for it (tasks it wakes go to
+ *   the caller). Returns ROOK__RESCUE_WORKED if it handled anything (look
+ *   for work now), ROOK__RESCUE_WATCH if that worker runs with IO pending
+ *   (keep napping, do not sleep deeply: it may get stuck), else NONE. A
+ *   backend that cannot be driven from another thread returns NONE.
  */
 #ifndef ROOK_SCHED_PARK_H
 #define ROOK_SCHED_PARK_H
@@ -51,5 +59,8 @@ void rook__park_fini(void *io);
 void rook__park_wait(void *io, uint64_t timeout_ns);
 void rook__park_wake(void *io);
 void rook__park_poll(void *io, bool idle);
+
+enum { ROOK__RESCUE_NONE, ROOK__RESCUE_WATCH, ROOK__RESCUE_WORKED };
+int rook__park_rescue(struct rook__io_rt *g, unsigned index);
 
 #endif

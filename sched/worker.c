@@ -65,6 +65,7 @@
 #define STEAL_MAX       64
 #define SPIN_NS         (50 * 1000)
 #define RESCUE_NS       (2 * 1000 * 1000) /* longest nap (see the protocol) */
+#define WATCH_NS        (1 * 1000 * 1000) /* nap while a busy worker has IO pending */
 #define DEEP_NAPS       64                /* empty naps before a deep sleep */
 #define IDLE_POLL_EVERY 16u               /* rounds between polls of an idle ring */
 
@@ -414,10 +415,32 @@ static bool idle_leave(struct rook__worker *w)
 	return woken;
 }
 
+/* Idle: look at every other worker's IO (sched/park.h): the most urgent
+ * ROOK__RESCUE_* answer. */
+static int rescue_others(struct rook__worker *w)
+{
+	struct rook_rt *rt = w->w_rt;
+	int r = ROOK__RESCUE_NONE;
+	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
+		struct rook__worker *v = &rt->rt_workers[i];
+		if (i == w->w_index || atomic_load_explicit(&v->w_napping, memory_order_relaxed))
+			continue;
+		int k = rook__park_rescue(rt->rt_io, i);
+		if (k > r)
+			r = k;
+	}
+	return r;
+}
+
+static void nap_loop(struct rook__worker *w, uint64_t next, uint64_t timeout);
+
 /* Sleep up to timeout ns, first in naps of at most RESCUE_NS: between naps,
  * return if a notify took us off the idle set, a timer (deadline next) is
  * due, the runtime exits, or work is visible (a task stranded behind a long
- * task, see the protocol at the top); after DEEP_NAPS naps, deeply. */
+ * task, see the protocol at the top); after DEEP_NAPS naps, deeply. Between
+ * naps it drives the IO of a worker stuck in a long task (rescue_others);
+ * while any worker runs with IO pending, naps are WATCH_NS and never deep:
+ * that IO then waits at most about two naps plus a kernel tick. */
 static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 {
 	struct rook_rt *rt = w->w_rt;
@@ -425,18 +448,36 @@ static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 		rook__park_wait(w->w_io, timeout);
 		return;
 	}
+	atomic_store_explicit(&w->w_napping, true, memory_order_relaxed);
+	nap_loop(w, next, timeout);
+	atomic_store_explicit(&w->w_napping, false, memory_order_relaxed);
+}
+
+static void nap_loop(struct rook__worker *w, uint64_t next, uint64_t timeout)
+{
+	struct rook_rt *rt = w->w_rt;
 	for (unsigned naps = 0;; naps++) {
+		int rescue = rescue_others(w);
+		if (rescue == ROOK__RESCUE_WORKED)
+			return; /* tasks it woke are ours now */
+		if (rescue == ROOK__RESCUE_WATCH)
+			naps = 0;
 		if (naps == DEEP_NAPS) {
 			/* Pairs with the fence before the skipped notify in
-			 * rook__schedule (work_visible fences too). */
+			 * rook__schedule (work_visible fences too), and with
+			 * the busy worker's check in rook__worker_poll. */
 			atomic_fetch_add_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
-			if (!work_visible(rt))
+			rescue = rescue_others(w);
+			if (!work_visible(rt) && rescue == ROOK__RESCUE_NONE)
 				rook__park_wait(w->w_io, timeout);
 			atomic_fetch_sub_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
-			return;
+			if (rescue == ROOK__RESCUE_NONE)
+				return;
+			naps = 0;
 		}
-		rook__park_wait(w->w_io, timeout < RESCUE_NS ? timeout : RESCUE_NS);
-		if (timeout <= RESCUE_NS ||
+		uint64_t nap = rescue == ROOK__RESCUE_WATCH ? WATCH_NS : RESCUE_NS;
+		rook__park_wait(w->w_io, timeout < nap ? timeout : nap);
+		if (timeout <= nap ||
 		    atomic_load_explicit(&w->w_woken_spinning, memory_order_relaxed) ||
 		    atomic_load_explicit(&rt->rt_exit, memory_order_acquire) || work_visible(rt))
 			return;
@@ -747,12 +788,19 @@ void rook__worker_poll(struct rook__worker *w)
 	const struct rook__park_io *io = w->w_io;
 	if (io && (io->pi_busy || (++w->w_poll_tick & (IDLE_POLL_EVERY - 1)) == 0))
 		rook__park_poll(w->w_io, !rook__worker_has_other_work(w));
+	struct rook_rt *rt = w->w_rt;
+	/* IO pending and every other worker asleep deeply: wake one to watch
+	 * this worker's IO (park_sleep), in case the next task runs long.
+	 * seq_cst: pairs with its rt_ndeep increment (Dekker, with the
+	 * in-flight count io/ reads in its rescue check). */
+	if (io && io->pi_busy && rt->rt_nworkers > 1 &&
+	    atomic_load_explicit(&rt->rt_ndeep, memory_order_seq_cst) == (int)rt->rt_nworkers - 1)
+		rook__notify(rt);
 	uint64_t now = 0;
 	if (atomic_load_explicit(&w->w_timers.h_next, memory_order_relaxed) != UINT64_MAX) {
 		now = rook__now();
 		fire_timers(w, now);
 	}
-	struct rook_rt *rt = w->w_rt;
 	if (rt->rt_nworkers < 2)
 		return;
 	if (++w->w_timer_turn >= rt->rt_nworkers - 1)

@@ -43,8 +43,9 @@ struct rook__worker {
 	struct rook_task *w_yield_head, *w_yield_tail; /* under w_yield_lock */
 	int w_yield_n;                                 /* under w_yield_lock */
 	_Atomic bool w_woken_spinning;                 /* woken by notify; counted as a spinner */
-	_Atomic uint64_t w_nspawned;                   /* single writer: this worker */
-	_Atomic uint64_t w_nfinished;                  /* single writer: this worker */
+	_Atomic bool w_napping;       /* in park_sleep: it serves its own IO (rescue_others) */
+	_Atomic uint64_t w_nspawned;  /* single writer: this worker */
+	_Atomic uint64_t w_nfinished; /* single writer: this worker */
 
 	struct rook__timer_heap w_timers; /* armed by this worker's tasks */
 
