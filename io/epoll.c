@@ -17,14 +17,14 @@
  *   keep the result of a call that ran (an fd, a byte count).
  *
  * Registration: per worker a table indexed by fd lists the ops waiting on
- * it (owner only). An fd is registered EPOLLONESHOT with the union of its
- * waiters' events, re-armed with EPOLL_CTL_MOD while waiters remain, and
- * never removed except by rook_close: an fd closed with close(2) and
- * reused shows as ENOENT on the next MOD, which then ADDs; an event for a
- * stale registration wakes waiters that find EAGAIN and wait again.
- * Oneshot over edge-triggered: with one registration per fd and worker and
- * waiters coming and going, oneshot needs no per-fd "ready" memory, and a
- * readiness event is delivered to the worker whose task waits, once.
+ * it (the owner's, and under the ring lock where an idle worker may poll
+ * the set of an owner stuck in a long task: rook__park_rescue in ring.c). An fd is registered
+ * EPOLLONESHOT with the union of its waiters' events, re-armed with EPOLL_CTL_MOD while waiters
+ * remain, and never removed except by rook_close: an fd closed with close(2) and reused shows as
+ * ENOENT on the next MOD, which then ADDs; an event for a stale registration wakes waiters that
+ * find EAGAIN and wait again. Oneshot over edge-triggered: with one registration per fd and worker
+ * and waiters coming and going, oneshot needs no per-fd "ready" memory, and a readiness event is
+ * delivered to the worker whose task waits, once.
  *
  * Waiting (struct rook__ep_op, on the task's stack, as io/uring.c's op):
  * o_state packs the completions still due and the token that the last one
@@ -263,11 +263,13 @@ static int epoll_wait_ns(int epfd, struct epoll_event *ev, uint64_t timeout_ns)
 	return epoll_wait(epfd, ev, MAX_EVENTS, ms > INT_MAX ? -1 : (int)ms);
 }
 
-void rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns)
+unsigned rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns)
 {
 	struct epoll_event ev[MAX_EVENTS];
 	int n = rook__inj_due(ROOK__INJ_EP_WAIT) ? (errno = EINTR, -1)
 						 : epoll_wait_ns(io->i_epfd, ev, timeout_ns);
+	if (n < 0)
+		return 0;
 	for (int i = 0; i < n; i++) {
 		if (ev[i].data.u64 == EFD_TAG) {
 			uint64_t v;
@@ -277,6 +279,7 @@ void rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns)
 			fd_ready(io, (int)ev[i].data.u64, ev[i].events);
 		}
 	}
+	return (unsigned)n;
 }
 
 /* ---- waiting for readiness --------------------------------------------- */
@@ -286,9 +289,12 @@ void rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns)
 static int cancel_wait(struct rook__ep_op *op, struct rook__waiter *wt, uint64_t s, int reason)
 {
 	if (rook__io_self() == op->o_io) {
-		/* The owner: no event handler runs meanwhile; the count is 1, so
-		 * the op is still listed. */
-		unlink_op(op->o_io, op);
+		/* The owner: under the lock no event handler runs; a rescuer's
+		 * may have unlinked the op already (its claim then failed). */
+		rook__ring_lock(op->o_io);
+		if (op->o_linked)
+			unlink_op(op->o_io, op);
+		rook__ring_unlock(op->o_io);
 		return reason;
 	}
 	struct rook__ring_req q = {.q_kind = ROOK__REQ_CANCEL_OP, .q_ep = op};
@@ -310,10 +316,13 @@ static int wait_ready(int fd, uint32_t events)
 {
 	struct rook__io *io = rook__io_self();
 	struct rook__waiter *wt = &rook_self()->t_waiter;
-	struct rook__ep_fd *f = fd_slot(io, fd);
-	if (!f)
-		return fd < 0 ? -EBADF : -ENOMEM;
 	struct rook__ep_op op = {.o_waiter = wt, .o_io = io, .o_fd = fd, .o_events = events};
+	rook__ring_lock(io);
+	struct rook__ep_fd *f = fd_slot(io, fd);
+	if (!f) {
+		rook__ring_unlock(io);
+		return fd < 0 ? -EBADF : -ENOMEM;
+	}
 	link_op(f, &op);
 	/* seq_cst, before the arm: pairs with the load in rook__epoll_cancel_fd
 	 * after its close(2). Either that load sees us, or our arm comes after
@@ -322,11 +331,14 @@ static int wait_ready(int fd, uint32_t events)
 	int r = arm(io, f, fd);
 	if (r < 0) {
 		unlink_op(io, &op);
+		rook__ring_unlock(io);
 		return r == -EPERM ? NOT_POLLABLE : r;
 	}
 	io->i_head.pi_busy = true;
 	uint32_t token = rook__wait_begin(wt, rook__wait_cancellable());
 	atomic_init(&op.o_state, (1ull << 32) | token);
+	/* Only now: a rescuer may handle the op once the lock is free. */
+	rook__ring_unlock(io);
 	struct rook__tdiag *d = &rook_self()->t_stack->s_diag;
 	d->d_fd = fd;
 	r = rook__wait_park(wt, token);
@@ -369,6 +381,7 @@ static void note_read(int fd, ssize_t n, size_t want)
 {
 	struct rook__io *io = rook__io_self();
 	bool short_read = n > 0 && (size_t)n < want;
+	rook__ring_lock(io);
 	if ((unsigned)fd < io->i_nfds)
 		io->i_fds[fd].f_drained = short_read;
 	else if (short_read) {
@@ -376,16 +389,19 @@ static void note_read(int fd, ssize_t n, size_t want)
 		if (f)
 			f->f_drained = true;
 	}
+	rook__ring_unlock(io);
 }
 
 /* The hint of note_read, consumed. */
 static bool take_drained(int fd)
 {
 	struct rook__io *io = rook__io_self();
-	if ((unsigned)fd >= io->i_nfds || !io->i_fds[fd].f_drained)
-		return false;
-	io->i_fds[fd].f_drained = false;
-	return true;
+	rook__ring_lock(io);
+	bool drained = (unsigned)fd < io->i_nfds && io->i_fds[fd].f_drained;
+	if (drained)
+		io->i_fds[fd].f_drained = false;
+	rook__ring_unlock(io);
+	return drained;
 }
 
 /* On the blocking pool: the call as a plain blocking syscall. */
@@ -667,7 +683,9 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 void rook__epoll_cancel_fd(struct rook__io *self, int fd)
 {
 	struct rook__io_rt *g = self->i_group;
+	rook__ring_lock(self);
 	fd_closed(self, fd);
+	rook__ring_unlock(self);
 	struct rook__ring_req local[8], *q = local;
 	if (g->g_nworkers > 8 && !(q = rook__calloc(g->g_nworkers, sizeof(*q))))
 		return; /* best effort: those waits then end when the fd's file does */

@@ -787,7 +787,7 @@ int rook__park_init(struct rook__io_rt *g, unsigned index, void **out)
 	/* Under the lock: a rescuer of the runtime that used io before may
 	 * still look at it (it re-checks i_group and i_park under the lock). */
 	rook__spin_lock(&io->i_lock);
-	io->i_shared = g->g_backend == ROOK__BACKEND_URING && g->g_nworkers > 1;
+	io->i_shared = g->g_nworkers > 1;
 	atomic_store_explicit(&io->i_holder, NULL, memory_order_relaxed);
 	io->i_depth = 0;
 	atomic_store_explicit(&io->i_polls, 0, memory_order_relaxed);
@@ -843,7 +843,9 @@ void rook__park_fini(void *p)
 	while (atomic_load_explicit(&io->i_wakers, memory_order_seq_cst) != 0)
 		rook__cpu_relax();
 	if (io->i_backend == ROOK__BACKEND_EPOLL) {
+		rook__ring_lock(io); /* a rescuer inside leaves first */
 		rook__epoll_fini(io);
+		rook__ring_unlock(io);
 	} else {
 		rook__ring_lock(io);           /* a rescuer inside leaves first */
 		release_late(io, io->i_nlate); /* none: no op is left */
@@ -961,7 +963,7 @@ void rook__park_wait(void *p, uint64_t timeout_ns)
 
 int rook__park_rescue(struct rook__io_rt *g, unsigned index)
 {
-	if (g->g_backend != ROOK__BACKEND_URING || index >= g->g_nworkers)
+	if (index >= g->g_nworkers)
 		return ROOK__RESCUE_NONE;
 	struct rook__io *io = atomic_load_explicit(&g->g_ios[index], memory_order_acquire);
 	if (!io)
@@ -986,13 +988,17 @@ int rook__park_rescue(struct rook__io_rt *g, unsigned index)
 		tls_rescuing = true;
 		if (atomic_load_explicit(&io->i_req_any, memory_order_relaxed))
 			n += take_requests(io);
-		if (io->i_queued || n)
-			flush(io, true);
-		else
-			(void)io_uring_get_events(&io->i_ring); /* our task work: its CQEs */
-		n += reap(io);
-		if (io->i_queued) /* a re-armed eventfd read */
-			flush(io, false);
+		if (io->i_backend == ROOK__BACKEND_EPOLL) {
+			n += rook__epoll_poll(io, 0);
+		} else {
+			if (io->i_queued || n)
+				flush(io, true);
+			else
+				(void)io_uring_get_events(&io->i_ring); /* our task work */
+			n += reap(io);
+			if (io->i_queued) /* a re-armed eventfd read */
+				flush(io, false);
+		}
 		tls_rescuing = false;
 		atomic_fetch_add_explicit(&rescues, 1, memory_order_relaxed);
 	}

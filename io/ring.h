@@ -3,9 +3,9 @@
  * The per-worker io_uring ring (io_uring backend). Each worker owns one ring,
  * created on its own thread. In a one-worker runtime (SINGLE_ISSUER and
  * DEFER_TASKRUN where the kernel has them) only the owner touches its SQ
- * and CQ. With more workers, an idle worker may drive the ring of an owner
- * stuck in a long task (rook__park_rescue): then the SQ and CQ are under
- * i_lock, which the owner takes around each of its steps. Other threads
+ * and CQ. With more workers, an idle worker may drive the ring (or epoll
+ * set) of an owner stuck in a long task (rook__park_rescue): then the SQ
+ * and CQ are under i_lock, which the owner takes around each of its steps. Other threads
  * reach a ring otherwise only through rook__park_wake and the
  * remote-request list (rook__ring_post), both safe from any thread.
  *
@@ -98,9 +98,9 @@ struct rook__io {
 	_Alignas(64) const void *i_streak_task;
 	unsigned i_streak;
 	uint64_t i_inline_since_ns;
-	/* Rescue (io_uring, more than one worker): the lock over i_ring's SQ
-	 * and CQ and the fields the poll path writes (i_queued, i_batch,
-	 * i_late), recursive for its holder (a reap wakes a task, whose wake
+	/* Rescue (more than one worker): the lock over i_ring's SQ and CQ (or
+	 * the epoll fd table) and the fields the poll path writes (i_queued,
+	 * i_batch, i_late), recursive for its holder (a reap wakes a task, whose wake
 	 * may queue a MSG_RING on the same ring); the owner's polls so far,
 	 * and their count at a rescuer's last look. */
 	bool i_shared;
@@ -182,9 +182,9 @@ int rook__io_write_inline(struct rook__io *io, const struct rook__io_req *rq);
 /* The epoll backend (io/epoll.c). */
 int rook__epoll_init(struct rook__io *io);
 void rook__epoll_fini(struct rook__io *io);
-/* Owner: handle ready fds, waiting up to timeout_ns (0: not at all;
- * UINT64_MAX: no bound). */
-void rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns);
+/* Under the ring lock: handle ready fds, waiting up to timeout_ns (0: not
+ * at all; UINT64_MAX: no bound). Returns the events handled. */
+unsigned rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns);
 /* Owner: perform a remote CANCEL_OP / CANCEL_FD request. */
 void rook__epoll_req(struct rook__io *io, struct rook__ring_req *q);
 int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq);

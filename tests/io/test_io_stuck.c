@@ -116,8 +116,6 @@ static void run_rounds(bool deadline)
 
 Test(io_stuck, a_read_completes_while_its_worker_runs_a_long_task, .timeout = 120)
 {
-	if (on_epoll())
-		cr_skip_test("the epoll backend does not drive another worker's IO (README)");
 	unsigned long before = rook__io_rescues();
 	run_rounds(false);
 	cr_assert_gt(rook__io_rescues(), before);
@@ -125,7 +123,5 @@ Test(io_stuck, a_read_completes_while_its_worker_runs_a_long_task, .timeout = 12
 
 Test(io_stuck, a_read_deadline_fires_while_its_worker_runs_a_long_task, .timeout = 120)
 {
-	if (on_epoll())
-		cr_skip_test("the epoll backend does not drive another worker's IO (README)");
 	run_rounds(true);
 }
