@@ -276,9 +276,15 @@ static void bt_install(void)
 /* The running task's backtrace on w, taken on w's thread (up to 200 ms). */
 static int stall_backtrace(struct rook__worker *w, uintptr_t *pcs)
 {
-	struct bt_req r = {.b_w = w};
+	/* Static, under bt_lock: a handler that runs later than both waits
+	 * below writes here, never into a dead frame (at worst it garbles the
+	 * next request's backtrace). */
+	static struct bt_req r;
 	int n = 0;
 	pthread_mutex_lock(&bt_lock);
+	r.b_w = w;
+	r.b_n = 0;
+	atomic_store_explicit(&r.b_done, 0, memory_order_relaxed);
 	atomic_store_explicit(&bt_pending, &r, memory_order_release);
 	if (pthread_kill(w->w_thread, ROOK__STALL_SIGNAL) == 0) {
 		struct timespec nap = {0, 1000000};
@@ -293,7 +299,7 @@ static int stall_backtrace(struct rook__worker *w, uintptr_t *pcs)
 	}
 	atomic_store_explicit(&bt_pending, NULL, memory_order_release);
 	/* A late handler finds no request; one that already read it may
-	 * still write r: wait for it before r goes out of scope. */
+	 * still write r: give it time before the next request reuses r. */
 	if (!atomic_load_explicit(&r.b_done, memory_order_acquire)) {
 		struct timespec nap = {0, 1000000};
 		for (int i = 0; i < 50 && !atomic_load_explicit(&r.b_done, memory_order_acquire);
