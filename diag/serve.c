@@ -31,6 +31,7 @@ struct rook__serve {
 static void *serve_main(void *arg)
 {
 	struct rook__serve *s = arg;
+	(void)pthread_setname_np(pthread_self(), "rook-stats");
 	for (;;) {
 		int c = accept4(s->s_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0) {

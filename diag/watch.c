@@ -116,6 +116,7 @@ static void dump_handler(int sig)
 static void *dump_main(void *arg)
 {
 	(void)arg;
+	(void)pthread_setname_np(pthread_self(), "rook-dump");
 	for (;;) {
 		while (sem_wait(&dump_sem) != 0)
 			;
@@ -391,6 +392,7 @@ static void stall_check(struct rtdiag *d, unsigned i, uint64_t now)
 static void *watch_main(void *arg)
 {
 	struct rtdiag *d = arg;
+	(void)pthread_setname_np(pthread_self(), "rook-watch");
 	unsigned period_ms = d->d_stall_ms / 4 ? d->d_stall_ms / 4 : 1;
 	pthread_mutex_lock(&d->d_lock);
 	while (!d->d_stop) {

@@ -150,6 +150,7 @@ static void run_job(struct job *j)
 static void *pool_main(void *arg)
 {
 	(void)arg;
+	(void)pthread_setname_np(pthread_self(), "rook-blocking");
 	pthread_mutex_lock(&pool_lock);
 	for (;;) {
 		struct job *j;

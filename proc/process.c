@@ -323,6 +323,7 @@ struct orphan {
 static void *reaper_main(void *arg)
 {
 	struct orphan *o = arg;
+	(void)pthread_setname_np(pthread_self(), "rook-reaper");
 	while (waitpid(o->o_pid, NULL, 0) < 0 && errno == EINTR) {
 	}
 	if (o->o_pidfd >= 0)

@@ -41,6 +41,8 @@
  */
 #include "sched/worker.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -940,6 +942,10 @@ void *rook__worker_main(void *arg)
 {
 	struct rook__worker *w = arg;
 	rook__tls_worker = w;
+	/* "rook-w3" in ps, top, gdb and /proc/PID/task/TID/comm. */
+	char name[16];
+	snprintf(name, sizeof(name), "rook-w%u", w->w_index);
+	(void)pthread_setname_np(pthread_self(), name);
 	w->w_san_fiber = rook__tsan_current();
 	pthread_attr_t attr;
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
