@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * crawler: a web crawler with bounded parallelism, against a site this
- * program serves itself on 127.0.0.1 (page() and site(), on a free port).
+ * program serves itself on 127.0.0.1 (page() on rook_serve, a free port).
  * Page /p/N links home, to /p/2N+1 and /p/2N+2 (while < PAGES), and to an
  * outside page (recorded, not fetched). Each page is a task in one task
  * group, spawned by the task that found the link; a semaphore lets at most
@@ -9,7 +9,7 @@
  * distinct link is written once to OUTFILE (default: links.txt).
  */
 #include <errno.h>
-#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,37 +31,40 @@ static char seen[PAGES + 8][URL_MAX]; /* every link found */
 static int nseen;
 static _Atomic int pages, in_flight, max_in_flight;
 
-static int page(void *arg)
+/* One connection of the site: read the request head, answer, close. */
+static int page(int fd, const struct sockaddr *peer, void *arg)
 {
-	int fd = (int)(intptr_t)arg, n = -1, len = 0;
-	char req[512] = {0}, kids[128] = "", resp[1024];
-	ssize_t r;
-	while (!strstr(req, "\r\n\r\n") && len < (int)sizeof(req) - 1 &&
-	       (r = rook_recv(fd, req + len, sizeof(req) - 1 - (size_t)len, 0)) > 0)
-		len += (int)r;
+	struct rook_stream *st;
+	char req[512], kids[128] = "", resp[1024];
+	int n = -1;
+	if (rook_stream_open(&st, fd, 1024) < 0)
+		return rook_close(fd), 0;
+	ssize_t r = rook_stream_read_until(st, "\r\n\r\n", 4, req, sizeof(req) - 1);
+	req[r > 0 ? r : 0] = '\0';
 	if (sscanf(req, "GET /p/%d ", &n) != 1 || n < 0 || n >= PAGES)
 		n = -1;
 	if (n >= 0 && 2 * n + 2 < PAGES) /* a full binary tree: both children or none */
 		snprintf(kids, sizeof(kids), "<a href=\"/p/%d\">a</a> <a href=\"/p/%d\">b</a> ",
 			 2 * n + 1, 2 * n + 2);
-	len = snprintf(resp, sizeof(resp),
-		       "HTTP/1.0 200 OK\r\n\r\n<h1>page %d</h1> "
-		       "<a href=\"/p/0\">home</a> %s<a href=\"http://example.com/\">away</a>\n",
-		       n, kids);
+	int len = snprintf(resp, sizeof(resp),
+			   "HTTP/1.0 200 OK\r\n\r\n<h1>page %d</h1> "
+			   "<a href=\"/p/0\">home</a> %s<a href=\"http://example.com/\">away</a>\n",
+			   n, kids);
 	if (n < 0)
 		len = snprintf(resp, sizeof(resp), "HTTP/1.0 404 Not Found\r\n\r\n");
-	rook_send(fd, resp, (size_t)len, 0);
-	rook_close(fd);
+	rook_stream_write(st, resp, (size_t)len);
+	rook_stream_close(st); /* flushes: the client reads to our close */
+	(void)peer, (void)arg;
 	return 0;
 }
 
+static int bound; /* the site's port, stored by rook_serve (release) */
+
 static int site(void *arg)
 {
-	int lfd = *(const int *)arg, fd;
-	while ((fd = rook_accept(lfd, NULL, NULL)) >= 0)
-		if (rook_spawn(NULL, page, (void *)(intptr_t)fd) < 0)
-			rook_close(fd);
-	return fd == -ECANCELED ? 0 : fd;
+	struct rook_serve_opts o = {.host = "127.0.0.1", .backlog = 128, .bound_port = &bound};
+	int r = rook_serve(&o, page, arg);
+	return r == -ECANCELED ? 0 : r;
 }
 
 static int fetch(void *arg);
@@ -114,27 +117,25 @@ static int fetch(void *arg)
 static int main_task(void *arg)
 {
 	struct rook_task *srv;
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-	int rc, lfd = rook_tcp_listen("127.0.0.1", 0, 128);
-	if (lfd < 0)
-		return lfd;
-	getsockname(lfd, (struct sockaddr *)&a, &alen);
-	port = ntohs(a.sin_port);
-	snprintf(origin, sizeof(origin), "http://127.0.0.1:%u", port);
+	int rc;
 	if ((rc = rook_sem_create(&sem, PARALLEL, PARALLEL)) == 0 &&
 	    (rc = rook_mutex_create(&lock)) == 0 && (rc = rook_group_create(&group)) == 0 &&
-	    (rc = rook_spawn(&srv, site, &lfd)) == 0) {
-		if ((rc = found("/p/0", 4)) == 0)
+	    (rc = rook_spawn(&srv, site, NULL)) == 0) {
+		while (!(port = (uint16_t)__atomic_load_n(&bound, __ATOMIC_ACQUIRE)) &&
+		       !rook_done(srv))
+			rook_sleep(ROOK_MSEC); /* rook_serve has no "listening" event */
+		snprintf(origin, sizeof(origin), "http://127.0.0.1:%u", port);
+		if (port && (rc = found("/p/0", 4)) == 0)
 			rc = rook_group_wait(group); /* pages spawn pages: waits for all */
 		printf(
 		    "crawled %d pages, wrote %d distinct links to %s, at most %d fetches at once\n",
 		    atomic_load(&pages), nseen, (const char *)arg, atomic_load(&max_in_flight));
 		rook_cancel(srv);
-		rook_join(srv, NULL);
+		int st = 0;
+		rook_join(srv, &st);
+		rc = rc ? rc : st;
 	}
 	rook_group_destroy(group);
-	rook_close(lfd);
 	rook_mutex_destroy(lock);
 	rook_sem_destroy(sem);
 	return rc;
