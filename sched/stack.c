@@ -9,6 +9,7 @@
 #include "sched/stack.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -143,8 +144,17 @@ static void guard_probe(void)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED)
 		return;
-	if (madvise(m, ps, MADV_GUARD_INSTALL) == 0)
-		guard_kind = GUARD_MARKER;
+	/* Trust a marker only once seen: qemu-user (7.2) answers 0 to any
+	 * madvise it does not pass through, so every stack would silently
+	 * go unguarded. The kernel's own copy from a guarded page fails with
+	 * EFAULT; from a plain page it succeeds. */
+	int p[2];
+	if (madvise(m, ps, MADV_GUARD_INSTALL) == 0 && pipe2(p, O_CLOEXEC) == 0) {
+		if (write(p[1], m, 1) < 0 && errno == EFAULT)
+			guard_kind = GUARD_MARKER;
+		close(p[0]);
+		close(p[1]);
+	}
 	munmap(m, 2 * ps);
 }
 

@@ -10,11 +10,14 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <rook.h>
 
@@ -33,6 +36,25 @@ static inline int on_epoll(void)
 {
 	const char *s = getenv("ROOK_IO");
 	return s && strcmp(s, "epoll") == 0;
+}
+
+/* True under qemu-user (tools/test.sh --aarch64 sets ROOK_QEMU=1). Its
+ * linux-user layer differs from a kernel in a few documented ways (no
+ * io_uring, no seccomp, vfork run as fork, whole-range checks of syscall
+ * buffers); only the cases that meet one skip, and each says which. */
+static inline int under_qemu(void)
+{
+	const char *s = getenv("ROOK_QEMU");
+	return s && *s && strcmp(s, "0") != 0;
+}
+
+/* True where io_uring does not exist at all (ENOSYS from io_uring_setup:
+ * qemu-user, or a kernel built without it); a test of io_uring itself
+ * skips there, since the runtime runs on epoll by itself. */
+static inline int uring_missing(void)
+{
+	long r = syscall(__NR_io_uring_setup, 0, NULL);
+	return r < 0 && errno == ENOSYS;
 }
 
 /* n natively, n / div under sanitizers (never below 1). ThreadSanitizer

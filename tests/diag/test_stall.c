@@ -6,6 +6,7 @@
  * line follows; a task that yields every 10 ms is never reported.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,9 +89,18 @@ static int count(const char *s, const char *what)
 Test(stall, spinning_task_is_reported_once_with_its_backtrace, .timeout = 120)
 {
 	char *s = run_child(spin_300ms);
-	cr_expect_eq(count(s, "rook: stall: worker 0 has run task "), 1, "%s", s);
-	cr_expect(strstr(s, "\"spinner\" for "), "%s", s);
-	cr_expect_eq(count(s, "rook: stall ended: worker 0, "), 1, "%s", s);
+	bool once = count(s, "rook: stall: worker 0 has run task ") == 1;
+	bool named = strstr(s, "\"spinner\" for ") != NULL;
+	bool ended = count(s, "rook: stall ended: worker 0, ") == 1;
+	cr_expect(once, "not reported once: %s", s);
+	cr_expect(named, "%s", s);
+	cr_expect(ended, "no single end line: %s", s);
+	if (under_qemu() && once && named && ended) { /* a skip would hide a failure */
+		free(s);
+		cr_skip_test("the backtrace: qemu-user cannot deliver SIGRTMAX-1, the "
+			     "backtrace signal (pthread_kill answers EINVAL: it has fewer "
+			     "host RT signals than the guest's range)");
+	}
 	const char *bt = strstr(s, "without a scheduling point\n");
 	cr_expect(bt && strstr(bt, "spin_300ms"), "no spin_300ms in the backtrace:\n%s", s);
 	free(s);

@@ -464,6 +464,9 @@ static void run_injected(const char *name, const struct inj *in)
 		setenv("ROOK_IO", "epoll", 1); /* this test's own process */
 	else if (on_epoll())
 		cr_skip_test("io_uring injection (ROOK_IO=epoll)");
+	else if (uring_missing())
+		cr_skip_test("io_uring is not available here (io_uring_setup: ENOSYS; qemu-user "
+			     "does not emulate it)");
 	int fds = fd_count();
 	struct rook_config cfg = {
 	    .workers = 2, .flags = ROOK_NO_PIN, .ring_entries = in->ring_entries};
@@ -651,6 +654,9 @@ static void setup_fails(int err, int want, unsigned nth, int stage, bool epoll)
 		setenv("ROOK_IO", "epoll", 1);
 	else if (on_epoll())
 		cr_skip_test("io_uring set-up (ROOK_IO=epoll)");
+	else if (uring_missing())
+		cr_skip_test("io_uring is not available here (io_uring_setup: ENOSYS; qemu-user "
+			     "does not emulate it)");
 	struct rook_config cfg = {.workers = 4, .flags = ROOK_NO_PIN};
 	/* A first run starts what stays for the process (a sanitizer's own
 	 * thread), so the counts below compare like with like. */

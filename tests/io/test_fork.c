@@ -84,6 +84,9 @@ static int wait_child(pid_t pid, long limit_ms)
 
 Test(fork, child_runs_a_runtime_with_blocking_and_name_lookup, .timeout = 120)
 {
+	if (under_qemu())
+		cr_skip_test("qemu-user (7.2) aborts in its own code when the child of a "
+			     "multi-threaded fork starts threads (cpu_exec: cpu == current_cpu)");
 	const char *s = getenv("ROOK_SANITIZE");
 	if (s && strstr(s, "thread"))
 		cr_skip_test("ThreadSanitizer does not support threads in a child of a "
@@ -134,6 +137,9 @@ static int spawn_one(void *arg)
 
 Test(fork, child_gets_the_task_pool_lock_free_when_forked_while_it_is_held, .timeout = 120)
 {
+	if (under_qemu())
+		cr_skip_test("qemu-user (7.2) aborts in its own code when the child of a "
+			     "multi-threaded fork starts threads (cpu_exec: cpu == current_cpu)");
 	const char *s = getenv("ROOK_SANITIZE");
 	if (s && strstr(s, "thread"))
 		cr_skip_test("ThreadSanitizer does not support threads in a child of a "

@@ -74,7 +74,11 @@ static int inputs_main(void *arg)
 	T_CHECK_EQ(rook_write(p[1], "ab", 2, -1), 2);
 	char *buf = malloc(8); /* heap: a stack address + 2 GiB may pass the top */
 	T_CHECK(buf != NULL);
-	T_CHECK_EQ(rook_read(p[0], buf, SIZE_MAX, -1), 2);
+	/* qemu-user checks the whole buffer's range before the syscall (its
+	 * lock_user) and answers EFAULT; the kernel only faults on what it
+	 * copies. */
+	if (!under_qemu())
+		T_CHECK_EQ(rook_read(p[0], buf, SIZE_MAX, -1), 2);
 	free(buf);
 	T_CHECK_EQ(rook_close(p[0]), 0);
 	T_CHECK_EQ(rook_close(p[1]), 0);

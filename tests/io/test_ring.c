@@ -84,6 +84,9 @@ static void expect_one_line(const char *msg, const char *has, const char *has2)
 
 Test(ring, io_uring_unavailable_falls_back_to_epoll_with_one_line, .timeout = 30)
 {
+	if (uring_missing())
+		cr_skip_test("io_uring is not available here (io_uring_setup: ENOSYS; qemu-user "
+			     "does not emulate it)");
 	int fds = fd_count();
 	char msg[1024];
 	int errs[] = {-ENOSYS, -EPERM, -ENOMEM};
@@ -105,6 +108,9 @@ Test(ring, io_uring_unavailable_falls_back_to_epoll_with_one_line, .timeout = 30
 
 Test(ring, rook_io_uring_where_denied_fails_start_with_enosys, .timeout = 30)
 {
+	if (uring_missing())
+		cr_skip_test("io_uring is not available here (io_uring_setup: ENOSYS; qemu-user "
+			     "does not emulate it)");
 	int fds = fd_count();
 	char msg[1024];
 	setenv("ROOK_IO", "uring", 1);
@@ -208,6 +214,9 @@ Test(ring, worker_to_worker_wakes_through_msg_ring_stress, .timeout = 120)
 {
 	if (on_epoll())
 		cr_skip_test("MSG_RING wake-ups are io_uring's (ROOK_IO=epoll)");
+	if (uring_missing())
+		cr_skip_test("io_uring is not available here (io_uring_setup: ENOSYS; qemu-user "
+			     "does not emulate it)");
 	worker_wakes(ROOK__WAKE_MSG_RING);
 }
 

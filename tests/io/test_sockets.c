@@ -333,8 +333,11 @@ Test(sockets, accept_emfile_does_not_stop_the_server, .timeout = 60)
 
 /* ---- close with an operation in flight ----------------------------------------------- */
 
+static const char *inflight_backend;
+
 static int close_inflight_main(void *arg)
 {
+	inflight_backend = rook_io_backend();
 	for (int round = 0; round < 8; round++) {
 		struct pair p;
 		pair_open(&p);
@@ -360,7 +363,9 @@ Test(sockets, close_with_an_op_in_flight_ends_it_with_ebadf, .timeout = 60)
 	int fds = fd_count();
 	/* The first runtime start runs the probe. */
 	cr_assert_eq(run_with(1, ROOK_NO_PIN, close_inflight_main, NULL), 0);
-	if (!rook__ring_can_cancel_fd())
+	/* Only io_uring's cancel by fd depends on the kernel; epoll (also when
+	 * picked by itself, as under qemu-user) always ends the op. */
+	if (strcmp(inflight_backend, "io_uring") == 0 && !rook__ring_can_cancel_fd())
 		cr_skip_test("IORING_ASYNC_CANCEL_FD needs Linux 5.19");
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, close_inflight_main, NULL), 0);
 	expect_clean_shutdown(fds);

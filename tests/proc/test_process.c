@@ -44,8 +44,13 @@ static int bad_inputs(void *arg)
 	rook_process_free(NULL);
 	const char *missing[] = {"rook-no-such-program-here", NULL};
 	struct rook_process_opts m = {.argv = missing};
-	T_CHECK_EQ(rook_process_spawn(&p, &m), -ENOENT);
-	T_CHECK(p == NULL);
+	/* glibc's posix_spawn learns of a failed exec through memory shared by
+	 * clone(CLONE_VM | CLONE_VFORK); qemu-user runs that clone as a plain
+	 * fork, so the error never comes back there (the child exits 127). */
+	if (!under_qemu()) {
+		T_CHECK_EQ(rook_process_spawn(&p, &m), -ENOENT);
+		T_CHECK(p == NULL);
+	}
 	/* A real one: bad which, not a pipe, bad signal. */
 	T_CHECK_EQ(spawn_sh(&p, "exit 3", ROOK_STDIO_NULL), 0);
 	T_CHECK_EQ(rook_process_fd(p, 3), -EINVAL);
