@@ -112,10 +112,7 @@ if [ $fast -eq 0 ]; then
 	export ASAN_OPTIONS="detect_leaks=1 detect_stack_use_after_return=0 ${ASAN_OPTIONS:-}"
 	export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 ${UBSAN_OPTIONS:-}"
 	run_suite tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROOK_SANITIZE=thread || status=1
-	# One test at a time per binary: Criterion 2.4.1's parallel runner
-	# leaks a few event records in the runner process when tests finish
-	# together under load, and LeakSanitizer fails the binary for it.
-	CRITERION_JOBS=1 run_suite asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROOK_SANITIZE=address,undefined || status=1
+	run_suite asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROOK_SANITIZE=address,undefined || status=1
 fi
 if [ $status -eq 0 ]; then echo "rook: all suites passed" >&2; else echo "rook: FAILED" >&2; fi
 exit $status
