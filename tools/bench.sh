@@ -416,7 +416,7 @@ machine_info() {
 	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 	gov=$(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null || echo 'n/a')
 	echo "- CPU: ${cpu:-unknown}; cores: $(nproc); kernel: $(uname -sr); governor: $gov"
-	echo "- rook: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
+	echo "- rook: $ROOK_REV"
 	case " ${PEER_IMPLS[*]} ${ST_IMPLS[*]} " in *" go "*) v+="go: $(go version 2>/dev/null | awk '{ print $3 }'); " ;; esac
 	case " ${PEER_IMPLS[*]} " in *" tokio "*) v+="tokio: $(pkg_version librust-tokio-dev) ($(rustc --version 2>/dev/null | awk '{ print $1, $2 }')); " ;; esac
 	case " ${PEER_IMPLS[*]} " in *" boost_fiber "*) v+="boost.fiber: $(pkg_version libboost-fiber-dev); " ;; esac
@@ -586,6 +586,10 @@ main() {
 		compare "${opt_compare[@]}"
 		return 0
 	fi
+	# Taken before the run, which rewrites perf/results: only edits to the
+	# code make the tree dirty.
+	ROOK_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
+	git -C "$ROOT" diff --quiet HEAD -- . ':(exclude)perf/results' 2>/dev/null || ROOK_REV+=" (dirty tree)"
 	mkdir -p "$BUILD"
 	BUILD_LOG_DIR=$BUILD
 	ensure_packages
