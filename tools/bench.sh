@@ -588,8 +588,11 @@ main() {
 	fi
 	# Taken before the run, which rewrites perf/results: only edits to the
 	# code make the tree dirty.
-	ROOK_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
-	git -C "$ROOT" diff --quiet HEAD -- . ':(exclude)perf/results' 2>/dev/null || ROOK_REV+=" (dirty tree)"
+	if ROOK_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
+		git -C "$ROOT" diff --quiet HEAD -- . ':(exclude)perf/results' || ROOK_REV+=" (dirty tree)"
+	else
+		ROOK_REV="no commit" # a tarball: nothing to call dirty
+	fi
 	mkdir -p "$BUILD"
 	BUILD_LOG_DIR=$BUILD
 	ensure_packages
