@@ -256,8 +256,12 @@ static struct rook__stack *slot_setup(struct rook__stack_pool *p, char *slot)
 			give_guards(1); /* the kernel refused: nothing was made */
 	}
 	char *lo = slot + guard_bytes();
+	/* Cache colouring: the hot top lines (descriptor, first frames, saved
+	 * context) of slots a page multiple apart share a few cache sets, and
+	 * a thousand tasks yielding in turn thrash them (perf/NOTES.md). */
+	size_t color = ((uintptr_t)slot / p->p_slot) % 32 * 64;
 	struct rook__stack *s =
-	    (struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack));
+	    (struct rook__stack *)(lo + p->p_usable - sizeof(struct rook__stack) - color);
 	s->s_lo = lo; /* unguarded: the guard bytes below stay as a margin */
 	s->s_top = (char *)s;
 	s->s_guarded = guarded;

@@ -69,6 +69,64 @@ static int stack_main(void *arg)
 	return 0;
 }
 
+/* Stack colouring: the same frame of tasks alive at once sits at different
+ * offsets within its page, so their hot lines do not share a cache set. */
+#define COLOR_TASKS 64
+
+struct color_job {
+	struct rook_event *cj_go;
+	uintptr_t cj_off[COLOR_TASKS];
+	atomic_int cj_next;
+};
+
+static int color_task(void *arg)
+{
+	struct color_job *job = arg;
+	volatile char here = 0;
+	int i = atomic_fetch_add_explicit(&job->cj_next, 1, memory_order_relaxed);
+
+	job->cj_off[i] = (uintptr_t)&here & 4095;
+	return rook_event_wait(job->cj_go); /* stay alive: keep the stack */
+}
+
+static int color_main(void *arg)
+{
+	struct color_job *job = arg;
+	struct rook_task *t[COLOR_TASKS];
+
+	T_CHECK_EQ(rook_event_create(&job->cj_go), 0);
+	for (int i = 0; i < COLOR_TASKS; i++)
+		T_CHECK_EQ(rook_spawn(&t[i], color_task, job), 0);
+	while (atomic_load_explicit(&job->cj_next, memory_order_relaxed) < COLOR_TASKS)
+		T_CHECK_EQ(rook_yield(), 0);
+	rook_event_set(job->cj_go);
+	for (int i = 0; i < COLOR_TASKS; i++) {
+		int st = 1;
+		T_CHECK_EQ(rook_join(t[i], &st), 0);
+		T_CHECK_EQ(st, 0);
+	}
+	rook_event_destroy(job->cj_go);
+	return 0;
+}
+
+Test(stack, live_stacks_put_the_same_frame_at_different_page_offsets, .timeout = 60)
+{
+	int fds = fd_count();
+	static struct color_job job;
+
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, color_main, &job), 0);
+	int distinct = 0;
+	for (int i = 0; i < COLOR_TASKS; i++) {
+		bool seen = false;
+		for (int j = 0; j < i && !seen; j++)
+			seen = job.cj_off[j] == job.cj_off[i];
+		distinct += !seen;
+	}
+	cr_assert_geq(distinct, 16, "%d distinct offsets among %d live stacks", distinct,
+		      COLOR_TASKS);
+	expect_clean_shutdown(fds);
+}
+
 Test(stack, task_runs_when_using_32_kib_of_default_stack, .timeout = 60)
 {
 	int fds = fd_count();
