@@ -798,8 +798,12 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  * It runs until its task is cancelled or its deadline passes: then it stops
  * accepting, cancels every connection task, waits for all of them
  * (shielded: a connection that ignores cancellation delays it), closes the
- * listeners and returns -ECANCELED (or -ETIMEDOUT). Every accepted fd is
- * closed once: by fn, or by rook_serve when shutdown came before fn ran.
+ * listeners and returns -ECANCELED (or -ETIMEDOUT). drain_ns > 0 makes the
+ * stop graceful: the listeners are closed first (new connections are
+ * refused) and the open connections get up to drain_ns (UINT64_MAX: no
+ * bound) to end by themselves before the rest are cancelled; a connection
+ * spawned but not yet run still runs. Every accepted fd is closed once: by
+ * fn, or by rook_serve when shutdown came before fn ran.
  *   -EINVAL o or fn NULL, unknown flags, backlog < 0; -EPERM outside a
  *   task; bind/listen errors (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...);
  *   -ENOENT host does not resolve; -ENOMEM; an unexpected accept error.
@@ -813,6 +817,7 @@ struct rook_serve_opts {
 	unsigned max_conns; /* 0: unlimited; beyond it accept waits */
 	unsigned flags;     /* ROOK_SERVE_SHARED */
 	int *bound_port;    /* optional out: the port actually bound (port 0) */
+	uint64_t drain_ns;  /* 0: cancel connections at stop; else wait so long */
 };
 ROOK_API int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg);
 

@@ -40,7 +40,9 @@ struct server {
 	pthread_mutex_t sv_lock; /* sv_conns, sv_stopping; never held across a suspension */
 	struct conn sv_conns;    /* list head */
 	bool sv_stopping;
+	bool sv_draining;      /* listeners closed, connections finishing */
 	unsigned long sv_live; /* under sv_lock */
+	uint64_t sv_drain_ns;
 	struct rook_event *sv_drained;
 	struct rook_sem *sv_slots; /* max_conns permits, or NULL */
 };
@@ -56,7 +58,7 @@ static void conn_end(struct server *sv)
 		rook_sem_release(sv->sv_slots);
 	/* Under the lock: the shutdown frees sv once it has seen 0 under it. */
 	pthread_mutex_lock(&sv->sv_lock);
-	if (--sv->sv_live == 0 && sv->sv_stopping)
+	if (--sv->sv_live == 0 && (sv->sv_stopping || sv->sv_draining))
 		rook_event_set(sv->sv_drained);
 	pthread_mutex_unlock(&sv->sv_lock);
 }
@@ -236,11 +238,32 @@ fail:;
 	return e;
 }
 
+/* With drain_ns: refuse new connections at once and give the open ones up
+ * to drain_ns to end by themselves. Shielded (the caller's shield). */
+static void drain(struct server *sv, struct listener *ls, unsigned nl)
+{
+	for (unsigned i = 0; i < nl; i++)
+		rook_close(ls[i].l_fd);
+	pthread_mutex_lock(&sv->sv_lock);
+	sv->sv_draining = true;
+	bool wait = sv->sv_live != 0;
+	pthread_mutex_unlock(&sv->sv_lock);
+	if (!wait)
+		return;
+	uint64_t now = rook_now(), d = sv->sv_drain_ns;
+	bool bounded = d < UINT64_MAX - now;
+	if (bounded && rook_deadline_push(now + d) < 0)
+		return;                  /* no scope to bound it: cancel at once */
+	rook_event_wait(sv->sv_drained); /* 0, or -ETIMEDOUT: cancel the rest */
+	if (bounded)
+		rook_deadline_pop();
+}
+
 /*
- * Stop: cancel the accept loops and join them, then cancel the connections
- * and wait for every one (shielded: graceful shutdown completes even for a
- * caller whose deadline passed), then close the listeners. Returns the
- * first accept loop's error, if one failed.
+ * Stop: cancel the accept loops and join them, (drain,) then cancel the
+ * connections and wait for every one (shielded: graceful shutdown completes
+ * even for a caller whose deadline passed), then close the listeners.
+ * Returns the first accept loop's error, if one failed.
  */
 static int shutdown_all(struct server *sv, struct listener *ls, unsigned nl, struct rook_task **ts,
 			unsigned n)
@@ -254,6 +277,10 @@ static int shutdown_all(struct server *sv, struct listener *ls, unsigned nl, str
 		rook_join(ts[i], &st);
 		if (st < 0 && st != -ECANCELED && err == 0)
 			err = st;
+	}
+	if (sv->sv_drain_ns) {
+		drain(sv, ls, nl);
+		nl = 0;
 	}
 	pthread_mutex_lock(&sv->sv_lock);
 	sv->sv_stopping = true;
@@ -298,7 +325,7 @@ int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg)
 		return -EINVAL;
 	if (!rook_self())
 		return -EPERM;
-	struct server sv = {.sv_fn = fn, .sv_arg = arg};
+	struct server sv = {.sv_fn = fn, .sv_arg = arg, .sv_drain_ns = o->drain_ns};
 	struct listener ls[ROOK_MAX_WORKERS];
 	struct resolve res = {.r_host = o->host, .r_port = o->port};
 	unsigned n = (o->flags & ROOK_SERVE_SHARED) ? 1 : rook_workers();

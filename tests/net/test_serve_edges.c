@@ -5,7 +5,9 @@
  * waits, then resumes when a connection ends), EMFILE while serving (in a
  * forked child with a low RLIMIT_NOFILE: accept fails cleanly and serving
  * resumes once fds are freed), and rook_close of an fd another task is
- * rook_poll-ing (the poller wakes with -EBADF).
+ * rook_poll-ing (the poller wakes with -EBADF), and the drain at stop
+ * (drain_ns: new connections refused, open ones finish, the bound cancels
+ * the rest).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -364,5 +366,93 @@ Test(serve_edges, rook_close_wakes_a_task_polling_the_fd, .timeout = 60)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, close_poll_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* ---- drain at stop ---------------------------------------------------------- */
+
+static _Atomic int drain_count[2];
+
+/* After the server task was cancelled: connect until the listeners are
+ * closed (a connect that still lands in a backlog is reset: retry). */
+static void await_refused(int port)
+{
+	for (;;) {
+		int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
+		if (fd == -ECONNREFUSED)
+			return;
+		T_CHECK(fd >= 0);
+		if (fd < 0)
+			return;
+		T_CHECK_EQ(rook_close(fd), 0);
+		T_CHECK_EQ(rook_yield(), 0);
+	}
+}
+
+static int drain_main(void *arg)
+{
+	struct srv sv = {.s_o = {.host = "127.0.0.1",
+				 .flags = (unsigned)(intptr_t)arg,
+				 .drain_ns = 3600 * ROOK_SEC},
+			 .s_fn = echo_conn,
+			 .s_arg = drain_count};
+	struct rook_task *t;
+	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
+	int port = await_port(&sv.s_port), fd[2];
+	for (int i = 0; i < 2; i++) {
+		T_CHECK((fd[i] = rook_tcp_connect("127.0.0.1", (uint16_t)port)) >= 0);
+		ping(fd[i]);
+	}
+	T_CHECK_EQ(rook_cancel(t), 0);
+	await_refused(port);
+	/* Draining: both connections are still served, and the server waits
+	 * for them (an hour's bound is never reached). */
+	ping(fd[0]);
+	T_CHECK_EQ(rook_close(fd[0]), 0);
+	ping(fd[1]);
+	T_CHECK(!rook_done(t));
+	T_CHECK_EQ(rook_close(fd[1]), 0);
+	int st = 0;
+	T_CHECK_EQ(rook_join(t, &st), 0);
+	T_CHECK_EQ(st, -ECANCELED);
+	T_CHECK_EQ(atomic_load(&drain_count[0]), 0);
+	return 0;
+}
+
+Test(serve_edges, drain_refuses_new_connections_and_lets_open_ones_finish, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, drain_main, (void *)(intptr_t)0), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, drain_main, (void *)(intptr_t)ROOK_SERVE_SHARED), 0);
+	expect_clean_shutdown(fds);
+}
+
+static int drain_bound_main(void *arg)
+{
+	(void)arg;
+	uint64_t bound = 50 * ROOK_MSEC;
+	struct srv sv = {.s_o = {.host = "127.0.0.1", .drain_ns = bound},
+			 .s_fn = echo_conn,
+			 .s_arg = drain_count};
+	struct rook_task *t;
+	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
+	int port = await_port(&sv.s_port);
+	int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
+	T_CHECK(fd >= 0);
+	ping(fd);
+	uint64_t t0 = rook_now();
+	srv_stop(t); /* the idle connection outlives the bound: cancelled */
+	T_CHECK(rook_now() - t0 >= bound);
+	char c;
+	T_CHECK_EQ(rook_recv(fd, &c, 1, 0), 0); /* its fn closed the stream */
+	T_CHECK_EQ(rook_close(fd), 0);
+	T_CHECK_EQ(atomic_load(&drain_count[0]), 0);
+	return 0;
+}
+
+Test(serve_edges, drain_bound_cancels_connections_that_outlive_it, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, drain_bound_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }

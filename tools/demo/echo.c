@@ -1,18 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * echo: the asyncio streams echo server and client, ported. The server
- * listens on 127.0.0.1 (a free port the kernel picks), one task per
- * connection in a task group, and runs until SIGINT or SIGTERM: then it
- * closes the listener and lets open connections finish under a 2 s
- * deadline (cancelling those still open after it). Three clients each send
- * a few lines and read them back; a fourth holds its connection open,
- * the demo sends itself SIGTERM (as Ctrl-C would), and that client sends
- * its last line after the signal: the server still answers it.
- * `echo --serve` only serves, until a signal.
+ * echo: the asyncio streams echo server and client, ported. The server is
+ * rook_serve on 127.0.0.1 (a free port the kernel picks), one task per
+ * connection over a stream, and runs until SIGINT or SIGTERM: then a task
+ * cancels it and rook_serve drains (drain_ns): it closes the listeners and
+ * lets open connections finish for up to 2 s, cancelling those still open
+ * after it. Three clients each send a few lines and read them back; a fourth
+ * holds its connection open, the demo sends itself SIGTERM (as Ctrl-C
+ * would), and that client sends its last line after the signal: the server
+ * still answers it. `echo --serve` only serves, until a signal.
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,69 +26,50 @@
 
 static sigset_t stop_signals;
 static int serve_only;
-static struct rook_event *listener_closed; /* for the lingering client */
+static struct rook_event *stopping; /* for the lingering client */
+static atomic_int cancelled;        /* connections the drain bound ended */
 
-static int handle(void *arg)
+static int handle(int fd, const struct sockaddr *peer, void *arg)
 {
-	int fd = (int)(intptr_t)arg;
+	(void)peer, (void)arg;
+	struct rook_stream *s;
 	char buf[1024];
 	ssize_t n;
-	while ((n = rook_recv(fd, buf, sizeof(buf), 0)) > 0)
-		if (rook_send(fd, buf, (size_t)n, 0) != n) /* tiny writes go out whole */
+	int rc = rook_stream_open(&s, fd, 0);
+	if (rc < 0)
+		return rook_close(fd);
+	while ((n = rook_stream_read(s, buf, sizeof(buf))) > 0)
+		if (rook_stream_write(s, buf, (size_t)n) != n || rook_stream_flush(s) < 0)
 			break;
-	rook_close(fd);
+	if (n == -ECANCELED)
+		atomic_fetch_add(&cancelled, 1);
+	rook_stream_close(s);
 	return 0;
 }
 
-struct server {
-	int s_lfd;
-	struct rook_group *s_conns;
-};
-
-static int accept_loop(void *arg)
-{
-	struct server *s = arg;
-	for (;;) {
-		int fd = rook_accept(s->s_lfd, NULL, NULL);
-		if (fd < 0) /* -ECANCELED: we were told to stop */
-			return fd == -ECANCELED ? 0 : fd;
-		if (rook_group_spawn(s->s_conns, handle, (void *)(intptr_t)fd) < 0)
-			rook_close(fd);
-	}
-}
-
-/* Serve until a stop signal; then close the listener and give the open
- * connections GRACE to finish. */
 static int serve(void *arg)
 {
-	struct server *s = arg;
-	struct rook_task *acc;
-	int rc = rook_group_create(&s->s_conns);
-	if (rc < 0)
-		return rc;
-	if ((rc = rook_spawn(&acc, accept_loop, s)) == 0) {
-		rc = rook_signal_wait(&stop_signals);
-		if (rc > 0)
-			printf("got %s: closing the listener\n",
-			       rc == SIGINT ? "SIGINT" : "SIGTERM");
-		rook_cancel(acc);
-		int st;
-		rook_join(acc, &st);
-		rook_close(s->s_lfd);
-		s->s_lfd = -1;
-		rook_event_set(listener_closed);
-		rook_deadline_push(rook_now() + GRACE);
-		int w = rook_group_wait(s->s_conns);
-		if (!rook_deadline_pop() && w == 0)
-			printf("open connections finished\n");
-		else
-			printf("connections still open after 2 s: cancelled\n");
-		rc = rc > 0 ? 0 : rc;
-	}
-	rook_group_cancel(s->s_conns);
-	rook_group_wait(s->s_conns);
-	rook_group_destroy(s->s_conns);
-	return rc;
+	struct rook_serve_opts o = {.host = "127.0.0.1", .bound_port = arg, .drain_ns = GRACE};
+	return rook_serve(&o, handle, NULL);
+}
+
+/* Wait for a stop signal, then stop the server (it drains). */
+static int stopper(void *arg)
+{
+	struct rook_task *srv = arg;
+	int sig = rook_signal_wait(&stop_signals), st = 0;
+	if (sig > 0)
+		printf("got %s: closing the listener\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	rook_cancel(srv);
+	rook_event_set(stopping);
+	rook_join(srv, &st);
+	if (st != -ECANCELED)
+		return st;
+	if (atomic_load(&cancelled) == 0)
+		printf("open connections finished\n");
+	else
+		printf("connections still open after 2 s: cancelled\n");
+	return sig > 0 ? 0 : sig;
 }
 
 static int exchange(int fd, int id, int i)
@@ -125,7 +106,7 @@ static int lingering_client(void *arg)
 	int rc = exchange(fd, CLIENTS + 1, 1);
 	if (rc == 0) {
 		kill(getpid(), SIGTERM);
-		if ((rc = rook_event_wait(listener_closed)) == 0)
+		if ((rc = rook_event_wait(stopping)) == 0)
 			rc = exchange(fd, CLIENTS + 1, 2);
 	}
 	rook_close(fd);
@@ -134,44 +115,41 @@ static int lingering_client(void *arg)
 
 static int main_task(void *arg)
 {
-	struct rook_task *srv, *cl[CLIENTS], *last;
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-	struct server s = {.s_lfd = rook_tcp_listen("127.0.0.1", 0, 64)};
-	int st[CLIENTS], rc;
+	struct rook_task *srv, *stop, *cl[CLIENTS], *last;
+	int bound = 0, port, st[CLIENTS], rc;
+	(void)arg;
 
-	if (s.s_lfd < 0)
-		return s.s_lfd;
-	if ((rc = rook_event_create(&listener_closed)) < 0) {
-		rook_close(s.s_lfd);
+	if ((rc = rook_event_create(&stopping)) < 0)
+		return rc;
+	if ((rc = rook_spawn(&srv, serve, &bound)) < 0 ||
+	    (rc = rook_spawn(&stop, stopper, srv)) < 0)
+		return rc; /* rook_run cancels what was spawned */
+	while ((port = __atomic_load_n(&bound, __ATOMIC_ACQUIRE)) == 0 && !rook_done(srv))
+		rook_yield();
+	if (port == 0) { /* could not bind: its error */
+		rook_cancel(stop);
+		rook_join(srv, &rc);
 		return rc;
 	}
-	getsockname(s.s_lfd, (struct sockaddr *)&a, &alen);
-	printf("serving on 127.0.0.1:%u\n", ntohs(a.sin_port));
-	if ((rc = rook_spawn(&srv, serve, &s)) < 0) {
-		rook_close(s.s_lfd);
-		return rc;
-	}
+	printf("serving on 127.0.0.1:%d\n", port);
 	if (!serve_only) {
 		for (int i = 0; i < CLIENTS && rc == 0; i++)
-			rc = rook_spawn(&cl[i], client,
-					(void *)(((intptr_t)(i + 1) << 16) | ntohs(a.sin_port)));
+			rc = rook_spawn(&cl[i], client, (void *)(((intptr_t)(i + 1) << 16) | port));
 		if (rc == 0)
 			rc = rook_gather(cl, CLIENTS, st);
 		for (int i = 0; i < CLIENTS && rc == 0; i++)
 			rc = st[i];
 		if (rc == 0 &&
-		    (rc = rook_spawn(&last, lingering_client,
-				     (void *)(intptr_t)ntohs(a.sin_port))) == 0 &&
+		    (rc = rook_spawn(&last, lingering_client, (void *)(intptr_t)port)) == 0 &&
 		    (rc = rook_join(last, &st[0])) == 0)
 			rc = st[0];
 	}
-	int srv_st;
-	int r = rook_join(srv, &srv_st); /* returns after a stop signal */
-	if (r == 0 && srv_st == 0)
+	int stop_st = 0;
+	int r = rook_join(stop, &stop_st); /* returns after a stop signal */
+	if (r == 0 && stop_st == 0)
 		printf("server stopped\n");
-	rook_event_destroy(listener_closed);
-	return rc ? rc : r ? r : srv_st;
+	rook_event_destroy(stopping);
+	return rc ? rc : r ? r : stop_st;
 }
 
 int main(int argc, char **argv)
