@@ -20,6 +20,7 @@
 
 #include "diag/diag.h"
 #include "sched/alloc.h"
+#include "sched/cpus.h"
 
 struct rook__serve {
 	struct rook_rt *s_rt;
@@ -75,7 +76,11 @@ struct rook__serve *rook__serve_start(struct rook_rt *rt)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int r = pthread_create(&s->s_thread, NULL, serve_main, s);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	rook__cpus_attr(&attr);
+	int r = pthread_create(&s->s_thread, &attr, serve_main, s);
+	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0) {
 		why = strerror(r);

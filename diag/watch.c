@@ -37,6 +37,7 @@
 #include "diag/diag.h"
 #include "diag/tdiag.h"
 #include "sched/alloc.h"
+#include "sched/cpus.h"
 #include "sched/runtime.h"
 #include "sched/stack.h"
 #include "sched/task.h"
@@ -152,6 +153,7 @@ static void dump_signal_setup(void)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rook__cpus_attr(&attr);
 	int r = pthread_create(&th, &attr, dump_main, NULL);
 	pthread_attr_destroy(&attr);
 	if (r != 0)
@@ -435,7 +437,11 @@ static void watch_start(struct rtdiag *d)
 	pthread_cond_init(&d->d_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&d->d_lock, NULL);
-	d->d_watching = pthread_create(&d->d_thread, NULL, watch_main, d) == 0;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	rook__cpus_attr(&attr);
+	d->d_watching = pthread_create(&d->d_thread, &attr, watch_main, d) == 0;
+	pthread_attr_destroy(&attr);
 	if (!d->d_watching) {
 		pthread_cond_destroy(&d->d_cv);
 		pthread_mutex_destroy(&d->d_lock);

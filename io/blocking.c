@@ -30,6 +30,7 @@
 #include <rook.h>
 
 #include "io/ring.h"
+#include "sched/cpus.h"
 #include "sched/task.h"
 #include "sched/wait.h"
 
@@ -186,6 +187,7 @@ static int pool_grow(void)
 		pthread_attr_t a;
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		rook__cpus_attr(&a); /* not the pinned core of the worker asking */
 		int e = pthread_create(&th, &a, pool_main, NULL);
 		pthread_attr_destroy(&a);
 		if (e == 0) {

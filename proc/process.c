@@ -35,6 +35,7 @@
 #include "proc/proc.h"
 #include "rook.h"
 #include "sched/alloc.h"
+#include "sched/cpus.h"
 #include "sched/wait.h"
 
 extern char **environ;
@@ -201,8 +202,14 @@ int rook_process_spawn(struct rook_process **pp, const struct rook_process_opts 
 	if (!r)
 		r = attr_build(&at);
 	char *const *envp = o->envp ? (char *const *)o->envp : environ;
-	if (!r)
+	if (!r) {
+		/* The child inherits this thread's affinity: not one pinned core. */
+		cpu_set_t pinned;
+		bool unpinned = rook__cpus_unpin(&pinned);
 		r = -posix_spawnp(&p->p_pid, o->argv[0], &fa, &at, (char *const *)o->argv, envp);
+		if (unpinned)
+			rook__cpus_restore(&pinned);
+	}
 	posix_spawnattr_destroy(&at);
 out_fa:
 	posix_spawn_file_actions_destroy(&fa);
@@ -344,6 +351,7 @@ static bool reaper_start(pid_t pid, int pidfd)
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&a, 64 * 1024);
+	rook__cpus_attr(&a);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -10,10 +10,12 @@
 #include <hwloc.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sched/alloc.h"
+#include "sched/cpus.h"
 #include "sched/runtime.h"
 
 #define DEFAULT_STACK ((size_t)64 * 1024)
@@ -151,9 +153,42 @@ static int victim_cmp(const void *a, const void *b)
 	return (int)x->v_index - (int)y->v_index;
 }
 
+static pthread_mutex_t cpus_lock = PTHREAD_MUTEX_INITIALIZER;
+static cpu_set_t cpus_all; /* under cpus_lock until cpus_set, then read-only */
+static _Atomic bool cpus_set;
+
+void rook__cpus_capture(void)
+{
+	pthread_mutex_lock(&cpus_lock);
+	if (!atomic_load_explicit(&cpus_set, memory_order_relaxed) &&
+	    sched_getaffinity(0, sizeof(cpus_all), &cpus_all) == 0)
+		atomic_store_explicit(&cpus_set, true, memory_order_release);
+	pthread_mutex_unlock(&cpus_lock);
+}
+
+void rook__cpus_attr(pthread_attr_t *a)
+{
+	if (atomic_load_explicit(&cpus_set, memory_order_acquire))
+		pthread_attr_setaffinity_np(a, sizeof(cpus_all), &cpus_all);
+}
+
+bool rook__cpus_unpin(cpu_set_t *saved)
+{
+	if (!atomic_load_explicit(&cpus_set, memory_order_acquire) ||
+	    sched_getaffinity(0, sizeof(*saved), saved) != 0 || CPU_EQUAL(saved, &cpus_all))
+		return false;
+	return sched_setaffinity(0, sizeof(cpus_all), &cpus_all) == 0;
+}
+
+void rook__cpus_restore(const cpu_set_t *saved)
+{
+	sched_setaffinity(0, sizeof(*saved), saved);
+}
+
 int rook__topo_plan(struct rook_rt *rt, bool pin)
 {
 	unsigned n = rt->rt_nworkers;
+	rook__cpus_capture();
 	hwloc_topology_t topo;
 	hwloc_bitmap_t allowed = hwloc_bitmap_alloc();
 	if (!allowed)

@@ -2,11 +2,13 @@
 /*
  * Subprocesses: exit statuses, pipes read concurrently, kill, -ENOENT for
  * a missing program, -EINVAL for bad input, no fd leaked into children,
- * and 1,000 children spawned and waited at once on 2 workers with no
- * zombie and no fd left afterwards.
+ * 1,000 children spawned and waited at once on 2 workers with no zombie
+ * and no fd left afterwards, and children and blocking-pool threads that
+ * get the process's CPUs, not the pinned core of the worker that asked.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -108,6 +110,67 @@ Test(process, child_writes_a_mib_to_a_pipe_read_concurrently, .timeout = 60)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, 0, big_pipe, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* ---- affinity of children and blocking jobs --------------------------- */
+
+static cpu_set_t main_cpus;
+
+static int job_cpus(void *arg)
+{
+	return sched_getaffinity(0, sizeof(cpu_set_t), arg) == 0 ? 0 : -errno;
+}
+
+static int unpinned(void *arg)
+{
+	(void)arg;
+	cpu_set_t w, b;
+	T_CHECK_EQ(sched_getaffinity(0, sizeof(w), &w), 0);
+	if (CPU_COUNT(&main_cpus) > 1)
+		T_CHECK_EQ(CPU_COUNT(&w), 1); /* the worker is pinned: a real check */
+	T_CHECK_EQ(rook_blocking(job_cpus, &b), 0);
+	T_CHECK(CPU_EQUAL(&b, &main_cpus));
+	/* The child prints the CPUs it may use, as a hex mask like ours. */
+	struct rook_process *p;
+	T_CHECK_EQ(spawn_sh(&p, "sed -n 's/^Cpus_allowed:[[:space:]]*//p' /proc/self/status",
+			    ROOK_STDIO_PIPE),
+		   0);
+	char out[256] = {0};
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof(out) - 1 &&
+	       (n = rook_read(rook_process_fd(p, 1), out + len, sizeof(out) - 1 - len, -1)) > 0)
+		len += (size_t)n;
+	int st = -1;
+	T_CHECK_EQ(rook_process_wait(p, &st), 0);
+	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	rook_process_free(p);
+	/* Cpus_allowed is comma-separated 32-bit hex words, highest first. */
+	cpu_set_t c;
+	CPU_ZERO(&c);
+	int bit = 0;
+	for (size_t i = len; i-- > 0;) {
+		char ch = out[i];
+		int v = ch >= '0' && ch <= '9'   ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+						 : -1;
+		if (v < 0)
+			continue; /* newline, comma */
+		for (int k = 0; k < 4; k++, bit++)
+			if ((v >> k) & 1 && bit < CPU_SETSIZE)
+				CPU_SET(bit, &c);
+	}
+	T_CHECK(len > 0);
+	T_CHECK(CPU_EQUAL(&c, &main_cpus));
+	return 0;
+}
+
+Test(process, child_and_blocking_job_get_the_process_cpus_not_a_pinned_core, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(sched_getaffinity(0, sizeof(main_cpus), &main_cpus), 0);
+	cr_assert_eq(run_with(2, 0, unpinned, NULL), 0);
 	expect_clean_shutdown(fds);
 }
 
