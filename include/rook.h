@@ -791,7 +791,12 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  * 4096. max_conns > 0: at most that many connections at once; beyond it
  * accept waits (the kernel's backlog holds the rest). By default each
  * worker gets its own SO_REUSEPORT listener and accept loop (the kernel
- * spreads connections); ROOK_SERVE_SHARED uses one listener. Out of fds
+ * spreads connections); ROOK_SERVE_SHARED uses one listener.
+ * ROOK_SERVE_DEFER, for protocols where the client speaks first (HTTP,
+ * RESP): a connection's task starts only once it is readable (data, or the
+ * peer closed); until then it holds no task and no stack, about 100 bytes
+ * and a kernel epoll entry. Connections still silent at the stop are
+ * closed without fn. Do not set it for a server that greets. Out of fds
  * (EMFILE, ENFILE), accepting pauses 10 ms and resumes: the server keeps
  * serving once fds free up.
  *
@@ -809,13 +814,14 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  *   -ENOENT host does not resolve; -ENOMEM; an unexpected accept error.
  */
 #define ROOK_SERVE_SHARED 1u
+#define ROOK_SERVE_DEFER  2u
 typedef int (*rook_conn_fn)(int fd, const struct sockaddr *peer, void *arg);
 struct rook_serve_opts {
 	const char *host; /* NULL: every address, IPv6 and IPv4 */
 	uint16_t port;
 	int backlog;        /* 0: default */
 	unsigned max_conns; /* 0: unlimited; beyond it accept waits */
-	unsigned flags;     /* ROOK_SERVE_SHARED */
+	unsigned flags;     /* ROOK_SERVE_SHARED, ROOK_SERVE_DEFER */
 	int *bound_port;    /* optional out: the port actually bound (port 0) */
 	uint64_t drain_ns;  /* 0: cancel connections at stop; else wait so long */
 };

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,7 +32,10 @@ struct conn {
 	struct rook_task *c_task;
 	struct server *c_sv;
 	int c_fd;
-	struct sockaddr_storage c_peer;
+	union { /* TCP peers only: 28 bytes, not sockaddr_storage's 128 */
+		struct sockaddr_in6 v6;
+		struct sockaddr_in v4;
+	} c_peer;
 };
 
 struct server {
@@ -47,10 +51,34 @@ struct server {
 	struct rook_sem *sv_slots; /* max_conns permits, or NULL */
 };
 
+/* ROOK_SERVE_DEFER: accepted connections wait in l_epfd (oneshot, under
+ * a rook_poll of l_epfd by l_watch's loop) on l_deferred (under sv_lock),
+ * with no task, until they are readable; then they are spawned. */
 struct listener {
 	struct server *l_sv;
 	int l_fd;
+	int l_epfd;             /* -1 without ROOK_SERVE_DEFER */
+	struct conn l_deferred; /* list head */
 };
+
+static void list_init(struct conn *head)
+{
+	head->c_next = head->c_prev = head;
+}
+
+static void list_add(struct conn *head, struct conn *c)
+{
+	c->c_next = head->c_next;
+	c->c_prev = head;
+	c->c_next->c_prev = c;
+	head->c_next = c;
+}
+
+static void list_del(struct conn *c)
+{
+	c->c_prev->c_next = c->c_next;
+	c->c_next->c_prev = c->c_prev;
+}
 
 static void conn_end(struct server *sv)
 {
@@ -81,17 +109,13 @@ static int conn_main(void *arg)
 		goto out;
 	}
 	c->c_task = rook_self();
-	c->c_next = sv->sv_conns.c_next;
-	c->c_prev = &sv->sv_conns;
-	c->c_next->c_prev = c;
-	sv->sv_conns.c_next = c;
+	list_add(&sv->sv_conns, c);
 	pthread_mutex_unlock(&sv->sv_lock);
 
 	sv->sv_fn(c->c_fd, (const struct sockaddr *)&c->c_peer, sv->sv_arg);
 
 	pthread_mutex_lock(&sv->sv_lock);
-	c->c_prev->c_next = c->c_next;
-	c->c_next->c_prev = c->c_prev;
+	list_del(c);
 	pthread_mutex_unlock(&sv->sv_lock);
 out:
 	conn_end(sv);
@@ -102,6 +126,78 @@ out:
 static bool out_of_fds(int e)
 {
 	return e == -EMFILE || e == -ENFILE || e == -ENOBUFS || e == -ENOMEM;
+}
+
+/* An accepted connection's task; on failure the fd is closed here. */
+static int conn_spawn(struct server *sv, struct conn *c)
+{
+	live_add(sv, 1);
+	int r = rook_spawn(NULL, conn_main, c);
+	if (r == 0)
+		return 0;
+	rook_close(c->c_fd);
+	rook__free(c);
+	live_add(sv, -1);
+	return r;
+}
+
+/* Park c in l's set until it is readable; false if the kernel refused
+ * (then it gets its task at once). */
+static bool defer_add(struct listener *l, struct conn *c)
+{
+	struct server *sv = l->l_sv;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c};
+	pthread_mutex_lock(&sv->sv_lock);
+	list_add(&l->l_deferred, c);
+	pthread_mutex_unlock(&sv->sv_lock);
+	if (epoll_ctl(l->l_epfd, EPOLL_CTL_ADD, c->c_fd, &ev) == 0)
+		return true;
+	pthread_mutex_lock(&sv->sv_lock);
+	list_del(c);
+	pthread_mutex_unlock(&sv->sv_lock);
+	return false;
+}
+
+/* l's deferred connections that became readable (or closed) get their
+ * tasks; returns only with an error or cancelled. */
+static int defer_watch(void *arg)
+{
+	struct listener *l = arg;
+	struct server *sv = l->l_sv;
+	struct epoll_event ev[64];
+	for (;;) {
+		int r = rook_poll(l->l_epfd, POLLIN);
+		if (r < 0)
+			return r;
+		int n = epoll_wait(l->l_epfd, ev, 64, 0);
+		for (int i = 0; i < n; i++) {
+			struct conn *c = ev[i].data.ptr;
+			epoll_ctl(l->l_epfd, EPOLL_CTL_DEL, c->c_fd, NULL);
+			pthread_mutex_lock(&sv->sv_lock);
+			list_del(c);
+			pthread_mutex_unlock(&sv->sv_lock);
+			if (conn_spawn(sv, c) < 0 && sv->sv_slots)
+				rook_sem_release(sv->sv_slots);
+		}
+	}
+}
+
+/* At stop, with the loops joined: the deferred connections never sent a
+ * byte; they are closed without fn. */
+static void defer_close(struct server *sv, struct listener *l)
+{
+	if (l->l_epfd < 0)
+		return;
+	for (struct conn *c = l->l_deferred.c_next, *next; c != &l->l_deferred; c = next) {
+		next = c->c_next;
+		close(c->c_fd); /* no operation of ours is in flight on it */
+		if (sv->sv_slots)
+			rook_sem_release(sv->sv_slots);
+		rook__free(c);
+	}
+	list_init(&l->l_deferred);
+	close(l->l_epfd);
+	l->l_epfd = -1;
 }
 
 /* One accept loop per listener; returns only with an error or cancelled. */
@@ -133,13 +229,8 @@ static int accept_loop(void *arg)
 			goto retry;
 		}
 		c->c_fd = fd;
-		live_add(sv, 1);
-		r = rook_spawn(NULL, conn_main, c);
-		if (r == 0)
+		if ((l->l_epfd >= 0 && defer_add(l, c)) || (r = conn_spawn(sv, c)) == 0)
 			continue;
-		rook_close(fd);
-		rook__free(c);
-		live_add(sv, -1);
 	retry:
 		if (sv->sv_slots)
 			rook_sem_release(sv->sv_slots);
@@ -278,6 +369,8 @@ static int shutdown_all(struct server *sv, struct listener *ls, unsigned nl, str
 		if (st < 0 && st != -ECANCELED && err == 0)
 			err = st;
 	}
+	for (unsigned i = 0; i < nl; i++)
+		defer_close(sv, &ls[i]);
 	if (sv->sv_drain_ns) {
 		drain(sv, ls, nl);
 		nl = 0;
@@ -300,33 +393,70 @@ static int shutdown_all(struct server *sv, struct listener *ls, unsigned nl, str
 	return err;
 }
 
-/* Run the accept loops until the caller is cancelled (or one fails). */
-static int serve_run(struct server *sv, struct listener *ls, unsigned n)
+/* Run the accept loops (and the deferred sets' watchers) until the caller
+ * is cancelled (or one fails). ts has room for 2n tasks. */
+static int serve_run(struct server *sv, struct listener *ls, unsigned n, struct rook_task **ts)
 {
-	struct rook_task *ts[ROOK_MAX_WORKERS];
 	unsigned started = 0;
 	int r = 0;
-	for (; started < n; started++) {
-		ls[started].l_sv = sv;
-		if ((r = rook_spawn(&ts[started], accept_loop, &ls[started])) < 0)
-			break;
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		if ((r = rook_spawn(&ts[started], accept_loop, &ls[i])) == 0)
+			started++;
+		if (r == 0 && ls[i].l_epfd >= 0 &&
+		    (r = rook_spawn(&ts[started], defer_watch, &ls[i])) == 0)
+			started++;
 	}
 	if (r == 0)
-		r = rook_wait_any(ts, n); /* >= 0: a loop failed; else cancelled */
+		r = rook_wait_any(ts, started); /* >= 0: a loop failed; else cancelled */
 	int err = shutdown_all(sv, ls, n, ts, started);
 	if (r >= 0)
 		r = err ? err : -EIO;
 	return r;
 }
 
+/* Listeners and the task array, on the heap: ROOK_MAX_WORKERS of them
+ * would take a third of a default stack. */
+struct serve_mem {
+	struct listener *m_ls;
+	struct rook_task **m_ts;
+};
+
+static int serve_mem_get(struct serve_mem *m, unsigned n, bool defer)
+{
+	m->m_ls = rook__alloc(n * sizeof(*m->m_ls));
+	m->m_ts = rook__alloc(2 * n * sizeof(*m->m_ts));
+	for (unsigned i = 0; m->m_ls && i < n; i++) {
+		m->m_ls[i].l_fd = m->m_ls[i].l_epfd = -1;
+		list_init(&m->m_ls[i].l_deferred);
+	}
+	if (!m->m_ls || !m->m_ts)
+		return -ENOMEM;
+	for (unsigned i = 0; defer && i < n; i++)
+		if ((m->m_ls[i].l_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+			return -errno;
+	return 0;
+}
+
+static void serve_mem_put(struct serve_mem *m, unsigned n)
+{
+	for (unsigned i = 0; m->m_ls && i < n; i++) {
+		if (m->m_ls[i].l_fd >= 0)
+			close(m->m_ls[i].l_fd);
+		if (m->m_ls[i].l_epfd >= 0)
+			close(m->m_ls[i].l_epfd);
+	}
+	rook__free(m->m_ls);
+	rook__free(m->m_ts);
+}
+
 int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg)
 {
-	if (!o || !fn || (o->flags & ~(unsigned)ROOK_SERVE_SHARED) || o->backlog < 0)
+	const unsigned known = ROOK_SERVE_SHARED | ROOK_SERVE_DEFER;
+	if (!o || !fn || (o->flags & ~known) || o->backlog < 0)
 		return -EINVAL;
 	if (!rook_self())
 		return -EPERM;
 	struct server sv = {.sv_fn = fn, .sv_arg = arg, .sv_drain_ns = o->drain_ns};
-	struct listener ls[ROOK_MAX_WORKERS];
 	struct resolve res = {.r_host = o->host, .r_port = o->port};
 	unsigned n = (o->flags & ROOK_SERVE_SHARED) ? 1 : rook_workers();
 	bool wildcard = !o->host || !*o->host;
@@ -335,30 +465,33 @@ int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg)
 		return r;
 	if (n == 0 || n > ROOK_MAX_WORKERS)
 		n = 1;
-	unsigned opened = 0;
-	for (; opened < n; opened++) {
+	struct serve_mem m;
+	if ((r = serve_mem_get(&m, n, o->flags & ROOK_SERVE_DEFER)) < 0)
+		goto out;
+	for (unsigned i = 0; i < n; i++) {
+		m.m_ls[i].l_sv = &sv;
 		if ((r = listen_one(&res, backlog, n > 1, wildcard)) < 0)
-			goto out_listeners;
-		ls[opened].l_fd = r;
+			goto out;
+		m.m_ls[i].l_fd = r;
 	}
 	/* Another task may be polling for it: store with release (rook.h). */
 	if (o->bound_port)
 		__atomic_store_n(o->bound_port, (int)res.r_port, __ATOMIC_RELEASE);
-	sv.sv_conns.c_next = sv.sv_conns.c_prev = &sv.sv_conns;
+	list_init(&sv.sv_conns);
 	pthread_mutex_init(&sv.sv_lock, NULL);
 	if ((r = rook_event_create(&sv.sv_drained)) < 0)
 		goto out_lock;
 	if (o->max_conns && (r = rook_sem_create(&sv.sv_slots, o->max_conns, o->max_conns)) < 0)
 		goto out_event;
-	r = serve_run(&sv, ls, n);
-	opened = 0; /* serve_run closed them */
+	r = serve_run(&sv, m.m_ls, n, m.m_ts);
+	for (unsigned i = 0; i < n; i++)
+		m.m_ls[i].l_fd = -1; /* serve_run closed them */
 	rook_sem_destroy(sv.sv_slots);
 out_event:
 	rook_event_destroy(sv.sv_drained);
 out_lock:
 	pthread_mutex_destroy(&sv.sv_lock);
-out_listeners:
-	for (unsigned i = 0; i < opened; i++)
-		close(ls[i].l_fd);
+out:
+	serve_mem_put(&m, n);
 	return r;
 }

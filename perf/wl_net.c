@@ -68,13 +68,15 @@ static int http_conn(int fd, const struct sockaddr *peer, void *arg)
 struct server {
 	struct http s_h;
 	int s_port; /* written by rook_serve with a release store */
+	unsigned s_flags;
 	struct rook_task *s_task;
 };
 
 static int serve_main(void *arg)
 {
 	struct server *sv = arg;
-	struct rook_serve_opts o = {.host = NULL, .port = 0, .bound_port = &sv->s_port};
+	struct rook_serve_opts o = {
+	    .host = NULL, .port = 0, .flags = sv->s_flags, .bound_port = &sv->s_port};
 	int r = rook_serve(&o, http_conn, &sv->s_h);
 	return r == -ECANCELED ? 0 : r;
 }
@@ -193,6 +195,40 @@ static long rss_kib(void)
 	return pages * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* Connections queued, not yet accepted, on the listeners of port (the
+ * rx_queue of a LISTEN row in /proc/net/tcp*), or -1 if none is listed. */
+struct backlog {
+	int b_port;
+	long b_queued;
+};
+
+static int backlog_read(void *arg)
+{
+	struct backlog *b = arg;
+	const char *files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+	char line[512];
+	b->b_queued = -1;
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			char local[64];
+			unsigned st, port;
+			unsigned long txq, rxq;
+			if (sscanf(line, "%*d: %63s %*s %x %lx:%lx", local, &st, &txq, &rxq) != 4 ||
+			    st != 0x0A)
+				continue;
+			char *colon = strrchr(local, ':');
+			if (!colon || sscanf(colon + 1, "%x", &port) != 1 || (int)port != b->b_port)
+				continue;
+			b->b_queued = (b->b_queued < 0 ? 0 : b->b_queued) + (long)rxq;
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
 /* The clients: a plain thread with blocking sockets, spread over four
  * loopback addresses (each has its own ~28,000 ephemeral ports). */
 static void *idle_clients(void *arg)
@@ -249,7 +285,10 @@ int perf_idle_conns(struct perf_run *run)
 		if (rl.rlim_cur < want)
 			n = ((long)rl.rlim_cur - 256) / 2; /* as many as the fd limit allows */
 	}
-	struct server sv = {0};
+	/* IDLE_DEFER=0: a task per connection from the start (no DEFER). */
+	const char *d = getenv("IDLE_DEFER");
+	bool defer = !d || strcmp(d, "0") != 0;
+	struct server sv = {.s_flags = defer ? ROOK_SERVE_DEFER : 0};
 	int port = server_start(&sv);
 	if (port < 0)
 		return port;
@@ -263,10 +302,18 @@ int perf_idle_conns(struct perf_run *run)
 		free(c.i_fds);
 		return -EAGAIN;
 	}
-	/* Every connection accepted and parked in its first wait. */
-	while (atomic_load(&c.i_phase) < 1 ||
-	       atomic_load_explicit(&sv.s_h.h_waiting, memory_order_relaxed) < c.i_connected)
+	/* Every connection accepted: parked in its first wait, or (DEFER) in
+	 * the server's deferred set with nothing left in the listen queue. */
+	while (atomic_load(&c.i_phase) < 1)
 		rook_sleep(ROOK_MSEC);
+	for (struct backlog b = {.b_port = port};;) {
+		if (!defer &&
+		    atomic_load_explicit(&sv.s_h.h_waiting, memory_order_relaxed) >= c.i_connected)
+			break;
+		if (defer && rook_blocking(backlog_read, &b) == 0 && b.b_queued == 0)
+			break;
+		rook_sleep(10 * ROOK_MSEC);
+	}
 	rook_sleep(200 * ROOK_MSEC); /* let the stack trim settle (sched/stack.c) */
 	long after = rss_kib();
 	atomic_store(&c.i_phase, 2);
@@ -279,7 +326,8 @@ int perf_idle_conns(struct perf_run *run)
 	run->pr_ops = (uint64_t)c.i_connected;
 	perf_check(run, "idle_conns connected", c.i_connected, n);
 	perf_check(run, "idle_conns answered", c.i_answered, c.i_connected);
-	snprintf(run->pr_extra, sizeof(run->pr_extra), "conns=%ld rss_per_conn_b=%.0f", n,
-		 c.i_connected ? (double)(after - before) * 1024.0 / (double)c.i_connected : 0.0);
+	snprintf(run->pr_extra, sizeof(run->pr_extra), "conns=%ld rss_per_conn_b=%.0f defer=%d", n,
+		 c.i_connected ? (double)(after - before) * 1024.0 / (double)c.i_connected : 0.0,
+		 defer);
 	return st;
 }

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rook_serve: echo over streams through IPv4 and IPv6, graceful shutdown
- * with connections open (no fd left), a port already in use, bad options.
+ * with connections open (no fd left), a port already in use, bad options;
+ * the same with ROOK_SERVE_DEFER, and what DEFER changes: fn runs only
+ * once a connection is readable or closed, and silent connections are
+ * closed at the stop without fn.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -12,11 +15,13 @@
 #include "tests/helpers.h"
 
 static _Atomic int bound;
+static _Atomic int conns_started;
 
 static int echo_conn(int fd, const struct sockaddr *peer, void *arg)
 {
 	(void)peer;
 	(void)arg;
+	atomic_fetch_add(&conns_started, 1);
 	struct rook_stream *s;
 	char line[128];
 	ssize_t n;
@@ -101,5 +106,72 @@ Test(serve, echo_v4_v6_then_graceful_shutdown_shared)
 	int fds = fd_count();
 	serve_port = 0;
 	cr_assert_eq(run_with(2, 0, main_task, (void *)(intptr_t)ROOK_SERVE_SHARED), 0);
+	expect_clean_shutdown(fds);
+}
+
+Test(serve, echo_v4_v6_then_graceful_shutdown_deferred)
+{
+	int fds = fd_count();
+	serve_port = 0;
+	cr_assert_eq(run_with(2, 0, main_task, (void *)(intptr_t)ROOK_SERVE_DEFER), 0);
+	serve_port = 0;
+	cr_assert_eq(
+	    run_with(2, 0, main_task, (void *)(intptr_t)(ROOK_SERVE_DEFER | ROOK_SERVE_SHARED)), 0);
+	expect_clean_shutdown(fds);
+}
+
+static void ping_fd(int fd)
+{
+	char in[8] = {0};
+	T_CHECK_EQ(rook_send(fd, "ping\n", 5, 0), 5);
+	T_CHECK_EQ(rook_read_full(fd, in, 5), 5);
+	T_CHECK(memcmp(in, "ping\n", 5) == 0);
+}
+
+static int defer_main(void *arg)
+{
+	(void)arg;
+	struct rook_task *srv;
+	atomic_store(&conns_started, 0);
+	T_CHECK_EQ(rook_spawn(&srv, server_bound,
+			      (void *)(intptr_t)(ROOK_SERVE_DEFER | ROOK_SERVE_SHARED)),
+		   0);
+	while (__atomic_load_n(&serve_port, __ATOMIC_ACQUIRE) == 0)
+		rook_yield();
+	/* silent is accepted first (one listener, one accept loop); talker's
+	 * echo then shows the server past it, and its fn has not run. */
+	int silent = rook_tcp_connect("127.0.0.1", (uint16_t)serve_port);
+	int talker = rook_tcp_connect("127.0.0.1", (uint16_t)serve_port);
+	int closer = rook_tcp_connect("127.0.0.1", (uint16_t)serve_port);
+	int last = rook_tcp_connect("127.0.0.1", (uint16_t)serve_port);
+	T_CHECK(silent >= 0 && talker >= 0 && closer >= 0 && last >= 0);
+	ping_fd(talker);
+	T_CHECK_EQ(atomic_load(&conns_started), 1);
+	ping_fd(silent); /* readable now: its task starts */
+	T_CHECK_EQ(atomic_load(&conns_started), 2);
+	/* A peer that closes without a byte still gets fn (it sees EOF). */
+	T_CHECK_EQ(rook_close(closer), 0);
+	while (atomic_load(&conns_started) < 3)
+		T_CHECK_EQ(rook_yield(), 0);
+	/* Stop with `last` never having sent: closed without fn. */
+	int st = 0;
+	T_CHECK_EQ(rook_cancel(srv), 0);
+	T_CHECK_EQ(rook_join(srv, &st), 0);
+	T_CHECK_EQ(st, -ECANCELED);
+	T_CHECK_EQ(atomic_load(&conns_started), 3);
+	int fds[] = {silent, talker, last};
+	for (int i = 0; i < 3; i++) {
+		char c;
+		T_CHECK_EQ(rook_recv(fds[i], &c, 1, 0), 0); /* the server closed it */
+		T_CHECK_EQ(rook_close(fds[i]), 0);
+	}
+	return 0;
+}
+
+Test(serve, deferred_connection_gets_its_task_once_readable_or_closed)
+{
+	int fds = fd_count();
+	serve_port = 0;
+	cr_assert_eq(run_with(2, 0, defer_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
