@@ -63,6 +63,11 @@ int rook__config_resolve(const struct rook_config *in, struct rook_config *out);
 int rook__topo_plan(struct rook_rt *rt, bool pin);
 /* Pin w's thread to its PU (no-op when not pinning). */
 void rook__topo_pin(struct rook_rt *rt, struct rook__worker *w);
+/* Owner, when about to park: lift w's pinning while another thread keeps
+ * its core busy (its run-queue wait), and pin it again once that stops. */
+void rook__topo_contention(struct rook__worker *w);
+void rook__topo_worker_start(struct rook__worker *w);
+void rook__topo_worker_stop(struct rook__worker *w);
 /* Usable CPUs: affinity and cgroup quota (at least 1). */
 unsigned rook__topo_ncpus(void);
 

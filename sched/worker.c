@@ -65,7 +65,8 @@
 #define OLDEST_EVERY    16u                /* in fairness ticks: check the deque's oldest */
 #define OLDEST_NS       (10 * 1000 * 1000) /* its longest wait (see local_next) */
 #define STEAL_MAX       64
-#define SPIN_NS         (50 * 1000)
+#define SPIN_NS         (50 * 1000)       /* longest spin... */
+#define SPIN_MIN_NS     (1 * 1000)        /* ...and shortest (see search) */
 #define RESCUE_NS       (2 * 1000 * 1000) /* longest nap (see the protocol) */
 #define WATCH_NS        (1 * 1000 * 1000) /* nap while a busy worker has IO pending */
 #define DEEP_NAPS       64                /* empty naps before a deep sleep */
@@ -539,6 +540,7 @@ static void park(struct rook__worker *w)
 		if (stop)
 			timeout = 0; /* work arrived while trimming */
 		if (timeout > 0) {
+			rook__topo_contention(w);
 			TEST_HOOK(ROOK__HOOK_PARK_SLEEP);
 			rook__stat_add(w, ROOK__STAT_PARKS, 1);
 			rook__diag_inc(&w->w_ds.d_parks, 1);
@@ -689,7 +691,12 @@ static struct rook_task *local_next(struct rook__worker *w)
 	return NULL;
 }
 
-/* Spin looking for work elsewhere, within the spinning budget. */
+/* Spin looking for work elsewhere, within the spinning budget. The budget
+ * halves after a spin that found nothing and doubles after one that found
+ * work: fork-join keeps long spins, while an IO-bound server, whose spins
+ * find nothing, stops burning the CPU a load generator or a sidecar on the
+ * same cores needs (25% of a 2-worker HTTP server's CPU went to the spin
+ * loop; perf/NOTES.md, issue 14). */
 static struct rook_task *search(struct rook__worker *w)
 {
 	struct rook_rt *rt = w->w_rt;
@@ -708,7 +715,7 @@ static struct rook_task *search(struct rook__worker *w)
 			uint64_t now = rook__now();
 			if (!start)
 				start = now;
-			else if (now - start > SPIN_NS)
+			else if (now - start > w->w_spin_ns)
 				last = true;
 		}
 		if ((t = steal_any(w, last)) || (t = inj_take(w)))
@@ -717,6 +724,10 @@ static struct rook_task *search(struct rook__worker *w)
 			break;
 		rook__cpu_relax();
 	}
+	if (t)
+		w->w_spin_ns = w->w_spin_ns * 2 < SPIN_NS ? w->w_spin_ns * 2 : SPIN_NS;
+	else
+		w->w_spin_ns = w->w_spin_ns / 2 > SPIN_MIN_NS ? w->w_spin_ns / 2 : SPIN_MIN_NS;
 	return t;
 }
 
@@ -958,6 +969,7 @@ void *rook__worker_main(void *arg)
 		pthread_attr_destroy(&attr);
 	}
 	rook__stack_sigaltstack_setup(&w->w_altstack);
+	rook__topo_worker_start(w);
 	w->w_init_err = rook__park_init(w->w_rt->rt_io, w->w_index, &w->w_io);
 	/* Pairs with the acquire load in rook_rt_start. */
 	atomic_fetch_add_explicit(&w->w_rt->rt_started, 1, memory_order_release);
@@ -968,6 +980,7 @@ void *rook__worker_main(void *arg)
 		rook__park_fini(w->w_io);
 	}
 	rook__stat_flush(w);
+	rook__topo_worker_stop(w);
 	rook__stack_sigaltstack_teardown(w->w_altstack);
 	w->w_altstack = NULL;
 	rook__tls_worker = NULL;
@@ -982,6 +995,7 @@ int rook__worker_init(struct rook__worker *w, struct rook_rt *rt, unsigned index
 	w->w_rt = rt;
 	w->w_index = index;
 	w->w_cpu = -1;
+	w->w_spin_ns = SPIN_NS;
 	w->w_next_id = 1;
 	int r = rook__deque_init(&w->w_deque, 8);
 	if (r < 0)

@@ -69,11 +69,20 @@ struct rook__worker {
 	uint32_t w_poll_tick; /* rounds, for polling an idle ring */
 	int w_init_err;       /* rook__park_init's result */
 	bool w_spinning;      /* counted in rt_nspinning */
+	uint64_t w_spin_ns;   /* this worker's spin budget (adapts, worker.c) */
 	uint64_t w_next_id;
 	long w_stat[4];    /* batched counters (stats.h) */
 	void *w_asan_fake; /* the scheduler's ASan fake stack */
 	pthread_t w_thread;
 	int w_cpu; /* OS index of the PU we pin to, or -1 */
+	/* Pinning lifted while the core is contended (sched/topo.c). */
+	bool w_unpinned;
+	int w_ct_fd;             /* its /proc/thread-self/schedstat, or -1 */
+	uint64_t w_ct_at;        /* last sample (rook__now), 0 before the first */
+	uint64_t w_ct_wait;      /* run-queue wait (ns) at that sample */
+	uint64_t w_ct_quiet;     /* uncontended ns since the pinning was lifted */
+	uint64_t w_ct_repin;     /* quiet ns needed to pin again (backs off) */
+	uint64_t w_ct_pinned_at; /* when it was last pinned again */
 	void *w_altstack;
 	void *w_san_fiber;         /* the scheduler's TSan fiber */
 	const void *w_asan_bottom; /* the worker thread's own stack (ASan) */
