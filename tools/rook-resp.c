@@ -148,7 +148,9 @@ static int conn(int fd, const struct sockaddr *peer, void *arg)
 
 static int main_task(void *arg)
 {
-	struct rook_serve_opts o = {.port = (uint16_t)(uintptr_t)arg};
+	const char *sh = getenv("RESP_SHARED");
+	struct rook_serve_opts o = {.port = (uint16_t)(uintptr_t)arg,
+				    .flags = sh && *sh == '1' ? ROOK_SERVE_SHARED : 0};
 	return rook_serve(&o, conn, NULL);
 }
 
