@@ -9,6 +9,7 @@
 #
 #   tools/bench.sh [--workloads a,b] [--threads 1,2] [--runs N] [--quick]
 #                  [--no-peers] [--peers DIR] [--timeout S] [--max-wait S]
+#                  [--out DIR]
 #   tools/bench.sh --compare A.md B.md
 #
 #   --workloads   default: every workload rook-perf implements (rook-perf --list)
@@ -23,6 +24,10 @@
 #   --max-wait S  total seconds the whole run may spend waiting for a busy
 #                 machine to go quiet before a run (default 120, 10 with
 #                 --quick); past that, runs on a busy machine are only marked
+#   --out DIR     where the table and charts go (default perf/results for
+#                 a full run; perf/results/partial when --workloads,
+#                 --threads or --quick narrow it, so a partial run does not
+#                 replace the full one)
 #   --compare A.md B.md
 #                 per (workload, impl, threads) row of two latest.md files:
 #                 the ratio B/A of the medians, its spread (B.min/A.max ..
@@ -69,7 +74,7 @@ export BUILD_DIR="${BUILD_DIR:-$BUILD/peers}"
 
 declare -A UNSUPPORTED=() # "impl/workload" -> 1 once it exited 2
 opt_workloads="" opt_threads="" opt_runs="" opt_quick=0 opt_peers="$ROOT/perf/peers" opt_timeout=120
-opt_maxwait="" opt_compare=()
+opt_maxwait="" opt_compare=() opt_out=""
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
@@ -88,11 +93,17 @@ parse_args() {
 		--no-peers) opt_peers="" ;;
 		--compare) [ $# -ge 3 ] || die "--compare needs A.md B.md"; opt_compare=("$2" "$3"); shift 2 ;;
 		--quick) opt_quick=1 ;;
+		--out) [ $# -ge 2 ] || die "--out needs a directory"; opt_out=$2; shift ;;
 		-h | --help) usage; exit 0 ;;
 		*) die "unknown option '$1' (see --help)" ;;
 		esac
 		shift
 	done
+	if [ -n "$opt_out" ]; then
+		RESULTS=$opt_out
+	elif [ -n "$opt_workloads" ] || [ -n "$opt_threads" ] || [ $opt_quick = 1 ]; then
+		RESULTS=$ROOT/perf/results/partial
+	fi
 	[ -n "$opt_runs" ] || opt_runs=$([ $opt_quick = 1 ] && echo 1 || echo 5)
 	[ -n "$opt_maxwait" ] || opt_maxwait=$([ $opt_quick = 1 ] && echo 10 || echo 120)
 	[[ $opt_maxwait =~ ^[0-9]+$ ]] || die "--max-wait must be a number of seconds"
