@@ -1,29 +1,69 @@
 /*
- * sched/worker.c: the park/notify protocol (see its top comment).
+ * sched/worker.c: the park/notify protocol (see its top comment) and the
+ * rescue rule of nap_loop (while a running worker has IO pending, idle
+ * workers nap and drive it instead of sleeping deeply).
  *
- * Modelled: rt_nspinning, rt_nidle and the idle set under rt_idle_lock;
- * w_woken_spinning; rook__notify (nobody spinning and somebody idle: CAS
- * nspinning 0 -> 1, pop an idle worker, wake it counted as spinning);
- * search (spin only while 2 * nspinning < W) and stop_spinning (the last
- * spinner that found work notifies); park (join the idle set, nidle++,
- * re-check every queue, sleep); park_sleep's naps (a nap may end by its
- * timeout, then re-check) and, after DEEP_NAPS naps, the deep sleep
- * (ndeep++, re-check, sleep without timeout); the exception for a push
- * into the worker's own empty deque (no notify while ndeep == 0); the
- * park point itself as in ring_park.pml (i_park 0/1/2 and a kick).
- * Queues are counters: the injection queue (an outside thread publishes
- * ITEMS tasks there, and notifies), and each worker's deque (a task run
- * may spawn one child into it, SPAWNS in all; LONGS of those parents
- * then keep their worker until the child ran elsewhere, the case the
- * naps and the deep sleep's Dekker pair exist for); a spinning worker
- * steals.
+ * Each access to shared state is its own step, in the C code's order:
+ * - rook__notify: load nspinning; load nidle; CAS 0 -> 1; pop an idle
+ *   worker under rt_idle_lock (none: drop the 1, look again); nidle--;
+ *   wake it (it counts as spinning).
+ * - next_task: pick_local (worker_poll, own deque, injection queue);
+ *   search (load nspinning, spin only while 2 * nspinning < W; add 1; each
+ *   other deque, the injection queue); stop_spinning; park: join the idle
+ *   set; nidle++; each queue; park_sleep (rescue; nap; woken, each queue;
+ *   rescue; deep: ndeep++, rescue, each queue, sleep, ndeep--); idle_leave.
+ *   DEEP_NAPS is 1 (more naps repeat the same steps); a nap may time out.
+ * - rook__schedule of a child: push; load ndeep (our empty deque is not
+ *   notified while no worker sleeps deeply), maybe notify.
+ * - IO: a task submits an op (i_inflight++) and parks on it; worker_poll
+ *   reaps the completion or, still pending, notifies if ndeep == W - 1;
+ *   park_wait reaps it too. rook__park_rescue of a worker that runs with
+ *   IO pending: WATCH, or drive it (reap: WORKED, the woken task goes to
+ *   the rescuer, notified). A completion may come any time after a submit.
+ * - Tasks: ITEMS from an outside publisher (inject, notify); a task may
+ *   spawn a child (SPAWNS in all), submit an op (IOS), or (LONGS) keep its
+ *   worker until its child was stolen or until a rescuer reaped that
+ *   worker's IO: what the naps, the deep sleep's re-check and the rescue
+ *   rule are for.
  *
- * Checked at quiescence (timeout: nothing can move): every task ran (no
- * lost wake-up: no task left queued while every worker sleeps), nobody is
- * counted spinning, and nidle matches the idle set. spin's interleavings
- * are sequentially consistent: the seq_cst fences of the Dekker pairs
- * (notify / park's re-check; schedule / deep sleep's re-check) are what
- * make that valid for the C code.
+ * Abstracted:
+ * - Queues are counters; the LIFO slot and yield queue act as the deque (a
+ *   push into them always notifies; a woken task goes to the waker's); the
+ *   injection queue hands out one task at a time (C: a batch, notified). A
+ *   search is one pass, its last (a lone task is stolen only then); steal
+ *   victims in index order (C: nearest first). notify pops any idle worker.
+ * - w_woken_spinning is "parked and not listed" (notify and idle_leave
+ *   change both under the lock): not stored. Sections under rt_idle_lock
+ *   are one step.
+ * - The park point by its contract (sched/park.h; i_park: ring_park.pml):
+ *   wp, a wake since the last return; a nap may keep a wake that came as
+ *   it timed out. Only the owner reads wp: consuming it shares a step with
+ *   the read of woken after a nap and with ndeep-- after the deep sleep.
+ * - A rescue reads napping and i_inflight in one step (i_inflight rises
+ *   only while its worker runs); i_park is not read (1 only while napping);
+ *   polls/i_seen and the ring lock are the WATCH-or-drive choice. Posted
+ *   requests, timers, rt_exit and spurious deep wake-ups are left out.
+ * - Left out as they answer the same in every interleaving: reads of a
+ *   queue that stays empty for good or of a worker that can have no IO
+ *   any more, stores to napping nobody reads. Dead locals are reset.
+ *
+ * Checked at quiescence (timeout: no worker can move, so none naps): every
+ * queue empty and no IO pending (no lost wake-up, no stranded IO), nobody
+ * counted spinning, nidle matching the idle set. Safety only: a rescuer
+ * that keeps answering WATCH is not shown to drive the IO in the end.
+ * spin is sequentially consistent: the seq_cst fences and RMWs of the
+ * Dekker pairs (notify / park's re-check, schedule / the deep sleep's
+ * re-check, worker_poll's ndeep load / the rescue after ndeep++) make that
+ * valid for the C code, except the rescue's relaxed load of w_napping,
+ * which C11 does not order after ndeep++: that it sees the busy worker's
+ * earlier store of false is an assumption here. No symmetry reduction:
+ * spin has none, and the index-ordered scans make the workers unequal.
+ *
+ * spin must find the bug in: -DOLD_NOTIFY (notify gives up on an empty
+ * idle set, before the fix), -DNO_WATCH_WAKE (worker_poll wakes no
+ * watcher), -DNO_DEEP_RESCUE (no rescue after ndeep++). -DQUEUED: the
+ * items are queued before the workers start, no publisher (3 workers with
+ * IO and a publisher outgrow 12 GiB).
  */
 #ifndef W
 #define W 2
@@ -32,253 +72,423 @@
 #define ITEMS 1
 #endif
 #ifndef SPAWNS
-#define SPAWNS 2
+#define SPAWNS 1
 #endif
 #ifndef LONGS
 #define LONGS 1
 #endif
-#define DEEP_NAPS 1
-
-byte inj = 0;             /* injection queue */
-byte deq[W];            /* deques */
-byte spawns_left = SPAWNS;
-byte longs_left = LONGS;
-byte ran = 0;
-byte nspinning = 0, nidle = 0, ndeep = 0;
-bool idle_lock = 0;
-byte idle_n = 0;
-byte idle[W];
-bool listed[W], woken[W];
-byte park[W];             /* i_park */
-bool kicked[W];
-
-#define visible() (inj > 0 || deq[0] > 0 || deq[1] > 0 || (W > 2 && deq[W - 1] > 0))
-
-inline lock() { atomic { idle_lock == 0 -> idle_lock = 1 } }
-inline unlock() { idle_lock = 0 }
-
-inline wake(v) {
-	atomic {
-		if
-		:: park[v] == 1 -> kicked[v] = 1
-		:: else -> skip
-		fi;
-		park[v] = 2
-	}
-}
-
-inline notify() {
-	do
-	:: nspinning == 0 && nidle > 0 ->
-		atomic {
-			if
-			:: nspinning == 0 -> nspinning = 1; ok = 1
-			:: else -> ok = 0
-			fi
-		};
-		if
-		:: ok ->
-			lock();
-			if
-			:: idle_n == 0 ->
-				unlock(); nspinning--;
-#ifdef OLD_NOTIFY
-				break
-#else
-				/* Our 1 may have turned other notifies away
-				 * meanwhile: look again. */
-				skip
+#ifndef IOS
+#define IOS 1
 #endif
-			:: else ->
-				idle_n--; v = idle[idle_n]; listed[v] = 0; woken[v] = 1;
-				unlock(); nidle--; wake(v);
-				break
-			fi
-		:: else -> break
-		fi
-	:: else -> break
-	od
-}
+#if W < 2 || W > 3
+#error "W: 2 or 3 workers"
+#endif
 
-/* rook__park_wait; nap: may end by its timeout. */
-inline park_wait(nap) {
+#define me _pid
+#define NONE   0
+#define WATCH  1
+#define WORKED 2
+
+#ifdef QUEUED
+byte inj = ITEMS;          /* injection queue */
+byte published = ITEMS;    /* ghost: items pushed so far */
+#else
+byte inj;
+byte published;
+#endif
+byte deq[W];              /* deques */
+byte nspinning, ndeep;
+short nidle;              /* transiently above W or below 0, as in C */
+bit listed[W];            /* the idle set */
+bit wp[W];                /* park point: woken since the last return */
+byte spawns_left = SPAWNS, longs_left = LONGS;
+#if IOS
+bit io[W];                /* an op in flight, or its completion unreaped */
+bit napping[W];           /* w_napping */
+byte ios_left = IOS;
+#endif
+
+/*
+ * Ghost conditions under which a queue stays empty for good. A read of it
+ * then answers "empty" in every interleaving and is left out (the step
+ * before jumps past it), which is exact.
+ */
+#define INJ_OVER (published == ITEMS && inj == 0)
+#if IOS
+#if W == 2
+#define IO_OVER (ios_left == 0 && io[0] == 0 && io[1] == 0)
+#else
+#define IO_OVER (ios_left == 0 && io[0] == 0 && io[1] == 0 && io[2] == 0)
+#endif
+#define MINE mine
+#else
+#define IO_OVER 1
+#define MINE 0
+#endif
+/* a spawn pushes into the spawner's deque, a reap into the reaper's */
+#define DEQ_OVER(x) (spawns_left == 0 && IO_OVER && deq[x] == 0)
+
+/*
+ * work_visible: position k 0 is the injection queue, k 1..W the deque of
+ * worker k - 1 (ours only after we pushed into it in this park: else it
+ * is empty). One step per queue; SEEN when one is not empty, else NONE.
+ * Continuations passed to macros here are jumps, taken in the same step.
+ */
+#define VQ(k) (k == 0 -> inj : deq[k - 1])
+#define VDEAD(k) (k == 0 -> INJ_OVER : ((k - 1 == me && !MINE) || DEQ_OVER(k - 1)))
+#define VSKIP do :: k <= W && VDEAD(k) -> k++ :: else -> break od
+#define VSCAN(tag, NONE) k = 0; VSKIP; if :: k > W -> k = 0; NONE :: else -> goto tag fi
+#define VSTEP(tag, SEEN, NONE) \
+tag: \
+	atomic { \
+		if \
+		:: VQ(k) > 0 -> k = 0; SEEN \
+		:: else -> k++; VSKIP; if :: k > W -> k = 0; NONE :: else -> goto tag fi \
+		fi \
+	}
+
+/* The steal pass: k 0..W-1 the other deques, k W the injection queue. */
+#define SQ(k) (k == W -> inj : deq[k])
+#define SDEAD(k) (k == W -> INJ_OVER : (k == me || DEQ_OVER(k)))
+#define SSKIP do :: k <= W && SDEAD(k) -> k++ :: else -> break od
+#define SSCAN(NONE) k = 0; SSKIP; if :: k > W -> k = 0; NONE :: else -> goto steal fi
+
+#if W == 2
+#define POP_IDLE \
+	if \
+	:: listed[0] -> listed[0] = 0; v = 0 \
+	:: listed[1] -> listed[1] = 0; v = 1 \
+	:: else -> v = W \
+	fi
+#else
+#define POP_IDLE \
+	if \
+	:: listed[0] -> listed[0] = 0; v = 0 \
+	:: listed[1] -> listed[1] = 0; v = 1 \
+	:: listed[2] -> listed[2] = 0; v = 2 \
+	:: else -> v = W \
+	fi
+#endif
+
+#ifdef OLD_NOTIFY
+#define AGAIN(tag, EXIT) EXIT
+#else
+/* Our 1 may have turned other notifies away meanwhile: look again. */
+#define AGAIN(tag, EXIT) goto n1_##tag
+#endif
+
+/* rook__notify, then EXIT; tag makes its labels unique. */
+#define NOTIFY(tag, EXIT) \
+n1_##tag: \
+	atomic { if :: nspinning != 0 -> EXIT :: else -> skip fi }; \
+	atomic { if :: nidle == 0 -> EXIT :: else -> skip fi }; \
+	atomic { if :: nspinning == 0 -> nspinning = 1 :: else -> EXIT fi }; \
+	atomic { POP_IDLE; if :: v == W -> v = 0; goto n5_##tag :: else -> skip fi }; \
+	atomic { nidle-- }; \
+	atomic { wp[v] = 1; v = 0; EXIT }; \
+n5_##tag: \
+	atomic { nspinning--; AGAIN(tag, EXIT) }
+
+#if IOS
+/* A reap: napping is read only with i_inflight, so it is cleared too
+ * (the owner's store of 0 at the end of its park_sleep is then left out). */
+#define REAPED(x) io[x] = 0; napping[x] = 0
+
+/* rescue_others: k 0..W-1 the other workers, left out once they cannot
+ * have IO pending; the answer in rescue, then DISPATCH. */
+#define RDEAD(k) (k == me || (ios_left == 0 && io[k] == 0))
+#define RSKIP do :: k < W && RDEAD(k) -> k++ :: else -> break od
+#define RSCAN(tag, DISPATCH) k = 0; RSKIP; if :: k >= W -> k = 0; DISPATCH :: else -> goto tag fi
+#define RNEXT(tag, DISPATCH) k++; RSKIP; if :: k >= W -> k = 0; DISPATCH :: else -> goto tag fi
+#define ATLEAST_WATCH rescue = (rescue == WORKED -> WORKED : WATCH)
+/* rook__park_rescue of worker k: not napping with IO pending, it is
+ * WATCH, or driven: its completion reaped (WORKED), the task it wakes goes
+ * to our LIFO slot, notified. */
+#define RSTEP(tag, DISPATCH) \
+tag: \
+	atomic { \
+		if \
+		:: !napping[k] && io[k] -> \
+			if \
+			:: ATLEAST_WATCH; RNEXT(tag, DISPATCH) \
+			:: goto tag##_try \
+			fi \
+		:: else -> RNEXT(tag, DISPATCH) \
+		fi \
+	}; \
+tag##_try: \
+	atomic { \
+		if \
+		:: io[k] -> REAPED(k); rescue = WORKED \
+		:: else -> ATLEAST_WATCH; RNEXT(tag, DISPATCH) \
+		fi \
+	}; \
+	atomic { deq[me]++; mine = 1 }; \
+	NOTIFY(tag, RNEXT(tag, DISPATCH))
+
+#define LOOP if :: pib -> goto io_poll :: else -> PICK fi
+/* the task submits an op (i_inflight++) and parks on it */
+#define SUBMIT io[me] = 1; pib = 1; goto io_poll
+/* park_sleep's end: napping = 0 if still set, then idle_leave */
+#define TO_SLEEP_END if :: napping[me] -> goto sleep_end :: else -> goto leave fi
+#else
+#define LOOP PICK
+#define TO_SLEEP_END goto leave
+#endif
+
+/* pick_local: our deque, the injection queue; then search */
+#define PICK if :: !DEQ_OVER(me) -> goto loop :: else -> PICK_INJ fi
+#define PICK_INJ if :: !INJ_OVER -> goto pick_inj :: else -> SEARCH fi
+#define SEARCH if :: spinning -> SSCAN(goto stop_spin) :: else -> goto search fi
+
+/* A task was found: it acts on shared state (task), or keeps its worker
+ * while that worker's IO is pending (io_long), or does nothing shared and
+ * is done at once. */
+#if IOS
+#define RUN_OR_LOOP \
+	if \
+	:: spawns_left > 0 || ios_left > 0 -> goto task \
+	:: pib && longs_left > 0 -> longs_left--; goto io_long \
+	:: LOOP \
+	fi
+#else
+#define RUN_OR_LOOP if :: spawns_left > 0 -> goto task :: LOOP fi
+#endif
+#define FOUND if :: spinning -> goto found_spin :: else -> RUN_OR_LOOP fi
+/* After a spawn the task keeps its worker until the child ran elsewhere,
+ * or submits an op and parks on it, or ends. */
+#if IOS
+#define AFTER_SPAWN \
+	if \
+	:: longs_left > 0 -> longs_left--; goto child_long \
+	:: ios_left > 0 -> ios_left--; goto submit \
+	:: LOOP \
+	fi
+#else
+#define AFTER_SPAWN if :: longs_left > 0 -> longs_left--; goto child_long :: LOOP fi
+#endif
+
+active [W] proctype worker()
+{
+	bit spinning;     /* w_spinning */
+	byte v;           /* notify: the worker it pops */
+	byte k;           /* a scan's position */
+#if SPAWNS > 1
+	bit first;        /* rook__schedule: the deque was empty */
+#endif
+#if IOS
+	bit pib;          /* pi_busy */
+	bit mine;         /* this park put a task into our own deque */
+	byte rescue;      /* rescue_others' answer */
+#endif
+
+loop:	/* pick_local */
+	atomic { if :: deq[me] > 0 -> deq[me]--; FOUND :: else -> PICK_INJ fi };
+pick_inj:
+	atomic { if :: inj > 0 -> inj--; FOUND :: else -> SEARCH fi };
+search:	/* spin only while 2 * nspinning < W */
+	atomic { if :: 2 * nspinning >= W -> goto park :: else -> skip fi };
+	atomic { nspinning++; spinning = 1; SSCAN(goto stop_spin) };
+steal:	/* one pass: steal_any, then the injection queue */
 	atomic {
 		if
-		:: park[me] == 0 -> park[me] = 1; ok = 1
-		:: else -> park[me] = 0; ok = 0
+		:: SQ(k) > 0 ->
+			if :: k == W -> inj-- :: else -> deq[k]-- fi;
+			k = 0; goto found_spin
+		:: else -> k++; SSKIP; if :: k > W -> k = 0; goto stop_spin :: else -> goto steal fi
 		fi
 	};
-	if
-	:: ok ->
-		if
-		:: nap ->
-			if
-			:: kicked[me] -> kicked[me] = 0
-			:: skip /* the nap's timeout */
-			fi
-		:: !nap ->
-end_deep:		kicked[me];
-			kicked[me] = 0
-		fi;
-		park[me] = 0
-	:: else -> skip
-	fi
-}
+stop_spin:	/* stop_spinning(w, false) */
+	atomic { spinning = 0; nspinning--; goto park };
 
-proctype publisher()
-{
-	bool ok;
-	byte v;
-	byte i = 0;
-	do
-	:: i < ITEMS -> inj++; i++; notify()
-	:: else -> break
-	od
-}
-
-proctype worker(byte me)
-{
-	bool ok, found, spinning = 0, removed, first;
-	byte v, naps, k;
-end_loop:
-	do
-	::
-		/* pick_local: own deque, then the injection queue */
-		found = 0;
-		atomic {
-			if
-			:: deq[me] > 0 -> deq[me]--; found = 1
-			:: deq[me] == 0 && inj > 0 -> inj--; found = 1
-			:: else -> skip
-			fi
-		};
-		/* search: spin (steal) within the budget */
-		if
-		:: !found && !spinning && 2 * nspinning < W -> nspinning++; spinning = 1
-		:: else -> skip
-		fi;
-		if
-		:: !found && spinning ->
-			/* steal_any, then the injection queue: one step each
-			 * (queues are counters here) */
-			atomic {
-				if
-				:: me != 0 && deq[0] > 0 -> deq[0]--; found = 1
-				:: me != 1 && deq[1] > 0 -> deq[1]--; found = 1
-				:: W > 2 && me != W - 1 && deq[W - 1] > 0 -> deq[W - 1]--; found = 1
-				:: else -> skip
-				fi
-			};
-			atomic {
-				if
-				:: !found && inj > 0 -> inj--; found = 1
-				:: else -> skip
-				fi
-			}
-		:: else -> skip
-		fi;
-		if
-		:: spinning ->
-			spinning = 0;
-			atomic { v = nspinning; nspinning-- };
-			if
-			:: v == 1 && found -> notify()
-			:: else -> skip
-			fi
-		:: else -> skip
-		fi;
-		if
-		:: found ->
-			ran++;
-			/* the task may spawn a child into our deque */
-			if
-			:: spawns_left > 0 ->
-				spawns_left--;
-				atomic { first = (deq[me] == 0); deq[me]++ };
-				if
-				:: first && ndeep == 0 -> skip
-				:: else -> notify()
-				fi;
-				/* A long task (LONGS in all) keeps its worker until
-				 * its child ran elsewhere: the child then needs
-				 * another worker, woken or back from a nap. */
-				if
-				:: longs_left > 0 ->
-					longs_left--;
-					deq[me] == 0
-				:: skip
-				fi
-			:: skip
-			fi
-		:: !found ->
-			/* park */
-			lock(); idle[idle_n] = me; idle_n++; listed[me] = 1; unlock();
-			nidle++;
-			if
-			:: !visible() ->
-				naps = 0;
-				do
-				:: naps == DEEP_NAPS ->
-					ndeep++;
-					if
-					:: !visible() ->
-					park_wait(0)
-					:: else -> skip
-					fi;
-					ndeep--;
-					break
-				:: naps < DEEP_NAPS ->
-					park_wait(1);
-					if
-					:: woken[me] || visible() -> break
-					:: else -> naps++
-					fi
-				od
-			:: else -> skip
-			fi;
-			/* idle_leave */
-			lock();
-			removed = 0;
-			if
-			:: listed[me] ->
-				k = 0;
-				do
-				:: k < idle_n && idle[k] == me -> idle_n--; idle[k] = idle[idle_n]; break
-				:: k < idle_n && idle[k] != me -> k++
-				:: k >= idle_n -> break
-				od;
-				listed[me] = 0; removed = 1
-			:: else -> skip
-			fi;
-			spinning = woken[me]; woken[me] = 0;
-			unlock();
-			if
-			:: removed -> nidle--
-			:: else -> skip
-			fi
-		fi;
-		/* dead locals: reset, so they do not multiply the states */
-		atomic { ok = 0; v = 0; k = 0; naps = 0; first = 0; removed = 0; found = 0 }
-	od
-}
-
-init
-{
-	byte i = 0;
+found_spin:	/* stop_spinning(w, true) */
 	atomic {
-		do
-		:: i < W -> run worker(i); i++
-		:: else -> break
-		od;
-		run publisher()
-	}
+		spinning = 0;
+		if
+		:: nspinning == 1 -> nspinning--; goto found_notify
+		:: else -> nspinning--; RUN_OR_LOOP
+		fi
+	};
+found_notify:
+	NOTIFY(fs, RUN_OR_LOOP);
+
+task:	/* the task's first shared step */
+	atomic {
+		if
+#if SPAWNS > 1
+		:: spawns_left > 0 -> spawns_left--; first = (deq[me] == 0); goto push
+#else
+		/* Our deque is empty here (we pop it before anything else and
+		 * push at most one task between pops): the size read of
+		 * rook__schedule is folded into the push. */
+		:: spawns_left > 0 -> spawns_left--; assert(deq[me] == 0); deq[me]++; goto spawned
+#endif
+#if IOS
+		:: ios_left > 0 -> ios_left--; SUBMIT
+#endif
+		:: else -> LOOP
+		fi
+	};
+#if SPAWNS > 1
+push:
+	atomic { deq[me]++; if :: first -> first = 0 :: else -> first = 0; goto sp_notify fi };
+#endif
+spawned:	/* our deque was empty: notify only if somebody sleeps deeply */
+	atomic { if :: ndeep == 0 -> AFTER_SPAWN :: else -> goto sp_notify fi };
+sp_notify:
+	NOTIFY(sp, AFTER_SPAWN);
+child_long:	/* until the child was stolen; our deque stays empty */
+#if IOS
+	atomic { deq[me] == 0 -> if :: pib -> goto io_poll :: else -> PICK_INJ fi };
+#else
+	atomic { deq[me] == 0 -> PICK_INJ };
+#endif
+
+#if IOS
+submit:
+	atomic { SUBMIT };
+io_long:	/* until a rescuer reaped our IO */
+	atomic { io[me] == 0 -> pib = 0; LOOP };
+
+io_poll:	/* rook__worker_poll while pi_busy: reap, or check ndeep */
+	atomic {
+		if
+		:: io[me] -> if :: REAPED(me); pib = 0; goto reap_own :: skip fi
+		:: else -> pib = 0; PICK
+		fi
+	};
+#ifdef NO_WATCH_WAKE
+	atomic { PICK };
+#else
+	atomic { if :: ndeep == W - 1 -> goto poll_notify :: else -> PICK fi };
+#endif
+poll_notify:
+	NOTIFY(pn, PICK);
+reap_own:	/* the woken task goes to our LIFO slot: notify */
+	atomic { deq[me]++ };
+	NOTIFY(ro, PICK);
+#endif
+
+park:
+	atomic { listed[me] = 1 };
+#if IOS
+#define SLEEP if :: io[me] -> goto set_napping :: else -> RSCAN(r0, goto nap) fi
+#else
+#define SLEEP goto nap
+#endif
+	atomic { nidle++; VSCAN(pv, SLEEP) };
+	VSTEP(pv, goto leave, SLEEP);
+#if IOS
+set_napping:	/* park_sleep: our own IO is pending, so napping is read */
+	atomic { napping[me] = io[me]; RSCAN(r0, goto nap) };
+	RSTEP(r0, if :: rescue == WORKED -> rescue = NONE; TO_SLEEP_END :: else -> rescue = NONE; goto nap fi);
+#endif
+
+nap:	/* park_wait(nap) ends (a wake is consumed, or kept if it came as
+	 * the nap timed out; our own completion may be reaped), then:
+	 * woken? work visible? */
+#if IOS
+#define AFTER_NAP RSCAN(r1, goto deep)
+#else
+#define AFTER_NAP goto deep
+#endif
+	atomic {
+		if :: wp[me] -> wp[me] = 0 :: skip fi;
+#if IOS
+		if :: io[me] -> REAPED(me); pib = 0; goto nap_reap :: skip fi;
+#endif
+		if :: !listed[me] -> TO_SLEEP_END :: else -> VSCAN(nv, AFTER_NAP) fi
+	};
+	VSTEP(nv, TO_SLEEP_END, AFTER_NAP);
+#if IOS
+	RSTEP(r1,
+		if
+		:: rescue == WORKED -> rescue = NONE; TO_SLEEP_END
+		:: rescue == WATCH -> rescue = NONE; goto nap
+		:: else -> goto deep
+		fi);
+#endif
+
+deep:
+#if IOS
+#ifdef NO_DEEP_RESCUE
+	atomic { ndeep++; VSCAN(dv, goto end_deep) };
+#else
+	atomic { ndeep++; RSCAN(r2, VSCAN(dv, goto end_deep)) };
+#endif
+	RSTEP(r2, if :: rescue != NONE -> goto deep_up :: else -> VSCAN(dv, goto end_deep) fi);
+#else
+	atomic { ndeep++; VSCAN(dv, goto end_deep) };
+#endif
+	VSTEP(dv, goto deep_up, goto end_deep);
+end_deep:	/* park_wait without timeout: a wake, or our own completion */
+	atomic {
+#if IOS
+		if
+		:: wp[me] -> wp[me] = 0; ndeep--; TO_SLEEP_END
+		:: io[me] -> REAPED(me); pib = 0; goto deep_reap
+		fi
+#else
+		wp[me] -> wp[me] = 0; ndeep--; TO_SLEEP_END
+#endif
+	};
+deep_up:
+#if IOS
+	atomic {
+		ndeep--;
+		if
+		:: rescue == NONE -> TO_SLEEP_END
+		:: else -> rescue = NONE; goto nap
+		fi
+	};
+deep_reap:	/* park_wait reaped our completion: its task to our LIFO slot */
+	atomic { deq[me]++ };
+	NOTIFY(dr, goto deep_reaped);
+deep_reaped:
+	atomic { ndeep--; TO_SLEEP_END };
+nap_reap:	/* the same in a nap */
+	atomic { deq[me]++; mine = 1 };
+	NOTIFY(nr, goto nap_woken);
+nap_woken:
+	atomic { if :: !listed[me] -> TO_SLEEP_END :: else -> VSCAN(nv, AFTER_NAP) fi };
+sleep_end:
+	atomic { napping[me] = 0; goto leave };
+#else
+	atomic { ndeep--; goto leave };
+#endif
+
+leave:	/* idle_leave */
+	atomic {
+#if IOS
+		mine = 0;
+#endif
+		if
+		:: listed[me] -> listed[me] = 0; spinning = 0
+		:: else -> spinning = 1; LOOP
+		fi
+	};
+	atomic { nidle--; LOOP }
 }
+
+#ifndef QUEUED
+active proctype publisher()
+{
+	byte v;
+pub:
+	atomic { inj++; published++ };
+	NOTIFY(p, if :: published < ITEMS -> goto pub :: else -> goto end_pub fi);
+end_pub:
+	false
+}
+#endif
 
 active proctype quiescent()
 {
 	timeout ->
 		assert(inj == 0 && deq[0] == 0 && deq[1] == 0 && (W < 3 || deq[W - 1] == 0));
+#if IOS
+		assert(io[0] == 0 && io[1] == 0 && (W < 3 || io[W - 1] == 0));
+#endif
 		assert(nspinning == 0);
-		assert(nidle == idle_n);
-		assert(ran == ITEMS + SPAWNS - spawns_left)
+		assert(nidle == listed[0] + listed[1] + (W > 2 -> listed[W - 1] : 0))
 }
