@@ -426,7 +426,9 @@ static int rescue_others(struct rook__worker *w)
 	int r = ROOK__RESCUE_NONE;
 	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
 		struct rook__worker *v = &rt->rt_workers[i];
-		if (i == w->w_index || atomic_load_explicit(&v->w_napping, memory_order_relaxed))
+		/* seq_cst: after our rt_ndeep increment (Dekker with the
+		 * store of false in park_sleep and rook__worker_poll's load). */
+		if (i == w->w_index || atomic_load_explicit(&v->w_napping, memory_order_seq_cst))
 			continue;
 		int k = rook__park_rescue(rt->rt_io, i);
 		if (k > r)
@@ -453,7 +455,9 @@ static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 	}
 	atomic_store_explicit(&w->w_napping, true, memory_order_relaxed);
 	nap_loop(w, next, timeout);
-	atomic_store_explicit(&w->w_napping, false, memory_order_relaxed);
+	/* seq_cst: before our rt_ndeep load in rook__worker_poll, so that a
+	 * rescuer about to sleep deeply sees us busy or we see it (Dekker). */
+	atomic_store_explicit(&w->w_napping, false, memory_order_seq_cst);
 }
 
 static void nap_loop(struct rook__worker *w, uint64_t next, uint64_t timeout)

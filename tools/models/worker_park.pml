@@ -54,9 +54,9 @@
  * spin is sequentially consistent: the seq_cst fences and RMWs of the
  * Dekker pairs (notify / park's re-check, schedule / the deep sleep's
  * re-check, worker_poll's ndeep load / the rescue after ndeep++) make that
- * valid for the C code, except the rescue's relaxed load of w_napping,
- * which C11 does not order after ndeep++: that it sees the busy worker's
- * earlier store of false is an assumption here. No symmetry reduction:
+ * valid for the C code; the store of w_napping = false at park_sleep's end
+ * and the rescue's load of it are seq_cst for the same reason (they were
+ * relaxed, which C11 does not order against ndeep). No symmetry reduction:
  * spin has none, and the index-ordered scans make the workers unequal.
  *
  * spin must find the bug in: -DOLD_NOTIFY (notify gives up on an empty
