@@ -810,7 +810,9 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  * spawned but not yet run still runs. Every accepted fd is closed once: by
  * fn, or by rook_serve when shutdown came before fn ran.
  *   -EINVAL o or fn NULL, unknown flags, backlog < 0; -EPERM outside a
- *   task; bind/listen errors (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...);
+ *   task; bind/listen errors (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...;
+ *   EADDRINUSE only after about 0.3 s of retries: the listener of a
+ *   process that just exited can outlive it by some milliseconds);
  *   -ENOENT host does not resolve; -ENOMEM; an unexpected accept error.
  */
 #define ROOK_SERVE_SHARED 1u

@@ -26,6 +26,12 @@
 
 #define SERVE_DEFAULT_BACKLOG 4096
 #define SERVE_EMFILE_BACKOFF  (10 * ROOK_MSEC)
+/* bind's EADDRINUSE is retried after 10, 20, 40, 80 and 160 ms: the
+ * listener of a server that just exited outlives it by some ms (its file
+ * is released asynchronously; 5-16 ms measured for io_uring's teardown,
+ * perf/NOTES.md), so a quick restart would otherwise fail. */
+#define SERVE_BIND_RETRIES 5
+#define SERVE_BIND_BACKOFF (10 * ROOK_MSEC)
 
 struct conn {
 	struct conn *c_prev, *c_next;
@@ -312,7 +318,16 @@ static int listen_one(struct resolve *r, int backlog, bool reuseport, bool wildc
 		goto fail;
 	if (r->r_addr.ss_family == AF_INET6 && wildcard)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	if (bind(fd, (struct sockaddr *)&r->r_addr, r->r_len) < 0 || listen(fd, backlog) < 0)
+	for (int i = 0; bind(fd, (struct sockaddr *)&r->r_addr, r->r_len) < 0; i++) {
+		int e = errno, z;
+		if (e != EADDRINUSE || i == SERVE_BIND_RETRIES)
+			goto fail;
+		if ((z = rook_sleep(SERVE_BIND_BACKOFF << i)) < 0) {
+			close(fd);
+			return z;
+		}
+	}
+	if (listen(fd, backlog) < 0)
 		goto fail;
 	if (r->r_port == 0) {
 		struct sockaddr_storage a;

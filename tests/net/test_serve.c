@@ -4,11 +4,16 @@
  * with connections open (no fd left), a port already in use, bad options;
  * the same with ROOK_SERVE_DEFER, and what DEFER changes: fn runs only
  * once a connection is readable or closed, and silent connections are
- * closed at the stop without fn.
+ * closed at the stop without fn; a port whose old listener goes away
+ * within bind's retry window is taken.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <rook.h>
 
@@ -45,6 +50,11 @@ static int server_task(void *arg)
 }
 
 static int serve_port;
+
+static int server_task_opts(void *arg)
+{
+	return rook_serve(arg, echo_conn, NULL);
+}
 
 static int server_bound(void *arg)
 {
@@ -173,5 +183,57 @@ Test(serve, deferred_connection_gets_its_task_once_readable_or_closed)
 	int fds = fd_count();
 	serve_port = 0;
 	cr_assert_eq(run_with(2, 0, defer_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* The port of a plain listener that a thread closes 20 ms after start (a
+ * server that just exited, its listener not yet released). */
+static int old_listener = -1;
+
+static void *close_later(void *arg)
+{
+	(void)arg;
+	usleep(20 * 1000);
+	close(old_listener);
+	return NULL;
+}
+
+static int rebind_main(void *arg)
+{
+	int port = (int)(intptr_t)arg, bound_port = 0;
+	pthread_t th;
+	T_CHECK_EQ(pthread_create(&th, NULL, close_later, NULL), 0);
+	struct rook_serve_opts o = {
+	    .host = "127.0.0.1", .port = (uint16_t)port, .bound_port = &bound_port};
+	struct rook_task *srv;
+	T_CHECK_EQ(rook_spawn(&srv, server_task_opts, &o), 0);
+	while (__atomic_load_n(&bound_port, __ATOMIC_ACQUIRE) == 0 && !rook_done(srv))
+		T_CHECK_EQ(rook_yield(), 0);
+	T_CHECK_EQ(bound_port, port);
+	int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
+	T_CHECK(fd >= 0);
+	if (fd >= 0) {
+		ping_fd(fd);
+		T_CHECK_EQ(rook_close(fd), 0);
+	}
+	int st = 0;
+	T_CHECK_EQ(rook_cancel(srv), 0);
+	T_CHECK_EQ(rook_join(srv, &st), 0);
+	T_CHECK_EQ(st, -ECANCELED);
+	pthread_join(th, NULL);
+	return 0;
+}
+
+Test(serve, port_whose_old_listener_goes_away_soon_is_taken)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	old_listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(old_listener >= 0);
+	cr_assert_eq(bind(old_listener, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(old_listener, 8), 0);
+	cr_assert_eq(getsockname(old_listener, (struct sockaddr *)&a, &len), 0);
+	int fds = fd_count() - 1; /* the old listener goes */
+	cr_assert_eq(run_with(2, 0, rebind_main, (void *)(intptr_t)ntohs(a.sin_port)), 0);
 	expect_clean_shutdown(fds);
 }
