@@ -7,15 +7,15 @@
  * package, then the rest).
  */
 #include <errno.h>
-#include <sched.h>
-#include <unistd.h>
 #include <fcntl.h>
 #include <hwloc.h>
 #include <limits.h>
-#include <stdio.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sched/alloc.h"
 #include "sched/cpus.h"
