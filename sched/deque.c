@@ -30,6 +30,7 @@ int rook__deque_init(struct rook__deque *d, unsigned log_cap)
 	atomic_init(&d->d_top, 0);
 	atomic_init(&d->d_bottom, 0);
 	atomic_init(&d->d_buf, b);
+	d->d_solo = false;
 	return 0;
 }
 
@@ -90,7 +91,8 @@ void *rook__deque_pop(struct rook__deque *d)
 	struct rook__deque_buf *a = atomic_load_explicit(&d->d_buf, memory_order_relaxed);
 	atomic_store_explicit(&d->d_bottom, b, memory_order_relaxed);
 	/* Orders the bottom store before the top load; pairs with steal's fence. */
-	atomic_thread_fence(memory_order_seq_cst);
+	if (!d->d_solo)
+		atomic_thread_fence(memory_order_seq_cst);
 	int64_t t = atomic_load_explicit(&d->d_top, memory_order_relaxed);
 	void *x = NULL;
 	if (t <= b) {
@@ -106,6 +108,16 @@ void *rook__deque_pop(struct rook__deque *d)
 		atomic_store_explicit(&d->d_bottom, b + 1, memory_order_relaxed);
 	}
 	return x;
+}
+
+void *rook__deque_peek(const struct rook__deque *d)
+{
+	struct rook__deque *m = (struct rook__deque *)d;
+	int64_t b = atomic_load_explicit(&m->d_bottom, memory_order_relaxed);
+	if (b <= atomic_load_explicit(&m->d_top, memory_order_relaxed))
+		return NULL;
+	struct rook__deque_buf *a = atomic_load_explicit(&m->d_buf, memory_order_relaxed);
+	return atomic_load_explicit(&a->b_slot[(b - 1) & a->b_mask], memory_order_relaxed);
 }
 
 void *rook__deque_steal(struct rook__deque *d, int *lost)

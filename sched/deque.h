@@ -11,6 +11,7 @@
 #define ROOK_SCHED_DEQUE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,7 +27,8 @@ struct rook__deque {
 	/* owner side */
 	_Alignas(64) _Atomic int64_t d_bottom;
 	_Atomic(struct rook__deque_buf *) d_buf;
-	char d_pad[64 - sizeof(int64_t) - sizeof(void *)];
+	bool d_solo; /* no thieves (a runtime of one worker): pop needs no fence */
+	char d_pad[64 - sizeof(int64_t) - sizeof(void *) - sizeof(bool)];
 };
 
 /* 0 or -ENOMEM. Initial capacity 2^log_cap. */
@@ -37,6 +39,9 @@ void rook__deque_destroy(struct rook__deque *d);
 int rook__deque_push(struct rook__deque *d, void *x);
 /* Owner only. The newest item, or NULL if empty. */
 void *rook__deque_pop(struct rook__deque *d);
+/* Owner only: the item the next pop would return (a thief may still take
+ * it first when it is the last one), or NULL if empty. */
+void *rook__deque_peek(const struct rook__deque *d);
 /* Any thread. The oldest item, or NULL if empty or the race was lost
  * (*lost set to 1 in that case so the caller may retry). */
 void *rook__deque_steal(struct rook__deque *d, int *lost);

@@ -162,12 +162,10 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 		g += ROOK__GEN_ONE;
 	g |= ROOK__GEN_LIVE | (out ? ROOK__GEN_HANDLE : 0);
 	atomic_store_explicit(&t->t_gen, g, memory_order_relaxed);
-	/* Publishes the fields to rook__task_tryget (the stop sweep). */
+	/* Publishes the fields to rook__task_tryget (the stop sweep). No
+	 * fence against rook_rt_stop: a task the sweep missed while this load
+	 * still saw no stop is caught by one of its later sweeps. */
 	atomic_store_explicit(&t->t_refs, out ? 2 : 1, memory_order_release);
-	/* Pairs with the seq_cst store of rt_stopping in rook_rt_stop: either
-	 * the sweep finds this task or we see the stop and cancel it (it was
-	 * published already, so it is not withdrawn: it ends cancelled). */
-	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
 		atomic_store_explicit(&t->t_cancel, 1, memory_order_relaxed);
 	if (out)
@@ -229,16 +227,22 @@ int rook_rt_stop(struct rook_rt *rt)
 		return -EBUSY;
 	rook__diag_rt_stop(rt);
 	atomic_store_explicit(&rt->rt_stopping, true, memory_order_seq_cst);
-	/* Store buffering against rook__spawn (store t_refs; fence; load
-	 * rt_stopping): a seq_cst store alone does not order the sweep's later
-	 * relaxed loads of t_refs after it (aarch64 may satisfy a plain load
-	 * before an earlier stlr is visible), so both sides need a fence for
-	 * "the sweep sees the task or the spawn sees the stop" to hold. */
 	atomic_thread_fence(memory_order_seq_cst);
 	rook__task_foreach(cancel_if_ours, rt);
+	/* A spawn racing the stop may publish its task after the sweep passed
+	 * it and still read no stop (spawn has no fence: it is on every fork
+	 * of a fork-join). Such a task is live, so the sweep is repeated, at
+	 * doubling intervals from 1 ms, until no task is left; the stop is
+	 * visible to spawns by then and they return -EPIPE. */
 	struct timespec nap = {0, 100 * 1000};
-	while (live_tasks(rt) > 0)
+	unsigned naps = 0, sweep_at = 10;
+	while (live_tasks(rt) > 0) {
 		nanosleep(&nap, NULL);
+		if (++naps == sweep_at) {
+			rook__task_foreach(cancel_if_ours, rt);
+			sweep_at = sweep_at < 1000 ? sweep_at * 2 : sweep_at + 1000;
+		}
+	}
 	atomic_store_explicit(&rt->rt_exit, true, memory_order_seq_cst);
 	rook__wake_all(rt);
 	for (unsigned i = 0; i < rt->rt_nworkers; i++)

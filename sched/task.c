@@ -467,6 +467,12 @@ int rook_join(struct rook_task *h, int *status)
 		return -EINVAL;
 	if (t == rook_self())
 		return -EDEADLK;
+	/* A child not started yet runs now, on this worker, if it is the
+	 * newest task there; the wait below then finds it DONE, or, if it
+	 * blocked, waits as usual. */
+	if (atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW &&
+	    rook__wait_check_fast() == 0)
+		(void)rook__task_adopt(t);
 	/* The wait checks the generation under t_lock, so a concurrent join
 	 * that released the handle (and a spawn that reused the slot) cannot
 	 * leave us waiting on the slot's next task. */

@@ -786,6 +786,7 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 	/* For overflow reports only: numbered in order of first run. */
 	s->s_task_id = (w->w_next_id++ << 10) | w->w_index;
 	rook__tdiag_reset(&s->s_diag);
+	s->s_adopter = NULL;
 	t->t_stack = s;
 	t->t_sp = rook__ctx_make(s->s_top, rook__task_entry, t);
 	atomic_store_explicit(&t->t_state, ROOK__T_STARTED, memory_order_relaxed);
@@ -870,6 +871,8 @@ static void post_switch(struct rook__worker *w)
 		t->t_stack = NULL;
 		rook__task_put(t);
 		break;
+	case ROOK__POST_ADOPT:
+		break; /* resumed by the child it runs (rook__task_adopt) */
 	case ROOK__POST_NONE:
 		abort(); /* a task switched out without saying why */
 	}
@@ -914,20 +917,57 @@ static void switch_from(struct rook__worker *w, struct rook_task *t, enum rook__
 	post_switch(rook__worker_self());
 }
 
+/* A task that runs for the joiner that adopted it hands the worker back
+ * to that joiner when it first switches out, whatever the reason. */
+static struct rook_task *adopter_take(struct rook_task *t)
+{
+	struct rook_task *j = t->t_stack->s_adopter;
+	t->t_stack->s_adopter = NULL;
+	return j;
+}
+
 /* The running task gives up its worker: straight to the next local task if
  * there is one (one switch instead of two), else to the scheduler. */
 void rook__task_switch_out(enum rook__post post)
 {
 	struct rook__worker *w = rook__worker_self();
-	struct rook_task *t = w->w_current;
-	switch_from(w, t, post, pick_local(w));
+	struct rook_task *t = w->w_current, *next = adopter_take(t);
+	switch_from(w, t, post, next ? next : pick_local(w));
+}
+
+/*
+ * Every ADOPT_EVERY-th join takes the scheduler's way (polls, the fairness
+ * tick): a fork-join whose joins all adopt would otherwise never look at
+ * IO, timers or other queues. Not for a joiner with a deadline: while the
+ * child computes without a blocking call, the joiner cannot run, so its
+ * deadline is served by the ordinary wait, whose timer can resume it.
+ */
+#define ADOPT_EVERY 64u
+
+bool rook__task_adopt(struct rook_task *t)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *j = w ? w->w_current : NULL;
+	if (!j || rook__deque_peek(&w->w_deque) != t || rook__task_deadline(j) != UINT64_MAX ||
+	    ++w->w_adopts % ADOPT_EVERY == 0)
+		return false;
+	/* Ours alone once popped: no thief can start it. */
+	if (rook__deque_pop(&w->w_deque) != t)
+		return false;
+	if (!task_prepare(w, t))
+		return true; /* ended without running (cancelled, no stack) */
+	t->t_stack->s_adopter = j;
+	switch_from(w, j, ROOK__POST_ADOPT, t);
+	return true;
 }
 
 void rook__task_yield(void)
 {
 	struct rook__worker *w = rook__worker_self();
 	/* pick_local polls IO and timers first, so a task they wake counts. */
-	struct rook_task *next = pick_local(w);
+	struct rook_task *next = adopter_take(w->w_current);
+	if (!next)
+		next = pick_local(w);
 	if (next) {
 		switch_from(w, w->w_current, ROOK__POST_YIELD, next);
 		return;
@@ -1004,6 +1044,7 @@ int rook__worker_init(struct rook__worker *w, struct rook_rt *rt, unsigned index
 	int r = rook__deque_init(&w->w_deque, 8);
 	if (r < 0)
 		return r;
+	w->w_deque.d_solo = rt->rt_nworkers == 1;
 	return rook__timer_heap_init(&w->w_timers);
 }
 

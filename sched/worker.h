@@ -27,6 +27,7 @@ enum rook__post {
 	ROOK__POST_YIELD,
 	ROOK__POST_PARK,
 	ROOK__POST_EXIT,
+	ROOK__POST_ADOPT, /* a joiner runs its child (rook__task_adopt): nothing */
 };
 
 struct rook__task_cache {
@@ -60,6 +61,7 @@ struct rook__worker {
 	int64_t w_old_top;    /* deque top when w_old_since was taken */
 	uint64_t w_old_since; /* since when that top task waits */
 	unsigned w_lifo_runs;
+	unsigned w_adopts;     /* joins that ran their child at once (rook__task_adopt) */
 	unsigned w_timer_turn; /* which other worker's timers poll checks */
 	unsigned *w_victims;   /* other workers, nearest first */
 	struct rook__stack_cache w_stacks;
@@ -125,6 +127,13 @@ void rook__task_switch_out(enum rook__post post);
  * one, and goes to the back of its worker's yield queue; otherwise it goes
  * on at once. Returns when it runs again. */
 void rook__task_yield(void);
+
+/* The running task joins t, which has not started: if t is still the
+ * newest task of this worker's deque, take it back and switch to it at
+ * once (on its own stack). The caller resumes on this worker when t ends
+ * or first suspends (blocks or yields), and must then look at t's state
+ * again. False if it did nothing. */
+bool rook__task_adopt(struct rook_task *t);
 
 void *rook__worker_main(void *arg);
 

@@ -33,7 +33,9 @@ Test(deque, pop_is_lifo_and_steal_is_fifo_when_single_threaded, .timeout = 30)
 		cr_assert_eq(rook__deque_push(&d, ITEM(i)), 0);
 	cr_assert_eq(rook__deque_size(&d), 10);
 
+	cr_assert_eq(rook__deque_peek(&d), ITEM(9), "peek names what pop takes");
 	cr_assert_eq(rook__deque_pop(&d), ITEM(9), "pop takes the newest");
+	cr_assert_eq(rook__deque_peek(&d), ITEM(8));
 	cr_assert_eq(rook__deque_pop(&d), ITEM(8));
 	cr_assert_eq(rook__deque_steal(&d, &lost), ITEM(0), "steal takes the oldest");
 	cr_assert_eq(lost, 0);
@@ -45,6 +47,7 @@ Test(deque, pop_is_lifo_and_steal_is_fifo_when_single_threaded, .timeout = 30)
 	for (long i = 7; i >= 2; i--)
 		cr_assert_eq(rook__deque_pop(&d), ITEM(i));
 	cr_assert_null(rook__deque_pop(&d));
+	cr_assert_null(rook__deque_peek(&d));
 	cr_assert_null(rook__deque_steal(&d, &lost));
 	cr_assert_eq(lost, 0);
 	cr_assert_eq(rook__deque_size(&d), 0);
