@@ -172,7 +172,7 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 		*out = rook__handle_make(t, g);
 	if (atomic_load_explicit(&rook__trace_active, memory_order_relaxed))
 		rook__trace_flow(w, t, ROOK__TR_SPAWN);
-	rook__schedule(t, false);
+	rook__schedule_on(w, t, false);
 	return 0;
 }
 

@@ -465,14 +465,30 @@ int rook_join(struct rook_task *h, int *status)
 	struct rook_task *t = rook__handle_get(h, &g);
 	if (!t)
 		return -EINVAL;
-	if (t == rook_self())
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *self = w ? w->w_current : NULL;
+	if (t == self)
 		return -EDEADLK;
 	/* A child not started yet runs now, on this worker, if it is the
-	 * newest task there; the wait below then finds it DONE, or, if it
-	 * blocked, waits as usual. */
-	if (atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW &&
-	    rook__wait_check_fast() == 0)
-		(void)rook__task_adopt(t);
+	 * newest task there. If it ended, its run's reference is ours and is
+	 * dropped with the handle's in one step; if it blocked, the wait
+	 * below waits as usual. */
+	if (self && atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW &&
+	    !rook__task_cancel_pending(self) && rook__task_deadline(self) == UINT64_MAX &&
+	    rook__task_adopt(w, t) == ROOK__ADOPT_ENDED) {
+		int st = atomic_load_explicit(&t->t_status, memory_order_relaxed);
+		if (!atomic_compare_exchange_strong_explicit(&t->t_gen, &g, g & ~ROOK__GEN_HANDLE,
+							     memory_order_acq_rel,
+							     memory_order_relaxed)) {
+			rook__task_put(t); /* another join or a detach released it */
+			return -EINVAL;
+		}
+		if (atomic_fetch_sub_explicit(&t->t_refs, 2, memory_order_acq_rel) == 2)
+			task_free(t);
+		if (status)
+			*status = st;
+		return 0;
+	}
 	/* The wait checks the generation under t_lock, so a concurrent join
 	 * that released the handle (and a spawn that reused the slot) cannot
 	 * leave us waiting on the slot's next task. */

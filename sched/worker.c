@@ -239,7 +239,11 @@ static struct rook_task *yield_pop(struct rook__worker *w)
 
 void rook__schedule(struct rook_task *t, bool lifo)
 {
-	struct rook__worker *w = rook__worker_self();
+	rook__schedule_on(rook__worker_self(), t, lifo);
+}
+
+void rook__schedule_on(struct rook__worker *w, struct rook_task *t, bool lifo)
+{
 	struct rook_rt *rt = t->t_rt;
 	if (!w || w->w_rt != rt) {
 		inject(rt, t);
@@ -866,11 +870,24 @@ static void post_switch(struct rook__worker *w)
 		break;
 	}
 	case ROOK__POST_EXIT:
-		rook__stack_put(&w->w_rt->rt_stacks, &w->w_stacks, t->t_stack);
+	case ROOK__POST_HANDBACK: {
+		struct rook__stack *s = t->t_stack;
+#ifdef ROOK_TSAN
+		/* The ended task's frames never return, and TSan's shadow
+		 * stack of a fiber holds at most 65,536: a stack reused by
+		 * many tasks in turn gets a new fiber for each. */
+		rook__tsan_destroy(s->s_san_fiber);
+		s->s_san_fiber = NULL;
+#endif
+		rook__stack_put(&w->w_rt->rt_stacks, &w->w_stacks, s);
 		rook__stat_add(w, ROOK__STAT_STACKS, -1);
 		t->t_stack = NULL;
-		rook__task_put(t);
+		if (w->w_post == ROOK__POST_HANDBACK)
+			w->w_handback = t;
+		else
+			rook__task_put(t);
 		break;
+	}
 	case ROOK__POST_ADOPT:
 		break; /* resumed by the child it runs (rook__task_adopt) */
 	case ROOK__POST_NONE:
@@ -908,7 +925,9 @@ static void switch_from(struct rook__worker *w, struct rook_task *t, enum rook__
 	w->w_post = post;
 	w->w_post_task = t;
 #ifdef ROOK_ASAN
-	switch_to(w, &t->t_sp, post == ROOK__POST_EXIT ? NULL : &t->t_asan_fake, next);
+	switch_to(w, &t->t_sp,
+		  post == ROOK__POST_EXIT || post == ROOK__POST_HANDBACK ? NULL : &t->t_asan_fake,
+		  next);
 	/* Resumed, possibly on another worker: re-read the worker. */
 	rook__asan_finish(t->t_asan_fake);
 #else
@@ -932,33 +951,36 @@ void rook__task_switch_out(enum rook__post post)
 {
 	struct rook__worker *w = rook__worker_self();
 	struct rook_task *t = w->w_current, *next = adopter_take(t);
-	switch_from(w, t, post, next ? next : pick_local(w));
+	if (!next)
+		next = pick_local(w);
+	else if (post == ROOK__POST_EXIT)
+		post = ROOK__POST_HANDBACK;
+	switch_from(w, t, post, next);
 }
 
-/*
- * Every ADOPT_EVERY-th join takes the scheduler's way (polls, the fairness
+/* Every ADOPT_EVERY-th join takes the scheduler's way (polls, the fairness
  * tick): a fork-join whose joins all adopt would otherwise never look at
- * IO, timers or other queues. Not for a joiner with a deadline: while the
- * child computes without a blocking call, the joiner cannot run, so its
- * deadline is served by the ordinary wait, whose timer can resume it.
- */
+ * IO, timers or other queues. (A joiner with a deadline never adopts: its
+ * wait's timer could not resume it while the child computes.) */
 #define ADOPT_EVERY 64u
 
-bool rook__task_adopt(struct rook_task *t)
+enum rook__adopt rook__task_adopt(struct rook__worker *w, struct rook_task *t)
 {
-	struct rook__worker *w = rook__worker_self();
-	struct rook_task *j = w ? w->w_current : NULL;
-	if (!j || rook__deque_peek(&w->w_deque) != t || rook__task_deadline(j) != UINT64_MAX ||
-	    ++w->w_adopts % ADOPT_EVERY == 0)
-		return false;
+	struct rook_task *j = w->w_current;
+	if (rook__deque_peek(&w->w_deque) != t || ++w->w_adopts % ADOPT_EVERY == 0)
+		return ROOK__ADOPT_NO;
 	/* Ours alone once popped: no thief can start it. */
 	if (rook__deque_pop(&w->w_deque) != t)
-		return false;
+		return ROOK__ADOPT_NO;
 	if (!task_prepare(w, t))
-		return true; /* ended without running (cancelled, no stack) */
+		return ROOK__ADOPT_RAN; /* ended without running (cancelled, no stack) */
 	t->t_stack->s_adopter = j;
 	switch_from(w, j, ROOK__POST_ADOPT, t);
-	return true;
+	/* Back on the same worker: t handed it back at its first switch. */
+	if (w->w_handback != t)
+		return ROOK__ADOPT_RAN;
+	w->w_handback = NULL;
+	return ROOK__ADOPT_ENDED;
 }
 
 void rook__task_yield(void)

@@ -27,7 +27,8 @@ enum rook__post {
 	ROOK__POST_YIELD,
 	ROOK__POST_PARK,
 	ROOK__POST_EXIT,
-	ROOK__POST_ADOPT, /* a joiner runs its child (rook__task_adopt): nothing */
+	ROOK__POST_ADOPT,    /* a joiner runs its child (rook__task_adopt): nothing */
+	ROOK__POST_HANDBACK, /* it ended: as EXIT, its joiner keeps the reference */
 };
 
 struct rook__task_cache {
@@ -61,9 +62,10 @@ struct rook__worker {
 	int64_t w_old_top;    /* deque top when w_old_since was taken */
 	uint64_t w_old_since; /* since when that top task waits */
 	unsigned w_lifo_runs;
-	unsigned w_adopts;     /* joins that ran their child at once (rook__task_adopt) */
-	unsigned w_timer_turn; /* which other worker's timers poll checks */
-	unsigned *w_victims;   /* other workers, nearest first */
+	unsigned w_adopts;            /* joins that ran their child at once (rook__task_adopt) */
+	struct rook_task *w_handback; /* POST_HANDBACK's task, for its joiner */
+	unsigned w_timer_turn;        /* which other worker's timers poll checks */
+	unsigned *w_victims;          /* other workers, nearest first */
 	struct rook__stack_cache w_stacks;
 	struct rook__task_cache w_tasks;
 	bool w_idle_listed;   /* guarded by rt_idle_lock */
@@ -112,6 +114,8 @@ static inline struct rook__worker *rook__worker_entry(void)
 /* Make t runnable. From a worker of t's runtime it goes to that worker's
  * LIFO slot (lifo) or deque; otherwise to the injection queue. */
 void rook__schedule(struct rook_task *t, bool lifo);
+/* The same, called on w (the caller's worker, or NULL on a plain thread). */
+void rook__schedule_on(struct rook__worker *w, struct rook_task *t, bool lifo);
 
 /* Make t runnable at the back of the caller's yield queue (FIFO; the
  * injection queue from outside): for tasks woken by IO completions, which
@@ -128,12 +132,19 @@ void rook__task_switch_out(enum rook__post post);
  * on at once. Returns when it runs again. */
 void rook__task_yield(void);
 
-/* The running task joins t, which has not started: if t is still the
- * newest task of this worker's deque, take it back and switch to it at
- * once (on its own stack). The caller resumes on this worker when t ends
- * or first suspends (blocks or yields), and must then look at t's state
- * again. False if it did nothing. */
-bool rook__task_adopt(struct rook_task *t);
+/* What rook__task_adopt did. */
+enum rook__adopt {
+	ROOK__ADOPT_NO,    /* nothing: t is not this worker's newest task */
+	ROOK__ADOPT_RAN,   /* t ran and suspended, or ended without running */
+	ROOK__ADOPT_ENDED, /* t ran and ended: the caller has its run's reference */
+};
+
+/* The running task (on w, with no cancellation pending and no deadline:
+ * it cannot run again until t switches out) joins t, which has not
+ * started: if t is still the newest task of w's deque, take it back and
+ * switch to it at once (on its own stack). The caller resumes on w when
+ * t ends or first suspends (blocks or yields). */
+enum rook__adopt rook__task_adopt(struct rook__worker *w, struct rook_task *t);
 
 void *rook__worker_main(void *arg);
 
