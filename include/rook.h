@@ -139,6 +139,11 @@ ROOK_API int rook_spawn(struct rook_task **t, rook_fn fn, void *arg);
  *   -EDEADLK    a task joining itself;
  *   -ECANCELED  the caller was cancelled (t keeps running, handle valid);
  *   -ETIMEDOUT  the caller's deadline passed (likewise).
+ * A t that has not started and is the newest task queued on the caller's
+ * worker runs at once, on its own stack, in the caller's place (fork-join
+ * without a trip through the scheduler). A cancellation of the caller is
+ * then seen when t ends, blocks or yields; a caller with a deadline never
+ * joins this way.
  */
 ROOK_API int rook_join(struct rook_task *t, int *status);
 
