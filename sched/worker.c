@@ -986,8 +986,8 @@ enum rook__adopt rook__task_adopt(struct rook__worker *w, struct rook_task *t)
 void rook__task_yield(void)
 {
 	struct rook__worker *w = rook__worker_self();
-	/* pick_local polls IO and timers first, so a task they wake counts. */
 	struct rook_task *next = adopter_take(w->w_current);
+	/* pick_local polls IO and timers first, so a task they wake counts. */
 	if (!next)
 		next = pick_local(w);
 	if (next) {
