@@ -202,6 +202,16 @@ const char *rook__sym_lookup(uintptr_t pc, char *buf, size_t size)
 	return s ? s->f_name : NULL;
 }
 
+bool rook__sym_is_start(uintptr_t pc)
+{
+	pthread_mutex_lock(&sym_lock);
+	const struct object *o = object_of(pc);
+	const struct fsym *s = o ? sym_of(o, pc) : NULL;
+	bool start = s && s->f_lo == pc;
+	pthread_mutex_unlock(&sym_lock);
+	return start;
+}
+
 void rook__sym_fini(void)
 {
 	pthread_mutex_lock(&sym_lock);

@@ -9,6 +9,7 @@
 #ifndef ROOK_DIAG_SYM_H
 #define ROOK_DIAG_SYM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,9 @@
  * NUL-terminated). Returns the function's name, or NULL if unknown; the
  * name stays valid until rook__sym_fini. */
 const char *rook__sym_lookup(uintptr_t pc, char *buf, size_t size);
+
+/* Whether pc is the first byte of a known function. */
+bool rook__sym_is_start(uintptr_t pc);
 
 /* Forget the cached objects (runtime teardown, tests). */
 void rook__sym_fini(void);

@@ -35,6 +35,7 @@
 #include <rook.h>
 
 #include "diag/diag.h"
+#include "diag/sym.h"
 #include "diag/tdiag.h"
 #include "sched/alloc.h"
 #include "sched/cpus.h"
@@ -174,6 +175,7 @@ struct bt_req {
 	struct rook__worker *b_w;
 	uintptr_t b_pcs[ROOK__BT_MAX];
 	int b_n;
+	uintptr_t b_entry_ret; /* the return address if pc is a function's first byte */
 	_Atomic int b_done;
 };
 static pthread_mutex_t bt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -249,6 +251,16 @@ ROOK__DIAG_NOSAN static void bt_handler(int sig, siginfo_t *si, void *ucv)
 #endif
 		uintptr_t lo = (uintptr_t)st->s_lo, hi = (uintptr_t)st->s_top;
 		uintptr_t ret = prologue_ret(uc, lo, hi);
+		/* Kept for stall_backtrace, which can tell a function's first
+		 * byte (a tail jump there, like rook_now's, is no prologue). */
+		if (!ret) {
+#if defined(__x86_64__)
+			uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+			r->b_entry_ret = sp >= lo && sp + 8 <= hi ? *(const uintptr_t *)sp : 0;
+#elif defined(__aarch64__)
+			r->b_entry_ret = (uintptr_t)uc->uc_mcontext.regs[30];
+#endif
+		}
 		r->b_pcs[0] = pc;
 		n = ret ? 1 : 0;
 		if (ret)
@@ -287,6 +299,7 @@ static int stall_backtrace(struct rook__worker *w, uintptr_t *pcs)
 	pthread_mutex_lock(&bt_lock);
 	r.b_w = w;
 	r.b_n = 0;
+	r.b_entry_ret = 0;
 	atomic_store_explicit(&r.b_done, 0, memory_order_relaxed);
 	atomic_store_explicit(&bt_pending, &r, memory_order_release);
 	if (pthread_kill(w->w_thread, ROOK__STALL_SIGNAL) == 0) {
@@ -295,6 +308,14 @@ static int stall_backtrace(struct rook__worker *w, uintptr_t *pcs)
 			if (atomic_load_explicit(&r.b_done, memory_order_acquire)) {
 				n = r.b_n;
 				memcpy(pcs, r.b_pcs, (size_t)n * sizeof(*pcs));
+				/* Stopped on a function's first byte: its caller is
+				 * the return address, which the frame chain skips. */
+				if (r.b_entry_ret && n >= 1 && n < ROOK__BT_MAX &&
+				    rook__sym_is_start(pcs[0])) {
+					memmove(pcs + 2, pcs + 1, (size_t)(n - 1) * sizeof(*pcs));
+					pcs[1] = r.b_entry_ret;
+					n++;
+				}
 				break;
 			}
 			nanosleep(&nap, NULL);
