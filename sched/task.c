@@ -470,9 +470,9 @@ int rook_join(struct rook_task *h, int *status)
 	if (t == self)
 		return -EDEADLK;
 	/* A child not started yet runs now, on this worker, if it is the
-	 * newest task there. If it ended, its run's reference is ours and is
-	 * dropped with the handle's in one step; if it blocked, the wait
-	 * below waits as usual. */
+	 * newest task there. If it ended, its run's reference is ours and
+	 * goes with the handle's (one fetch_sub for both); if it blocked,
+	 * the wait below waits as usual. */
 	if (self && atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW &&
 	    !rook__task_cancel_pending(self) && rook__task_deadline(self) == UINT64_MAX &&
 	    rook__task_adopt(w, t) == ROOK__ADOPT_ENDED) {
