@@ -28,18 +28,15 @@
 #include "diag/tdiag.h"
 #include "sched/lock.h"
 
-struct rook_task;
-
 /* Lives at the top of its own stack memory. */
 struct rook__stack {
 	char *s_lo;  /* lowest usable byte */
 	char *s_top; /* one past the highest usable byte (this struct) */
 	bool s_guarded;
 	struct rook__stack *s_next;
-	void *s_san_fiber;           /* TSan fiber, reused by every task on this stack */
-	uint64_t s_task_id;          /* the running task's id, for overflow reports */
-	struct rook_task *s_adopter; /* its joiner, until it first switches out */
-	struct rook__tdiag s_diag;   /* name, current wait (diag/tdiag.h) */
+	void *s_san_fiber;         /* TSan fiber, reused by every task on this stack */
+	uint64_t s_task_id;        /* the running task's id, for overflow reports */
+	struct rook__tdiag s_diag; /* name, current wait (diag/tdiag.h) */
 };
 
 struct rook__stack_region {

@@ -790,7 +790,6 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 	/* For overflow reports only: numbered in order of first run. */
 	s->s_task_id = (w->w_next_id++ << 10) | w->w_index;
 	rook__tdiag_reset(&s->s_diag);
-	s->s_adopter = NULL;
 	t->t_stack = s;
 	t->t_sp = rook__ctx_make(s->s_top, rook__task_entry, t);
 	atomic_store_explicit(&t->t_state, ROOK__T_STARTED, memory_order_relaxed);
@@ -937,12 +936,15 @@ static void switch_from(struct rook__worker *w, struct rook_task *t, enum rook__
 }
 
 /* A task that runs for the joiner that adopted it hands the worker back
- * to that joiner when it first switches out, whatever the reason. */
-static struct rook_task *adopter_take(struct rook_task *t)
+ * to that joiner when it first switches out, whatever the reason. The
+ * pair lives in the worker, beside w_current: a yield reads no more lines
+ * than before. */
+static struct rook_task *adopter_take(struct rook__worker *w, struct rook_task *t)
 {
-	struct rook_task *j = t->t_stack->s_adopter;
-	t->t_stack->s_adopter = NULL;
-	return j;
+	if (w->w_adopted != t)
+		return NULL;
+	w->w_adopted = NULL; /* the joiner puts back its own pair (rook__task_adopt) */
+	return w->w_adopter;
 }
 
 /* The running task gives up its worker: straight to the next local task if
@@ -950,7 +952,7 @@ static struct rook_task *adopter_take(struct rook_task *t)
 void rook__task_switch_out(enum rook__post post)
 {
 	struct rook__worker *w = rook__worker_self();
-	struct rook_task *t = w->w_current, *next = adopter_take(t);
+	struct rook_task *t = w->w_current, *next = adopter_take(w, t);
 	if (!next)
 		next = pick_local(w);
 	else if (post == ROOK__POST_EXIT)
@@ -974,9 +976,14 @@ enum rook__adopt rook__task_adopt(struct rook__worker *w, struct rook_task *t)
 		return ROOK__ADOPT_NO;
 	if (!task_prepare(w, t))
 		return ROOK__ADOPT_RAN; /* ended without running (cancelled, no stack) */
-	t->t_stack->s_adopter = j;
+	/* j may itself run for an adopter: keep that pair for when t hands
+	 * the worker back (on this worker, at t's first switch out). */
+	struct rook_task *adopted = w->w_adopted, *adopter = w->w_adopter;
+	w->w_adopted = t;
+	w->w_adopter = j;
 	switch_from(w, j, ROOK__POST_ADOPT, t);
-	/* Back on the same worker: t handed it back at its first switch. */
+	w->w_adopted = adopted;
+	w->w_adopter = adopter;
 	if (w->w_handback != t)
 		return ROOK__ADOPT_RAN;
 	w->w_handback = NULL;
@@ -986,7 +993,7 @@ enum rook__adopt rook__task_adopt(struct rook__worker *w, struct rook_task *t)
 void rook__task_yield(void)
 {
 	struct rook__worker *w = rook__worker_self();
-	struct rook_task *next = adopter_take(w->w_current);
+	struct rook_task *next = adopter_take(w, w->w_current);
 	/* pick_local polls IO and timers first, so a task they wake counts. */
 	if (!next)
 		next = pick_local(w);

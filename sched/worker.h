@@ -64,6 +64,8 @@ struct rook__worker {
 	unsigned w_lifo_runs;
 	unsigned w_adopts;            /* joins that ran their child at once (rook__task_adopt) */
 	struct rook_task *w_handback; /* POST_HANDBACK's task, for its joiner */
+	struct rook_task *w_adopted;  /* running for w_adopter (rook__task_adopt) */
+	struct rook_task *w_adopter;
 	unsigned w_timer_turn;        /* which other worker's timers poll checks */
 	unsigned *w_victims;          /* other workers, nearest first */
 	struct rook__stack_cache w_stacks;
