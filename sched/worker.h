@@ -66,8 +66,8 @@ struct rook__worker {
 	struct rook_task *w_handback; /* POST_HANDBACK's task, for its joiner */
 	struct rook_task *w_adopted;  /* running for w_adopter (rook__task_adopt) */
 	struct rook_task *w_adopter;
-	unsigned w_timer_turn;        /* which other worker's timers poll checks */
-	unsigned *w_victims;          /* other workers, nearest first */
+	unsigned w_timer_turn; /* which other worker's timers poll checks */
+	unsigned *w_victims;   /* other workers, nearest first */
 	struct rook__stack_cache w_stacks;
 	struct rook__task_cache w_tasks;
 	bool w_idle_listed;   /* guarded by rt_idle_lock */
