@@ -203,6 +203,17 @@ void rook__task_put(struct rook_task *t)
 		task_free(t);
 }
 
+bool rook__handle_release_n(struct rook_task *t, uint32_t gen, int n)
+{
+	if (!atomic_compare_exchange_strong_explicit(&t->t_gen, &gen, gen & ~ROOK__GEN_HANDLE,
+						     memory_order_acq_rel, memory_order_relaxed))
+		return false;
+	/* acq_rel: as rook__task_put. */
+	if (atomic_fetch_sub_explicit(&t->t_refs, n, memory_order_acq_rel) == n)
+		task_free(t);
+	return true;
+}
+
 bool rook__task_tryget(struct rook_task *t)
 {
 	int r = atomic_load_explicit(&t->t_refs, memory_order_relaxed);
@@ -475,16 +486,12 @@ int rook_join(struct rook_task *h, int *status)
 	 * the wait below waits as usual. */
 	if (self && atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW &&
 	    !rook__task_cancel_pending(self) && rook__task_deadline(self) == UINT64_MAX &&
-	    rook__task_adopt(w, t) == ROOK__ADOPT_ENDED) {
+	    rook__task_adopt(w, t)) {
 		int st = atomic_load_explicit(&t->t_status, memory_order_relaxed);
-		if (!atomic_compare_exchange_strong_explicit(&t->t_gen, &g, g & ~ROOK__GEN_HANDLE,
-							     memory_order_acq_rel,
-							     memory_order_relaxed)) {
+		if (!rook__handle_release_n(t, g, 2)) {
 			rook__task_put(t); /* another join or a detach released it */
 			return -EINVAL;
 		}
-		if (atomic_fetch_sub_explicit(&t->t_refs, 2, memory_order_acq_rel) == 2)
-			task_free(t);
 		if (status)
 			*status = st;
 		return 0;

@@ -264,14 +264,13 @@ static inline struct rook_task *rook__handle_get(const struct rook_task *h, uint
  * released (a second join or detach) or the slot moved on from gen (what
  * rook__handle_get saw). The CAS on the whole word makes two concurrent
  * joins, or a join racing a reuse of the slot, release at most once and
- * only the incarnation they checked. */
+ * only the incarnation they checked. _n drops n references in one step:
+ * the handle's and n - 1 the caller holds (an adopted child's run). */
+bool rook__handle_release_n(struct rook_task *t, uint32_t gen, int n);
+
 static inline bool rook__handle_release(struct rook_task *t, uint32_t gen)
 {
-	if (!atomic_compare_exchange_strong_explicit(&t->t_gen, &gen, gen & ~ROOK__GEN_HANDLE,
-						     memory_order_acq_rel, memory_order_relaxed))
-		return false;
-	rook__task_put(t);
-	return true;
+	return rook__handle_release_n(t, gen, 1);
 }
 
 /* Take a reference on the task h names (any thread, any handle state, even

@@ -966,16 +966,14 @@ void rook__task_switch_out(enum rook__post post)
  * wait's timer could not resume it while the child computes.) */
 #define ADOPT_EVERY 64u
 
-enum rook__adopt rook__task_adopt(struct rook__worker *w, struct rook_task *t)
+bool rook__task_adopt(struct rook__worker *w, struct rook_task *t)
 {
 	struct rook_task *j = w->w_current;
 	if (rook__deque_peek(&w->w_deque) != t || ++w->w_adopts % ADOPT_EVERY == 0)
-		return ROOK__ADOPT_NO;
+		return false;
 	/* Ours alone once popped: no thief can start it. */
-	if (rook__deque_pop(&w->w_deque) != t)
-		return ROOK__ADOPT_NO;
-	if (!task_prepare(w, t))
-		return ROOK__ADOPT_RAN; /* ended without running (cancelled, no stack) */
+	if (rook__deque_pop(&w->w_deque) != t || !task_prepare(w, t))
+		return false; /* a thief took it, or it ended without running */
 	/* j may itself run for an adopter: keep that pair for when t hands
 	 * the worker back (on this worker, at t's first switch out). */
 	struct rook_task *adopted = w->w_adopted, *adopter = w->w_adopter;
@@ -985,9 +983,9 @@ enum rook__adopt rook__task_adopt(struct rook__worker *w, struct rook_task *t)
 	w->w_adopted = adopted;
 	w->w_adopter = adopter;
 	if (w->w_handback != t)
-		return ROOK__ADOPT_RAN;
+		return false;
 	w->w_handback = NULL;
-	return ROOK__ADOPT_ENDED;
+	return true;
 }
 
 void rook__task_yield(void)

@@ -134,19 +134,13 @@ void rook__task_switch_out(enum rook__post post);
  * on at once. Returns when it runs again. */
 void rook__task_yield(void);
 
-/* What rook__task_adopt did. */
-enum rook__adopt {
-	ROOK__ADOPT_NO,    /* nothing: t is not this worker's newest task */
-	ROOK__ADOPT_RAN,   /* t ran and suspended, or ended without running */
-	ROOK__ADOPT_ENDED, /* t ran and ended: the caller has its run's reference */
-};
-
 /* The running task (on w, with no cancellation pending and no deadline:
  * it cannot run again until t switches out) joins t, which has not
  * started: if t is still the newest task of w's deque, take it back and
  * switch to it at once (on its own stack). The caller resumes on w when
- * t ends or first suspends (blocks or yields). */
-enum rook__adopt rook__task_adopt(struct rook__worker *w, struct rook_task *t);
+ * t ends or first suspends (blocks or yields). True if t ran and ended:
+ * the caller then holds t's run's reference too. */
+bool rook__task_adopt(struct rook__worker *w, struct rook_task *t);
 
 void *rook__worker_main(void *arg);
 

@@ -16,6 +16,15 @@
 #include "tests/helpers.h"
 #include "sched/testing.h"
 
+/* fn as main at 1 and at 2 workers; nothing may be left behind. */
+static void run_on_1_and_2(rook_fn fn)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, fn, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, fn, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
 static struct rook_queue *q;
 
 static int get_one(void *arg)
@@ -55,10 +64,7 @@ static int blocking_child_main(void *arg)
 
 Test(adopt, joined_child_that_blocks_returns_its_status, .timeout = 60)
 {
-	int fds = fd_count();
-	cr_assert_eq(run_with(1, ROOK_NO_PIN, blocking_child_main, NULL), 0);
-	cr_assert_eq(run_with(2, ROOK_NO_PIN, blocking_child_main, NULL), 0);
-	expect_clean_shutdown(fds);
+	run_on_1_and_2(blocking_child_main);
 }
 
 static _Atomic int yields_done;
@@ -75,6 +81,7 @@ static int yield_thrice(void *arg)
 static int yielding_child_main(void *arg)
 {
 	(void)arg;
+	atomic_store(&yields_done, 0);
 	for (int i = 0; i < 100; i++) {
 		struct rook_task *c;
 		T_CHECK_EQ(rook_spawn(&c, yield_thrice, (void *)(intptr_t)i), 0);
@@ -88,10 +95,7 @@ static int yielding_child_main(void *arg)
 
 Test(adopt, joined_child_that_yields_returns_its_status, .timeout = 60)
 {
-	atomic_store(&yields_done, 0);
-	cr_assert_eq(run_with(1, ROOK_NO_PIN, yielding_child_main, NULL), 0);
-	atomic_store(&yields_done, 0);
-	cr_assert_eq(run_with(2, ROOK_NO_PIN, yielding_child_main, NULL), 0);
+	run_on_1_and_2(yielding_child_main);
 }
 
 /* The joiner is cancelled while the child it started blocks: its join
@@ -133,10 +137,7 @@ static int cancelled_joiner_main(void *arg)
 
 Test(adopt, cancelled_joiner_leaves_its_blocked_child_running, .timeout = 60)
 {
-	int fds = fd_count();
-	cr_assert_eq(run_with(1, ROOK_NO_PIN, cancelled_joiner_main, NULL), 0);
-	cr_assert_eq(run_with(2, ROOK_NO_PIN, cancelled_joiner_main, NULL), 0);
-	expect_clean_shutdown(fds);
+	run_on_1_and_2(cancelled_joiner_main);
 }
 
 /* One worker busy with spawn+join pairs that all find their child
