@@ -741,7 +741,10 @@ ROOK_API const char *rook_io_backend(void);
  * an idle stream blocked in a read holds no buffer.
  *
  * rook_stream_open — a stream over fd (borrowed until rook_stream_close,
- * which closes it) with bufsize bytes of read and of write buffer (0: 8 KiB).
+ * which closes it: use fd only through the stream meanwhile, and never
+ * close(2) it, or a wait on the epoll backend may not end; rook_close from
+ * another task ends the stream's waits with -EBADF) with bufsize bytes of
+ * read and of write buffer (0: 8 KiB).
  * Any thread; never suspends. 0; -EINVAL s NULL or fd < 0; -EBADF; -ENOMEM.
  */
 struct rook_stream;

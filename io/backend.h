@@ -32,6 +32,20 @@ enum rook__io_kind {
 	ROOK__IO_POLL,
 };
 
+/*
+ * A stream's claim on its socket (net/stream.c), zeroed at open and opaque
+ * to it: with one, the epoll backend keeps a single edge-triggered
+ * registration across the stream's waits instead of re-arming a oneshot
+ * one per wait (a syscall per wait; perf/NOTES.md). Sound because the
+ * stream owns the fd until its rook_close; io_uring ignores it.
+ */
+struct rook__io_own {
+	const void *o_home; /* the worker whose epoll set holds it; NULL: none */
+	int o_epfd;         /* that set */
+	uint32_t o_closes;  /* rook_close count of the fd's bucket, when checked */
+	uint64_t o_gen;     /* the registration, unique in the process */
+};
+
 struct rook__io_req {
 	enum rook__io_kind r_kind;
 	int r_fd;
@@ -47,6 +61,7 @@ struct rook__io_req {
 	/* READ/WRITE(V): the fd's fstat, taken by io/ops.c for this call (the
 	 * backends reuse it rather than asking again); NULL: not known. */
 	const struct stat *r_st;
+	struct rook__io_own *r_own; /* RECV/SEND/POLL from a stream; else NULL */
 };
 
 /* rq's fd stat: the one io/ops.c took, else fstat into *own; NULL if the
@@ -76,5 +91,10 @@ int rook__io_submit(const struct rook__io_req *rq);
  * when fd itself is already closed), or -EBADF when fd is not open.
  */
 int rook__io_cancel_fd(int fd);
+
+/* rook_recv, rook_send and rook_poll on behalf of a stream (own above). */
+ssize_t rook__recv_own(int fd, void *buf, size_t len, int flags, struct rook__io_own *own);
+ssize_t rook__send_own(int fd, const void *buf, size_t len, int flags, struct rook__io_own *own);
+int rook__poll_own(int fd, short events, struct rook__io_own *own);
 
 #endif

@@ -74,9 +74,19 @@ struct rook__ep_op {
 struct rook__ep_fd {
 	struct rook__ep_op *f_head;
 	uint32_t f_armed; /* events of the armed oneshot registration; 0: none */
+	uint32_t f_ready; /* owned: events seen and not yet tried since */
+	uint64_t f_gen;   /* owned: the registration (struct rook__io_own) */
 	bool f_added;     /* in the epoll set (maybe stale after a close(2)) */
 	bool f_drained;   /* the last read here was short: wait before the next */
+	bool f_owned;     /* edge-triggered for a stream (own_ready below) */
 };
+
+/* Registrations handed to streams, and rook_close calls per bucket of fd
+ * numbers: a stream's waits trust its registration only while neither
+ * moved (own_ready). */
+static _Atomic uint64_t last_gen;
+#define CLOSE_BUCKETS 4096
+static _Atomic uint32_t closes[CLOSE_BUCKETS];
 
 /* ---- set-up ----------------------------------------------------------------- */
 
@@ -147,6 +157,26 @@ static void unlink_op(struct rook__io *io, struct rook__ep_op *op)
 	atomic_fetch_sub_explicit(&io->i_inflight, 1, memory_order_relaxed);
 }
 
+/* Put fd in io's set as ev says (MOD or ADD, whichever the set needs).
+ * The registration is then neither armed nor owned. */
+static int ctl(struct rook__io *io, struct rook__ep_fd *f, int fd, struct epoll_event *ev)
+{
+	int how = f->f_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	int r = rook__inj_due(ROOK__INJ_EP_CTL) ? (errno = -rook__inj_err(ROOK__INJ_EP_CTL), -1)
+						: epoll_ctl(io->i_epfd, how, fd, ev);
+	if (r < 0 && errno == ENOENT && how == EPOLL_CTL_MOD)
+		r = epoll_ctl(io->i_epfd, EPOLL_CTL_ADD, fd, ev);
+	else if (r < 0 && errno == EEXIST && how == EPOLL_CTL_ADD)
+		r = epoll_ctl(io->i_epfd, EPOLL_CTL_MOD, fd, ev);
+	f->f_armed = 0;
+	f->f_owned = false;
+	f->f_gen = 0;
+	if (r < 0)
+		return -errno;
+	f->f_added = true;
+	return 0;
+}
+
 /* Arm fd's registration for the union of its waiters' events. */
 static int arm(struct rook__io *io, struct rook__ep_fd *f, int fd)
 {
@@ -156,20 +186,57 @@ static int arm(struct rook__io *io, struct rook__ep_fd *f, int fd)
 	if (f->f_armed && !(want & ~f->f_armed))
 		return 0;
 	struct epoll_event ev = {.events = want | EPOLLONESHOT, .data.u64 = (uint64_t)fd};
-	int how = f->f_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	int r = rook__inj_due(ROOK__INJ_EP_CTL) ? (errno = -rook__inj_err(ROOK__INJ_EP_CTL), -1)
-						: epoll_ctl(io->i_epfd, how, fd, &ev);
-	if (r < 0 && errno == ENOENT && how == EPOLL_CTL_MOD)
-		r = epoll_ctl(io->i_epfd, EPOLL_CTL_ADD, fd, &ev);
-	else if (r < 0 && errno == EEXIST && how == EPOLL_CTL_ADD)
-		r = epoll_ctl(io->i_epfd, EPOLL_CTL_MOD, fd, &ev);
-	if (r < 0) {
-		f->f_armed = 0;
-		return -errno;
+	int r = ctl(io, f, fd, &ev);
+	if (r == 0)
+		f->f_armed = want;
+	return r;
+}
+
+/* Register fd edge-triggered for everything, for own, which moves here:
+ * the set it was in before loses it. ADD and MOD report the readiness
+ * already there, so nothing before this is missed. */
+static int arm_own(struct rook__io *io, struct rook__ep_fd *f, int fd, struct rook__io_own *own,
+		   int *old_epfd)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				 .data.u64 = (uint64_t)fd};
+	f->f_ready = 0;
+	int r = ctl(io, f, fd, &ev);
+	if (r < 0)
+		return r;
+	f->f_owned = true;
+	f->f_gen = atomic_fetch_add_explicit(&last_gen, 1, memory_order_relaxed) + 1;
+	*old_epfd = -1;
+	if (own->o_home && own->o_home != io) {
+		/* Only a set of this runtime: another's may be closed and its
+		 * number reused. */
+		struct rook__io_rt *g = io->i_group;
+		for (unsigned i = 0; i < g->g_nworkers; i++) {
+			struct rook__io *o =
+			    atomic_load_explicit(&g->g_ios[i], memory_order_acquire);
+			if (o == own->o_home && o->i_epfd == own->o_epfd)
+				*old_epfd = o->i_epfd;
+		}
 	}
-	f->f_added = true;
-	f->f_armed = want;
+	own->o_home = io;
+	own->o_epfd = io->i_epfd;
+	own->o_gen = f->f_gen;
 	return 0;
+}
+
+/* May own's wait trust its registration in io's set, with no syscall? Only
+ * if the set holds it (nobody re-armed it since) and no rook_close of an
+ * fd in its bucket came since the last look: a close elsewhere that missed
+ * our in-flight count (rook__epoll_cancel_fd) shows here instead. Called
+ * after that count went up. */
+static bool own_trusted(struct rook__io *io, struct rook__ep_fd *f, int fd,
+			struct rook__io_own *own)
+{
+	uint32_t c =
+	    atomic_load_explicit(&closes[(unsigned)fd % CLOSE_BUCKETS], memory_order_seq_cst);
+	bool same = c == own->o_closes;
+	own->o_closes = c;
+	return same && f->f_owned && own->o_home == io && own->o_gen == f->f_gen;
 }
 
 /* One completion of op is done; the last claims its waiter with res. op
@@ -191,14 +258,17 @@ static void fd_ready(struct rook__io *io, int fd, uint32_t revents)
 	struct rook__ep_fd *f = &io->i_fds[fd];
 	f->f_armed = 0; /* oneshot: disarmed by this event */
 	bool all = revents & (EPOLLERR | EPOLLHUP);
+	if (f->f_owned)
+		f->f_ready |= revents; /* until a wait tries them (own_ready) */
 	for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
 		next = op->o_next;
 		if (all || (op->o_events & revents)) {
+			f->f_ready &= ~op->o_events; /* it tries them now */
 			unlink_op(io, op);
 			drop(op, 0);
 		}
 	}
-	if (f->f_head && arm(io, f, fd) < 0) {
+	if (f->f_head && !f->f_owned && arm(io, f, fd) < 0) {
 		/* Cannot re-arm (the fd is gone): let them retry and fail. */
 		for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
 			next = op->o_next;
@@ -226,6 +296,8 @@ static void fd_closed(struct rook__io *io, int fd)
 	f->f_added = false;
 	f->f_armed = 0;
 	f->f_drained = false;
+	f->f_owned = false;
+	f->f_gen = 0;
 }
 
 void rook__epoll_req(struct rook__io *io, struct rook__ring_req *q)
@@ -309,10 +381,11 @@ static int cancel_wait(struct rook__ep_op *op, struct rook__waiter *wt, uint64_t
 	return reason;
 }
 
-/* Wait until fd may be ready for events (EPOLLIN / EPOLLOUT / poll bits).
- * 0: try again; NOT_POLLABLE; or a negative errno: the cancel reason,
- * -EBADF (closed by rook_close), an epoll_ctl error. */
-static int wait_ready(int fd, uint32_t events)
+/* Wait until fd may be ready for events (EPOLLIN / EPOLLOUT / poll bits),
+ * for own (a stream) or NULL. 0: try again; NOT_POLLABLE; or a negative
+ * errno: the cancel reason, -EBADF (closed by rook_close), an epoll_ctl
+ * error. */
+static int wait_ready(int fd, uint32_t events, struct rook__io_own *own)
 {
 	struct rook__io *io = rook__io_self();
 	struct rook__waiter *wt = &rook_self()->t_waiter;
@@ -326,9 +399,25 @@ static int wait_ready(int fd, uint32_t events)
 	link_op(f, &op);
 	/* seq_cst, before the arm: pairs with the load in rook__epoll_cancel_fd
 	 * after its close(2). Either that load sees us, or our arm comes after
-	 * the close and fails with EBADF. */
+	 * the close and fails with EBADF (own_trusted: or we see its count). */
 	atomic_fetch_add_explicit(&io->i_inflight, 1, memory_order_seq_cst);
-	int r = arm(io, f, fd);
+	int r = 0, old_epfd = -1;
+	if (!own) {
+		r = arm(io, f, fd);
+	} else if (own_trusted(io, f, fd, own)) {
+		/* Every edge since the registration is in f_ready or went to
+		 * a waiter, who tried again after it. An end of file or an
+		 * error stays: a short read before it does not consume it. */
+		uint32_t sticky = EPOLLERR | EPOLLHUP | (events & EPOLLIN ? EPOLLRDHUP : 0);
+		if (f->f_ready & (events | sticky)) {
+			f->f_ready &= ~events;
+			unlink_op(io, &op);
+			rook__ring_unlock(io);
+			return 0;
+		}
+	} else {
+		r = arm_own(io, f, fd, own, &old_epfd);
+	}
 	if (r < 0) {
 		unlink_op(io, &op);
 		rook__ring_unlock(io);
@@ -339,6 +428,8 @@ static int wait_ready(int fd, uint32_t events)
 	atomic_init(&op.o_state, (1ull << 32) | token);
 	/* Only now: a rescuer may handle the op once the lock is free. */
 	rook__ring_unlock(io);
+	if (old_epfd >= 0) /* its old set would wake its worker for nothing */
+		(void)epoll_ctl(old_epfd, EPOLL_CTL_DEL, fd, NULL);
 	struct rook__tdiag *d = &rook_self()->t_stack->s_diag;
 	d->d_fd = fd;
 	r = rook__wait_park(wt, token);
@@ -522,7 +613,7 @@ static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 				break; /* the disk, or no RWF_NOWAIT here */
 		}
 		wait_first = false;
-		int r = wait_ready(rq->r_fd, wr ? EPOLLOUT : EPOLLIN);
+		int r = wait_ready(rq->r_fd, wr ? EPOLLOUT : EPOLLIN, NULL);
 		if (r == NOT_POLLABLE)
 			return blocking_fn((void *)rq); /* always ready, as poll(2) says */
 		*fast = false;
@@ -585,7 +676,7 @@ static int do_sock(const struct rook__io_req *rq, bool *fast)
 			    (rq->r_kind != ROOK__IO_ACCEPT && (rq->r_flags & MSG_DONTWAIT)))
 				return -e;
 		}
-		int r = wait_ready(rq->r_fd, ev);
+		int r = wait_ready(rq->r_fd, ev, rq->r_own);
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -606,7 +697,7 @@ static int do_connect(const struct rook__io_req *rq, bool *fast)
 		int e = errno;
 		if (e != EINPROGRESS && e != EAGAIN && e != EINTR)
 			return -e;
-		r = wait_ready(rq->r_fd, EPOLLOUT);
+		r = wait_ready(rq->r_fd, EPOLLOUT, NULL);
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -631,9 +722,10 @@ static int do_poll(const struct rook__io_req *rq, bool *fast)
 			return -errno;
 		if (n > 0)
 			return (p.revents & POLLNVAL) ? -EBADF : p.revents;
-		int r = wait_ready(rq->r_fd, (uint32_t)rq->r_flags &
-						 (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP |
-						  EPOLLRDNORM | EPOLLWRNORM));
+		int r = wait_ready(rq->r_fd,
+				   (uint32_t)rq->r_flags & (EPOLLIN | EPOLLPRI | EPOLLOUT |
+							    EPOLLRDHUP | EPOLLRDNORM | EPOLLWRNORM),
+				   rq->r_own);
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -683,6 +775,9 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 void rook__epoll_cancel_fd(struct rook__io *self, int fd)
 {
 	struct rook__io_rt *g = self->i_group;
+	/* seq_cst, after the close(2) and before the loads of the in-flight
+	 * counts below: pairs with own_trusted. */
+	atomic_fetch_add_explicit(&closes[(unsigned)fd % CLOSE_BUCKETS], 1, memory_order_seq_cst);
 	rook__ring_lock(self);
 	fd_closed(self, fd);
 	rook__ring_unlock(self);

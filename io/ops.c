@@ -280,7 +280,8 @@ int rook_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	return rook__io_submit(&rq);
 }
 
-static ssize_t xfer(enum rook__io_kind kind, int fd, const void *buf, size_t len, int flags)
+static ssize_t xfer(enum rook__io_kind kind, int fd, const void *buf, size_t len, int flags,
+		    struct rook__io_own *own)
 {
 	if (!buf && len)
 		return -EINVAL;
@@ -288,29 +289,45 @@ static ssize_t xfer(enum rook__io_kind kind, int fd, const void *buf, size_t len
 				  .r_fd = fd,
 				  .r_buf = (void *)buf,
 				  .r_len = clamp_len(len),
-				  .r_flags = flags};
+				  .r_flags = flags,
+				  .r_own = own};
 	return rook__io_submit(&rq);
 }
 
 ssize_t rook_recv(int fd, void *buf, size_t len, int flags)
 {
 	ROOK__DIAG_CALL("rook_recv");
-	return xfer(ROOK__IO_RECV, fd, buf, len, flags);
+	return xfer(ROOK__IO_RECV, fd, buf, len, flags, NULL);
 }
 
 ssize_t rook_send(int fd, const void *buf, size_t len, int flags)
 {
 	ROOK__DIAG_CALL("rook_send");
-	return xfer(ROOK__IO_SEND, fd, buf, len, flags | MSG_NOSIGNAL);
+	return xfer(ROOK__IO_SEND, fd, buf, len, flags | MSG_NOSIGNAL, NULL);
 }
 
-int rook_poll(int fd, short events)
+ssize_t rook__recv_own(int fd, void *buf, size_t len, int flags, struct rook__io_own *own)
+{
+	return xfer(ROOK__IO_RECV, fd, buf, len, flags, own);
+}
+
+ssize_t rook__send_own(int fd, const void *buf, size_t len, int flags, struct rook__io_own *own)
+{
+	return xfer(ROOK__IO_SEND, fd, buf, len, flags | MSG_NOSIGNAL, own);
+}
+
+int rook__poll_own(int fd, short events, struct rook__io_own *own)
 {
 	if (events == 0)
 		return -EINVAL;
 	struct rook__io_req rq = {
-	    .r_kind = ROOK__IO_POLL, .r_fd = fd, .r_flags = (unsigned short)events};
+	    .r_kind = ROOK__IO_POLL, .r_fd = fd, .r_flags = (unsigned short)events, .r_own = own};
 	return rook__io_submit(&rq);
+}
+
+int rook_poll(int fd, short events)
+{
+	return rook__poll_own(fd, events, NULL);
 }
 
 ssize_t rook_read_full(int fd, void *buf, size_t len)

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Buffered streams over a socket or pipe (asyncio's StreamReader/Writer,
- * Go's bufio). Built on the public IO calls only, so it works on every IO
- * backend. Invariants: bytes in r_buf[r_head, r_tail) have been received
- * and not yet handed to the caller; a call that fails (deadline, cancel,
- * EOF, no fit) leaves them there, so nothing the caller did not get is
- * consumed. The read buffer is allocated only when data is ready
- * (rook_poll(POLLIN) first), so an idle connection blocked in a read holds
- * no buffer; the write buffer only once something is buffered.
+ * Go's bufio). Built on the IO calls (a socket's through their _own forms,
+ * so that epoll keeps its registration: io/backend.h). Invariants: bytes in r_buf[r_head, r_tail)
+ * have been received and not yet handed to the caller; a call that fails (deadline, cancel, EOF, no
+ * fit) leaves them there, so nothing the caller did not get is consumed. The read buffer is
+ * allocated only when data is ready (rook_poll(POLLIN) first), so an idle connection blocked in a
+ * read holds no buffer; the write buffer only once something is buffered.
  */
 #include <errno.h>
 #include <poll.h>
@@ -17,13 +16,15 @@
 
 #include <rook.h>
 
+#include "io/backend.h"
 #include "sched/alloc.h"
 
 #define STREAM_DEFAULT_BYTES 8192
 
 struct rook_stream {
 	int s_fd;
-	bool s_sock; /* recv/send (MSG_NOSIGNAL) rather than read/write */
+	struct rook__io_own s_own; /* sockets: see io/backend.h */
+	bool s_sock;               /* recv/send (MSG_NOSIGNAL) rather than read/write */
 	bool s_eof;
 	size_t s_cap;
 	char *r_buf; /* NULL until data is ready */
@@ -52,12 +53,14 @@ int rook_stream_open(struct rook_stream **s, int fd, size_t bufsize)
 
 static ssize_t raw_read(struct rook_stream *s, void *buf, size_t len)
 {
-	return s->s_sock ? rook_recv(s->s_fd, buf, len, 0) : rook_read(s->s_fd, buf, len, -1);
+	return s->s_sock ? rook__recv_own(s->s_fd, buf, len, 0, &s->s_own)
+			 : rook_read(s->s_fd, buf, len, -1);
 }
 
 static ssize_t raw_write(struct rook_stream *s, const void *buf, size_t len)
 {
-	return s->s_sock ? rook_send(s->s_fd, buf, len, 0) : rook_write(s->s_fd, buf, len, -1);
+	return s->s_sock ? rook__send_own(s->s_fd, buf, len, 0, &s->s_own)
+			 : rook_write(s->s_fd, buf, len, -1);
 }
 
 /* Write all of buf: len, or the error (bytes already sent are lost to it). */
@@ -85,7 +88,8 @@ static ssize_t fill(struct rook_stream *s)
 		return 0;
 	if (!s->r_buf) {
 		/* Idle connections wait here holding no buffer. */
-		int p = rook_poll(s->s_fd, POLLIN);
+		int p = s->s_sock ? rook__poll_own(s->s_fd, POLLIN, &s->s_own)
+				  : rook_poll(s->s_fd, POLLIN);
 		if (p < 0)
 			return p;
 		s->r_buf = rook__alloc(s->s_cap);
