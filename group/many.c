@@ -92,9 +92,17 @@ int rook_gather(struct rook_task **ts, size_t n, int *statuses)
 
 static int first_done(struct rook_task **ts, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (is_done(slot(ts[i])))
-			return (int)i;
+	for (size_t i = 0; i < n; i++) {
+		struct rook_task *t = slot(ts[i]);
+		if (!is_done(t))
+			continue;
+		/* t may have ended just after we passed an earlier listing of
+		 * it: a duplicate reports its first index. */
+		for (size_t j = 0; j < i; j++)
+			if (slot(ts[j]) == t)
+				return (int)j;
+		return (int)i;
+	}
 	return -1;
 }
 
