@@ -24,7 +24,10 @@
  * ENOENT on the next MOD, which then ADDs; an event for a stale registration wakes waiters that
  * find EAGAIN and wait again. Oneshot over edge-triggered: with one registration per fd and worker
  * and waiters coming and going, oneshot needs no per-fd "ready" memory, and a readiness event is
- * delivered to the worker whose task waits, once.
+ * delivered to the worker whose task waits, once. A stream's socket (struct rook__io_own) is the
+ * exception: the stream owns the fd until rook_close, so it keeps one edge-triggered registration
+ * on the worker that last waited, and the events seen there while nobody waited (f_ready) save
+ * the syscall per wait.
  *
  * Waiting (struct rook__ep_op, on the task's stack, as io/uring.c's op):
  * o_state packs the completions still due and the token that the last one

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Buffered streams over a socket or pipe (asyncio's StreamReader/Writer,
- * Go's bufio). Built on the IO calls (a socket's through their _own forms,
- * so that epoll keeps its registration: io/backend.h). Invariants: bytes in r_buf[r_head, r_tail)
- * have been received and not yet handed to the caller; a call that fails (deadline, cancel, EOF, no
- * fit) leaves them there, so nothing the caller did not get is consumed. The read buffer is
- * allocated only when data is ready (rook_poll(POLLIN) first), so an idle connection blocked in a
- * read holds no buffer; the write buffer only once something is buffered.
+ * Go's bufio). Built on the IO calls (a socket's through their _own
+ * forms, so that epoll keeps its registration: io/backend.h). Invariants:
+ * bytes in r_buf[r_head, r_tail) have been received and not yet handed to
+ * the caller; a call that fails (deadline, cancel, EOF, no fit) leaves them
+ * there, so nothing the caller did not get is consumed. The read buffer is
+ * allocated only when data is ready (rook_poll(POLLIN) first), so an idle
+ * connection blocked in a read holds no buffer; the write buffer only once
+ * something is buffered.
  */
 #include <errno.h>
 #include <poll.h>
