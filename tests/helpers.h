@@ -135,6 +135,15 @@ static inline int run_with(unsigned workers, unsigned flags, rook_fn fn, void *a
 	return r;
 }
 
+/* fn as main at 1 and at 2 workers; nothing may be left behind. */
+static inline void run_on_1_and_2(rook_fn fn)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, fn, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, fn, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
 /* A sleep that outlasts any test (tasks that must be cancelled). */
 #define FOREVER (60 * ROOK_SEC)
 

@@ -15,14 +15,6 @@
 #include "tests/helpers.h"
 #include "sched/testing.h"
 
-static void run_on_1_and_2(rook_fn fn)
-{
-	int fds = fd_count();
-	cr_assert_eq(run_with(1, ROOK_NO_PIN, fn, NULL), 0);
-	cr_assert_eq(run_with(2, ROOK_NO_PIN, fn, NULL), 0);
-	expect_clean_shutdown(fds);
-}
-
 static struct rook_queue *q;
 
 static int get_one(void *arg)
