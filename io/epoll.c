@@ -81,12 +81,12 @@ struct rook__ep_fd {
 	uint64_t f_gen;   /* owned: the registration (struct rook__io_own) */
 	bool f_added;     /* in the epoll set (maybe stale after a close(2)) */
 	bool f_drained;   /* the last read here was short: wait before the next */
-	bool f_owned;     /* edge-triggered for a stream (own_ready below) */
+	bool f_owned;     /* edge-triggered for a stream (own_trusted below) */
 };
 
 /* Registrations handed to streams, and rook_close calls per bucket of fd
  * numbers: a stream's waits trust its registration only while neither
- * moved (own_ready). */
+ * moved (own_trusted). */
 static _Atomic uint64_t last_gen;
 #define CLOSE_BUCKETS 4096
 static _Atomic uint32_t closes[CLOSE_BUCKETS];
@@ -262,7 +262,7 @@ static void fd_ready(struct rook__io *io, int fd, uint32_t revents)
 	f->f_armed = 0; /* oneshot: disarmed by this event */
 	bool all = revents & (EPOLLERR | EPOLLHUP);
 	if (f->f_owned)
-		f->f_ready |= revents; /* until a wait tries them (own_ready) */
+		f->f_ready |= revents; /* until a wait tries them (wait_ready) */
 	for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
 		next = op->o_next;
 		if (all || (op->o_events & revents)) {

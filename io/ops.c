@@ -297,13 +297,13 @@ static ssize_t xfer(enum rook__io_kind kind, int fd, const void *buf, size_t len
 ssize_t rook_recv(int fd, void *buf, size_t len, int flags)
 {
 	ROOK__DIAG_CALL("rook_recv");
-	return xfer(ROOK__IO_RECV, fd, buf, len, flags, NULL);
+	return rook__recv_own(fd, buf, len, flags, NULL);
 }
 
 ssize_t rook_send(int fd, const void *buf, size_t len, int flags)
 {
 	ROOK__DIAG_CALL("rook_send");
-	return xfer(ROOK__IO_SEND, fd, buf, len, flags | MSG_NOSIGNAL, NULL);
+	return rook__send_own(fd, buf, len, flags, NULL);
 }
 
 ssize_t rook__recv_own(int fd, void *buf, size_t len, int flags, struct rook__io_own *own)
