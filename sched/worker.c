@@ -70,6 +70,8 @@
 #define RESCUE_NS       (2 * 1000 * 1000) /* longest nap (see the protocol) */
 #define WATCH_NS        (1 * 1000 * 1000) /* nap while a busy worker has IO pending */
 #define DEEP_NAPS       64                /* empty naps before a deep sleep */
+#define STARVE_EVERY    32                /* rounds between looks at a sibling... */
+#define STARVE_PEEK_NS  (200 * 1000)      /* ...at most this often (see rook__worker_poll) */
 #define IDLE_POLL_EVERY 16u               /* rounds between polls of an idle ring */
 
 /* initial-exec: one %fs-relative load in the shared library too, instead of
@@ -828,7 +830,23 @@ void rook__worker_poll(struct rook__worker *w)
 		w->w_timer_turn = 0;
 	struct rook__worker *v = &rt->rt_workers[w->w_victims[w->w_timer_turn]];
 	if (atomic_load_explicit(&v->w_timers.h_next, memory_order_relaxed) != UINT64_MAX)
-		fire_timers(v, now ? now : rook__now());
+		fire_timers(v, now = now ? now : rook__now());
+	/* A sibling that neither ran a round nor napped for STARVE_PEEK_NS is
+	 * runnable but without a core, most likely behind us on ours: with a
+	 * load generator on two cores both workers of a server end up on one,
+	 * never sleep, and the kernel switched them once a tick, so the other
+	 * one's connections waited 4 ms at p99. Give it the core. */
+	if ((++w->w_starve_tick & (STARVE_EVERY - 1)) == 0) {
+		now = now ? now : rook__now();
+		if (now - w->w_starve_at >= STARVE_PEEK_NS) {
+			uint64_t hb = atomic_load_explicit(&v->w_ds.d_hb, memory_order_relaxed);
+			if (hb == w->w_starve_hb &&
+			    !atomic_load_explicit(&v->w_napping, memory_order_relaxed))
+				sched_yield();
+			w->w_starve_hb = hb;
+			w->w_starve_at = now;
+		}
+	}
 }
 
 /* Owner: the next local task, ready to switch to; NULL if none. */
