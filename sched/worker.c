@@ -835,17 +835,22 @@ void rook__worker_poll(struct rook__worker *w)
 	 * runnable but without a core, most likely behind us on ours: with a
 	 * load generator on two cores both workers of a server end up on one,
 	 * never sleep, and the kernel switched them once a tick, so the other
-	 * one's connections waited 4 ms at p99. Give it the core. */
-	if ((++w->w_starve_tick & (STARVE_EVERY - 1)) == 0) {
-		now = now ? now : rook__now();
-		if (now - w->w_starve_at >= STARVE_PEEK_NS) {
-			uint64_t hb = atomic_load_explicit(&v->w_ds.d_hb, memory_order_relaxed);
-			if (hb == w->w_starve_hb &&
-			    !atomic_load_explicit(&v->w_napping, memory_order_relaxed))
-				sched_yield();
-			w->w_starve_hb = hb;
-			w->w_starve_at = now;
+	 * one's connections waited 4 ms at p99. Give it the core. Siblings in
+	 * turn: one look records a heartbeat, the next compares it. */
+	if ((atomic_load_explicit(&w->w_ds.d_hb, memory_order_relaxed) & (STARVE_EVERY - 1)) == 0 &&
+	    (now = now ? now : rook__now()) - w->w_starve_at >= STARVE_PEEK_NS) {
+		struct rook__worker *s = &rt->rt_workers[w->w_victims[w->w_starve_who]];
+		uint64_t hb = atomic_load_explicit(&s->w_ds.d_hb, memory_order_relaxed);
+		if (hb == w->w_starve_hb &&
+		    !atomic_load_explicit(&s->w_napping, memory_order_relaxed)) {
+			sched_yield(); /* and look at the same one next time */
+		} else if (rt->rt_nworkers > 2) {
+			w->w_starve_who = (w->w_starve_who + 1) % (rt->rt_nworkers - 1);
+			s = &rt->rt_workers[w->w_victims[w->w_starve_who]];
+			hb = atomic_load_explicit(&s->w_ds.d_hb, memory_order_relaxed);
 		}
+		w->w_starve_hb = hb;
+		w->w_starve_at = now;
 	}
 }
 

@@ -70,15 +70,15 @@ struct rook__worker {
 	unsigned *w_victims;   /* other workers, nearest first */
 	struct rook__stack_cache w_stacks;
 	struct rook__task_cache w_tasks;
-	bool w_idle_listed;     /* guarded by rt_idle_lock */
-	void *w_io;             /* the IO layer's per-worker state (sched/park.h) */
-	uint32_t w_poll_tick;   /* rounds, for polling an idle ring */
-	uint32_t w_starve_tick; /* rounds; the time of the last look at a */
-	uint64_t w_starve_at;   /* sibling, and its heartbeat then */
-	uint64_t w_starve_hb;   /* (rook__worker_poll) */
-	int w_init_err;         /* rook__park_init's result */
-	bool w_spinning;        /* counted in rt_nspinning */
-	uint64_t w_spin_ns;     /* this worker's spin budget (adapts, worker.c) */
+	bool w_idle_listed;    /* guarded by rt_idle_lock */
+	void *w_io;            /* the IO layer's per-worker state (sched/park.h) */
+	uint32_t w_poll_tick;  /* rounds, for polling an idle ring */
+	unsigned w_starve_who; /* the sibling rook__worker_poll looks at (in */
+	uint64_t w_starve_at;  /* w_victims), the time of the last look, and */
+	uint64_t w_starve_hb;  /* its heartbeat then */
+	int w_init_err;        /* rook__park_init's result */
+	bool w_spinning;       /* counted in rt_nspinning */
+	uint64_t w_spin_ns;    /* this worker's spin budget (adapts, worker.c) */
 	uint64_t w_next_id;
 	long w_stat[4];    /* batched counters (stats.h) */
 	void *w_asan_fake; /* the scheduler's ASan fake stack */
