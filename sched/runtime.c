@@ -118,64 +118,6 @@ fail:
 	return r;
 }
 
-int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **out, rook_fn fn,
-		void *arg)
-{
-	if (!fn)
-		return -EINVAL;
-	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
-		return -EPIPE;
-	struct rook_task *t = rook__task_alloc(w);
-	if (!t)
-		return -ENOMEM;
-	atomic_store_explicit(&t->t_state, ROOK__T_NEW, memory_order_relaxed);
-	atomic_store_explicit(&t->t_cancel, 0, memory_order_relaxed);
-	atomic_store_explicit(&t->t_flow, 0, memory_order_relaxed);
-	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
-	atomic_store_explicit(&t->t_status, 0, memory_order_relaxed);
-	atomic_store_explicit(&t->t_shield, 0, memory_order_relaxed);
-	t->t_scopes = NULL;
-	t->t_fn = fn;
-	t->t_arg = arg;
-	t->t_rt = rt;
-	t->t_sp = NULL;
-	t->t_stack = NULL;
-	t->t_next = NULL;
-	atomic_store_explicit(&t->t_lock.s_held, 0, memory_order_relaxed);
-	t->t_joiners = NULL;
-#ifdef ROOK_ASAN
-	t->t_asan_fake = NULL;
-#endif
-	rook__waiter_init(&t->t_waiter, t);
-	if (w) {
-		atomic_store_explicit(
-		    &w->w_nspawned, atomic_load_explicit(&w->w_nspawned, memory_order_relaxed) + 1,
-		    memory_order_release);
-	} else {
-		atomic_fetch_add_explicit(&rt->rt_ext_spawned, 1, memory_order_release);
-	}
-	/* The slot's generation (task_free moved it on); tag 0 is reserved
-	 * for plain pointers (task.h). */
-	uint32_t g = atomic_load_explicit(&t->t_gen, memory_order_relaxed) &
-		     ~(ROOK__GEN_LIVE | ROOK__GEN_HANDLE);
-	if (rook__gen_tag(g) == 0)
-		g += ROOK__GEN_ONE;
-	g |= ROOK__GEN_LIVE | (out ? ROOK__GEN_HANDLE : 0);
-	atomic_store_explicit(&t->t_gen, g, memory_order_relaxed);
-	/* Publishes the fields to rook__task_tryget (the stop sweep). No
-	 * fence against rook_rt_stop: a task the sweep missed while this load
-	 * still saw no stop is caught by one of its later sweeps. */
-	atomic_store_explicit(&t->t_refs, out ? 2 : 1, memory_order_release);
-	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
-		atomic_store_explicit(&t->t_cancel, 1, memory_order_relaxed);
-	if (out)
-		*out = rook__handle_make(t, g);
-	if (atomic_load_explicit(&rook__trace_active, memory_order_relaxed))
-		rook__trace_flow(w, t, ROOK__TR_SPAWN);
-	rook__schedule_on(w, t, false);
-	return 0;
-}
-
 int rook_rt_spawn(struct rook_rt *rt, struct rook_task **t, rook_fn fn, void *arg)
 {
 	if (!rt || !fn)
@@ -184,15 +126,6 @@ int rook_rt_spawn(struct rook_rt *rt, struct rook_task **t, rook_fn fn, void *ar
 	if (w && (w->w_rt != rt || !w->w_current))
 		w = NULL;
 	return rook__spawn(rt, w, t, fn, arg);
-}
-
-void rook__rt_task_ended(struct rook_rt *rt)
-{
-	struct rook__worker *w = rook__worker_self();
-	/* Tasks always finish on a worker of their runtime. */
-	atomic_store_explicit(&w->w_nfinished,
-			      atomic_load_explicit(&w->w_nfinished, memory_order_relaxed) + 1,
-			      memory_order_release);
 }
 
 static uint64_t live_tasks(struct rook_rt *rt)

@@ -51,12 +51,9 @@ struct rook_rt {
 	struct rook__trace *rt_trace; /* ROOK_TRACE writer (diag/trace.c), or NULL */
 };
 
-/* Common spawn path. w: the spawning worker or NULL. */
+/* Common spawn path (sched/task.c). w: the spawning worker or NULL. */
 int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **out, rook_fn fn,
 		void *arg);
-
-/* A task ended: account for it. */
-void rook__rt_task_ended(struct rook_rt *rt);
 
 /* Configuration and topology (sched/topo.c). */
 int rook__config_resolve(const struct rook_config *in, struct rook_config *out);

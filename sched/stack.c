@@ -26,7 +26,7 @@
 #include "sched/testing.h"
 #include "sched/worker.h"
 
-#define CACHE_MAX    64u
+#define CACHE_MAX    ROOK__STACK_CACHE_MAX
 #define CACHE_BATCH  16u
 #define CACHE_HOT    8u /* cached stacks a worker keeps warm however idle */
 #define TRIM_PERIOD  ((uint64_t)100 * 1000 * 1000)
@@ -58,12 +58,12 @@ static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static int guard_kind = GUARD_UNPROBED; /* written once, under guard_once */
 static _Atomic int guard_forced;        /* tests: GUARD_* or 0 */
 static _Atomic long guard_budget = -1;  /* guard pages left; -1 unread */
-static _Atomic unsigned stack_fail_next;
+_Atomic unsigned rook__stack_fail_n;
 _Atomic uint64_t rook__stat_guarded, rook__stat_unguarded, rook__stat_released;
 
 void rook__stack_fail_next(unsigned n)
 {
-	atomic_store_explicit(&stack_fail_next, n, memory_order_relaxed);
+	atomic_store_explicit(&rook__stack_fail_n, n, memory_order_relaxed);
 }
 
 static size_t page_size(void)
@@ -325,11 +325,11 @@ static int cache_refill(struct rook__stack_pool *p, struct rook__stack_cache *c)
 	return 0;
 }
 
-struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__stack_cache *c)
+struct rook__stack *rook__stack_get_slow(struct rook__stack_pool *p, struct rook__stack_cache *c)
 {
-	unsigned fail = atomic_load_explicit(&stack_fail_next, memory_order_relaxed);
+	unsigned fail = atomic_load_explicit(&rook__stack_fail_n, memory_order_relaxed);
 	while (fail &&
-	       !atomic_compare_exchange_weak_explicit(&stack_fail_next, &fail, fail - 1,
+	       !atomic_compare_exchange_weak_explicit(&rook__stack_fail_n, &fail, fail - 1,
 						      memory_order_relaxed, memory_order_relaxed))
 		;
 	if (fail || rook__alloc_fail_now())
@@ -349,12 +349,8 @@ struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__sta
 	return s;
 }
 
-void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c, struct rook__stack *s)
+void rook__stack_put_spill(struct rook__stack_pool *p, struct rook__stack_cache *c)
 {
-	s->s_next = c->c_head;
-	c->c_head = s;
-	if (++c->c_len <= CACHE_MAX)
-		return;
 	/* Hand the coldest half back to the pool. */
 	struct rook__stack *keep = c->c_head;
 	for (unsigned i = 1; i < CACHE_MAX / 2; i++)

@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 
 #include "diag/tdiag.h"
+#include "sched/alloc.h"
 #include "sched/lock.h"
 
 /* Lives at the top of its own stack memory. */
@@ -73,10 +74,36 @@ struct rook__stack_cache {
 int rook__stack_pool_init(struct rook__stack_pool *p, size_t stack_size);
 void rook__stack_pool_fini(struct rook__stack_pool *p);
 
-/* NULL if memory or mappings ran out (or a test injected a failure). */
-struct rook__stack *rook__stack_get(struct rook__stack_pool *p, struct rook__stack_cache *c);
-void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c,
-		     struct rook__stack *s);
+#define ROOK__STACK_CACHE_MAX 64u /* stacks a worker keeps before giving half back */
+
+extern _Atomic unsigned rook__stack_fail_n; /* tests: rook__stack_fail_next */
+struct rook__stack *rook__stack_get_slow(struct rook__stack_pool *p, struct rook__stack_cache *c);
+void rook__stack_put_spill(struct rook__stack_pool *p, struct rook__stack_cache *c);
+
+/* NULL if memory or mappings ran out (or a test injected a failure). Inline
+ * for the cached case: every first run of a task takes one. */
+static inline struct rook__stack *rook__stack_get(struct rook__stack_pool *p,
+						  struct rook__stack_cache *c)
+{
+	if (atomic_load_explicit(&rook__stack_fail_n, memory_order_relaxed) || !c->c_head)
+		return rook__stack_get_slow(p, c);
+	if (rook__alloc_fail_now())
+		return NULL;
+	struct rook__stack *s = c->c_head;
+	c->c_head = s->s_next;
+	if (--c->c_len < c->c_low)
+		c->c_low = c->c_len;
+	return s;
+}
+
+static inline void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c,
+				   struct rook__stack *s)
+{
+	s->s_next = c->c_head;
+	c->c_head = s;
+	if (++c->c_len > ROOK__STACK_CACHE_MAX)
+		rook__stack_put_spill(p, c);
+}
 void rook__stack_cache_drain(struct rook__stack_pool *p, struct rook__stack_cache *c);
 
 /* Memory given back after a burst (MADV_DONTNEED below each stack's top

@@ -100,7 +100,8 @@ static struct chunk *chunk_new(void)
 	return c;
 }
 
-static struct rook_task *pool_take(void)
+/* Out of line: the cached case is the hot one (task_alloc). */
+__attribute__((noinline)) static struct rook_task *pool_take(void)
 {
 	rook__spin_lock(&pool_lock);
 	struct rook_task *t = pool_free;
@@ -136,7 +137,8 @@ static void pool_give(struct rook_task *head, struct rook_task *tail)
 	rook__spin_unlock(&pool_lock);
 }
 
-struct rook_task *rook__task_alloc(struct rook__worker *w)
+/* w: the calling worker (its cache of freed tasks), or NULL. */
+static inline struct rook_task *task_alloc(struct rook__worker *w)
 {
 	if (rook__alloc_fail_now())
 		return NULL;
@@ -291,8 +293,10 @@ void rook__task_finish(struct rook_task *t, int status)
 	struct rook__waiter *wake = NULL;
 	if (atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW)
 		task_unrun(t, status);
-	rook__free(t->t_scopes);
-	t->t_scopes = NULL;
+	if (t->t_scopes) {
+		rook__free(t->t_scopes);
+		t->t_scopes = NULL;
+	}
 	atomic_store_explicit(&t->t_status, status, memory_order_relaxed);
 	rook__spin_lock(&t->t_lock);
 	/* Pairs with the acquire loads of t_state in join and rook_done. */
@@ -311,7 +315,11 @@ void rook__task_finish(struct rook_task *t, int status)
 		rook__wait_wake(wake);
 		wake = next;
 	}
-	rook__rt_task_ended(t->t_rt);
+	/* Tasks always finish on a worker of their runtime (live_tasks). */
+	struct rook__worker *w = rook__worker_self();
+	atomic_store_explicit(&w->w_nfinished,
+			      atomic_load_explicit(&w->w_nfinished, memory_order_relaxed) + 1,
+			      memory_order_release);
 }
 
 void rook__task_entry(void *arg)
@@ -347,6 +355,64 @@ void rook__task_unpark_fifo(struct rook_task *t)
 
 /* ---- public task calls ---------------------------------------------- */
 
+int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **out, rook_fn fn,
+		void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
+		return -EPIPE;
+	struct rook_task *t = task_alloc(w);
+	if (!t)
+		return -ENOMEM;
+	atomic_store_explicit(&t->t_state, ROOK__T_NEW, memory_order_relaxed);
+	atomic_store_explicit(&t->t_cancel, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->t_flow, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->t_park, ROOK__P_RUNNING, memory_order_relaxed);
+	atomic_store_explicit(&t->t_status, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->t_shield, 0, memory_order_relaxed);
+	t->t_scopes = NULL;
+	t->t_fn = fn;
+	t->t_arg = arg;
+	t->t_rt = rt;
+	t->t_sp = NULL;
+	t->t_stack = NULL;
+	t->t_next = NULL;
+	atomic_store_explicit(&t->t_lock.s_held, 0, memory_order_relaxed);
+	t->t_joiners = NULL;
+#ifdef ROOK_ASAN
+	t->t_asan_fake = NULL;
+#endif
+	rook__waiter_init(&t->t_waiter, t);
+	if (w) {
+		atomic_store_explicit(
+		    &w->w_nspawned, atomic_load_explicit(&w->w_nspawned, memory_order_relaxed) + 1,
+		    memory_order_release);
+	} else {
+		atomic_fetch_add_explicit(&rt->rt_ext_spawned, 1, memory_order_release);
+	}
+	/* The slot's generation (task_free moved it on); tag 0 is reserved
+	 * for plain pointers (task.h). */
+	uint32_t g = atomic_load_explicit(&t->t_gen, memory_order_relaxed) &
+		     ~(ROOK__GEN_LIVE | ROOK__GEN_HANDLE);
+	if (rook__gen_tag(g) == 0)
+		g += ROOK__GEN_ONE;
+	g |= ROOK__GEN_LIVE | (out ? ROOK__GEN_HANDLE : 0);
+	atomic_store_explicit(&t->t_gen, g, memory_order_relaxed);
+	/* Publishes the fields to rook__task_tryget (the stop sweep). No
+	 * fence against rook_rt_stop: a task the sweep missed while this load
+	 * still saw no stop is caught by one of its later sweeps. */
+	atomic_store_explicit(&t->t_refs, out ? 2 : 1, memory_order_release);
+	if (atomic_load_explicit(&rt->rt_stopping, memory_order_relaxed))
+		atomic_store_explicit(&t->t_cancel, 1, memory_order_relaxed);
+	if (out)
+		*out = rook__handle_make(t, g);
+	if (atomic_load_explicit(&rook__trace_active, memory_order_relaxed))
+		rook__trace_flow(w, t, ROOK__TR_SPAWN);
+	rook__schedule_on(w, t, false);
+	return 0;
+}
+
 struct rook_task *rook__self(void)
 {
 	struct rook__worker *w = rook__worker_self();
@@ -363,7 +429,7 @@ struct rook_task *(rook_self)(void)
 
 int rook_spawn(struct rook_task **t, rook_fn fn, void *arg)
 {
-	struct rook__worker *w = rook__worker_self();
+	struct rook__worker *w = rook__worker_entry(); /* a spawn never suspends */
 	if (!w || !w->w_current)
 		return -EPERM;
 	return rook__spawn(w->w_rt, w, t, fn, arg);

@@ -153,9 +153,6 @@ static inline void rook__jnode_remove(struct rook_task *t, struct rook__jnode *n
 struct rook_task *rook__self(void);
 #define rook_self() rook__self()
 
-struct rook__worker;
-/* w: the calling worker (its cache of freed tasks), or NULL. */
-struct rook_task *rook__task_alloc(struct rook__worker *w);
 void rook__task_put(struct rook_task *t); /* drop one reference */
 
 /* Body of every task (runs on its stack); never returns. */

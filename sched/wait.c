@@ -25,20 +25,6 @@
 
 static _Thread_local struct rook__waiter tls_waiter __attribute__((tls_model("initial-exec")));
 
-void rook__waiter_init(struct rook__waiter *w, struct rook_task *t)
-{
-	/* w_state keeps its sequence across reuse of the task slot, so a
-	 * stale token (a late timer) never matches a new task's wait. */
-	atomic_store_explicit(&w->w_state,
-			      atomic_load_explicit(&w->w_state, memory_order_relaxed) & ~3u,
-			      memory_order_relaxed);
-	atomic_init(&w->w_wake, 0);
-	w->w_result = 0;
-	w->w_task = t;
-	w->w_next_wake = NULL;
-	w->w_data = NULL;
-}
-
 struct rook__waiter *rook__waiter_self(void)
 {
 	struct rook_task *t = rook_self();

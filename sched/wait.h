@@ -19,6 +19,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct rook_task;
@@ -39,7 +40,19 @@ struct rook__waiter {
 	void *w_data;                     /* the granted item / index, by contract */
 };
 
-void rook__waiter_init(struct rook__waiter *w, struct rook_task *t);
+static inline void rook__waiter_init(struct rook__waiter *w, struct rook_task *t)
+{
+	/* w_state keeps its sequence across reuse of the task slot, so a
+	 * stale token (a late timer) never matches a new task's wait. */
+	atomic_store_explicit(&w->w_state,
+			      atomic_load_explicit(&w->w_state, memory_order_relaxed) & ~3u,
+			      memory_order_relaxed);
+	atomic_init(&w->w_wake, 0);
+	w->w_result = 0;
+	w->w_task = t;
+	w->w_next_wake = NULL;
+	w->w_data = NULL;
+}
 
 /* Start a wait; the caller's waiter. Returns the token for claims. */
 uint32_t rook__wait_begin(struct rook__waiter *w, bool cancellable);
