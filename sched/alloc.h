@@ -35,8 +35,10 @@ void rook__free(void *p);
  * memory. The fast path (hook idle) is one relaxed load. */
 bool rook__fail_at(const char *site);
 #define rook__alloc_fail_now() rook__fail_at(ROOK__SITE)
+#define ROOK__FAULT_HOOKS      1
 #else
 #define rook__alloc_fail_now() false
+#define ROOK__FAULT_HOOKS      0 /* an inline fast path may skip its slow path's point */
 #endif
 
 #endif

@@ -29,14 +29,13 @@ static inline bool rook__wait_entry_clear(void)
 	return !t || (!atomic_load_explicit(&t->t_cancel, memory_order_acquire) && !t->t_scopes);
 }
 
-static inline int rook__wait_check_fast(void)
+/* The check for task t (the caller's own task: it stays the same task
+ * across a suspension, whichever worker resumes it). */
+static inline int rook__wait_check_task(const struct rook_task *t)
 {
-	struct rook__worker *w = rook__worker_self();
-	struct rook_task *t = w ? w->w_current : NULL;
-	if (!t)
-		return 0;
-	if (__builtin_expect(atomic_load_explicit(&t->t_cancel, memory_order_acquire) != 0, 0) &&
-	    atomic_load_explicit(&t->t_shield, memory_order_relaxed) == 0)
+	struct rook_task *m = (struct rook_task *)t;
+	if (__builtin_expect(atomic_load_explicit(&m->t_cancel, memory_order_acquire) != 0, 0) &&
+	    atomic_load_explicit(&m->t_shield, memory_order_relaxed) == 0)
 		return -ECANCELED;
 	if (__builtin_expect(t->t_scopes != NULL, 0)) {
 		uint64_t dl = t->t_scopes->ss_dl_eff;
@@ -44,6 +43,13 @@ static inline int rook__wait_check_fast(void)
 			return -ETIMEDOUT;
 	}
 	return 0;
+}
+
+static inline int rook__wait_check_fast(void)
+{
+	struct rook__worker *w = rook__worker_self();
+	struct rook_task *t = w ? w->w_current : NULL;
+	return t ? rook__wait_check_task(t) : 0;
 }
 
 #endif

@@ -81,14 +81,14 @@ struct rook__stack *rook__stack_get_slow(struct rook__stack_pool *p, struct rook
 void rook__stack_put_spill(struct rook__stack_pool *p, struct rook__stack_cache *c);
 
 /* NULL if memory or mappings ran out (or a test injected a failure). Inline
- * for the cached case: every first run of a task takes one. */
+ * for the cached case: every first run of a task takes one. Builds with the
+ * injection hook take the slow path, the one injection point. */
 static inline struct rook__stack *rook__stack_get(struct rook__stack_pool *p,
 						  struct rook__stack_cache *c)
 {
-	if (atomic_load_explicit(&rook__stack_fail_n, memory_order_relaxed) || !c->c_head)
+	if (ROOK__FAULT_HOOKS || atomic_load_explicit(&rook__stack_fail_n, memory_order_relaxed) ||
+	    !c->c_head)
 		return rook__stack_get_slow(p, c);
-	if (rook__alloc_fail_now())
-		return NULL;
 	struct rook__stack *s = c->c_head;
 	c->c_head = s->s_next;
 	if (--c->c_len < c->c_low)

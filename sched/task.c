@@ -582,13 +582,13 @@ int rook_join(struct rook_task *h, int *status)
 
 int rook_yield(void)
 {
-	struct rook__worker *w = rook__worker_self();
+	struct rook__worker *w = rook__worker_entry(); /* not used past the yield */
 	struct rook_task *t = w ? w->w_current : NULL;
 	if (!t)
 		return -EPERM;
-	int r = rook__wait_check_fast();
+	int r = rook__wait_check_task(t);
 	if (r)
 		return r;
 	rook__task_yield();
-	return rook__wait_check_fast();
+	return rook__wait_check_task(t);
 }

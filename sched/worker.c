@@ -186,12 +186,26 @@ static struct rook_task *inj_take(struct rook__worker *w)
 /* ---- yield queue -----------------------------------------------------
  * FIFO of tasks that yielded (and of LIFO-slot overflow). The owner appends
  * and pops under w_yield_lock; a thief takes half of it under the same lock,
- * so a task that never yields cannot strand the tasks queued behind it. */
+ * so a task that never yields cannot strand the tasks queued behind it. A
+ * runtime of one worker has no thieves and takes no lock (as its deque's
+ * pop takes no fence). */
+
+static inline void yield_lock(struct rook__worker *w)
+{
+	if (!w->w_deque.d_solo)
+		rook__spin_lock(&w->w_yield_lock);
+}
+
+static inline void yield_unlock(struct rook__worker *w)
+{
+	if (!w->w_deque.d_solo)
+		rook__spin_unlock(&w->w_yield_lock);
+}
 
 static void yield_push(struct rook__worker *w, struct rook_task *t)
 {
 	t->t_next = NULL;
-	rook__spin_lock(&w->w_yield_lock);
+	yield_lock(w);
 	bool was_empty = w->w_yield_n == 0;
 	if (w->w_yield_tail)
 		w->w_yield_tail->t_next = t;
@@ -199,7 +213,7 @@ static void yield_push(struct rook__worker *w, struct rook_task *t)
 		w->w_yield_head = t;
 	w->w_yield_tail = t;
 	atomic_store_explicit(&w->w_yield_len, ++w->w_yield_n, memory_order_relaxed);
-	rook__spin_unlock(&w->w_yield_lock);
+	yield_unlock(w);
 	/* A parker re-checks yield queues after joining the idle set, so a
 	 * notify when the queue becomes non-empty is enough. */
 	if (was_empty && w->w_rt->rt_nworkers > 1)
@@ -212,7 +226,7 @@ static struct rook_task *yield_take(struct rook__worker *v, int max)
 {
 	if (atomic_load_explicit(&v->w_yield_len, memory_order_relaxed) == 0)
 		return NULL;
-	rook__spin_lock(&v->w_yield_lock);
+	yield_lock(v);
 	struct rook_task *first = v->w_yield_head, *last = NULL, *t = first;
 	int got = 0;
 	while (t && got < max) {
@@ -228,13 +242,27 @@ static struct rook_task *yield_take(struct rook__worker *v, int max)
 		v->w_yield_n -= got;
 		atomic_store_explicit(&v->w_yield_len, v->w_yield_n, memory_order_relaxed);
 	}
-	rook__spin_unlock(&v->w_yield_lock);
+	yield_unlock(v);
 	return first;
 }
 
+/* Owner: the head of its own yield queue (yield_take for one, unrolled:
+ * every yield pops once). */
 static struct rook_task *yield_pop(struct rook__worker *w)
 {
-	return yield_take(w, 1);
+	if (atomic_load_explicit(&w->w_yield_len, memory_order_relaxed) == 0)
+		return NULL;
+	yield_lock(w);
+	struct rook_task *t = w->w_yield_head;
+	if (t) {
+		w->w_yield_head = t->t_next;
+		if (!t->t_next)
+			w->w_yield_tail = NULL;
+		t->t_next = NULL;
+		atomic_store_explicit(&w->w_yield_len, --w->w_yield_n, memory_order_relaxed);
+	}
+	yield_unlock(w);
+	return t;
 }
 
 /* ---- making tasks runnable ------------------------------------------ */
