@@ -10,7 +10,7 @@
  * down, so a dump never reads a freed runtime or an unmapped stack.
  *
  * Stall watchdog: one thread per runtime wakes every N/4 ms and reads each
- * worker's heartbeat (d_hb, bumped by rook__worker_poll, which every
+ * worker's heartbeat (d_hb, bumped by worker_poll (sched/worker.c), which every
  * scheduling point passes: a switch, a yield, the scheduler's own loop).
  * A worker that is running a task and whose heartbeat has not moved for N
  * ms is reported once, with the task's backtrace taken on the worker's own

@@ -16,7 +16,7 @@
  *
  * Batching: ops only prepare SQEs. rook__park_poll (once per scheduling
  * round while SQEs are queued or ops are in flight, every 16th round
- * otherwise: see rook__worker_poll) flushes them when FLUSH_BATCH are
+ * otherwise: see worker_poll in sched/worker.c) flushes them when FLUSH_BATCH are
  * queued, when the worker has no other local work, or every FLUSH_EVERY
  * polls, and it reaps the CQ every time (reaping needs no syscall).
  * Parking flushes too. A full SQ is flushed at once by rook__ring_sqe, so

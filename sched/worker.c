@@ -71,7 +71,7 @@
 #define WATCH_NS        (1 * 1000 * 1000) /* nap while a busy worker has IO pending */
 #define DEEP_NAPS       64                /* empty naps before a deep sleep */
 #define STARVE_EVERY    32                /* rounds between looks at a sibling... */
-#define STARVE_PEEK_NS  (200 * 1000)      /* ...at most this often (see rook__worker_poll) */
+#define STARVE_PEEK_NS  (200 * 1000)      /* ...at most this often (see poll_siblings) */
 #define IDLE_POLL_EVERY 16u               /* rounds between polls of an idle ring */
 
 /* initial-exec: one %fs-relative load in the shared library too, instead of
@@ -202,7 +202,8 @@ static inline void yield_unlock(struct rook__worker *w)
 		rook__spin_unlock(&w->w_yield_lock);
 }
 
-static void yield_push(struct rook__worker *w, struct rook_task *t)
+static inline __attribute__((always_inline)) void yield_push(struct rook__worker *w,
+							     struct rook_task *t)
 {
 	t->t_next = NULL;
 	yield_lock(w);
@@ -461,7 +462,7 @@ static int rescue_others(struct rook__worker *w)
 	for (unsigned i = 0; i < rt->rt_nworkers; i++) {
 		struct rook__worker *v = &rt->rt_workers[i];
 		/* seq_cst: after our rt_ndeep increment (Dekker with the
-		 * store of false in park_sleep and rook__worker_poll's load). */
+		 * store of false in park_sleep and worker_poll's load). */
 		if (i == w->w_index || atomic_load_explicit(&v->w_napping, memory_order_seq_cst))
 			continue;
 		int k = rook__park_rescue(rt->rt_io, i);
@@ -489,7 +490,7 @@ static void park_sleep(struct rook__worker *w, uint64_t next, uint64_t timeout)
 	}
 	atomic_store_explicit(&w->w_napping, true, memory_order_relaxed);
 	nap_loop(w, next, timeout);
-	/* seq_cst: before our rt_ndeep load in rook__worker_poll, so that a
+	/* seq_cst: before our rt_ndeep load in worker_poll, so that a
 	 * rescuer about to sleep deeply sees us busy or we see it (Dekker). */
 	atomic_store_explicit(&w->w_napping, false, memory_order_seq_cst);
 }
@@ -506,7 +507,7 @@ static void nap_loop(struct rook__worker *w, uint64_t next, uint64_t timeout)
 		if (naps == DEEP_NAPS) {
 			/* Pairs with the fence before the skipped notify in
 			 * rook__schedule (work_visible fences too), and with
-			 * the busy worker's check in rook__worker_poll. */
+			 * the busy worker's check in worker_poll. */
 			atomic_fetch_add_explicit(&rt->rt_ndeep, 1, memory_order_seq_cst);
 			rescue = rescue_others(w);
 			if (!work_visible(rt) && rescue == ROOK__RESCUE_NONE)
@@ -826,14 +827,17 @@ static bool task_prepare(struct rook__worker *w, struct rook_task *t)
 	return true;
 }
 
+static void poll_siblings(struct rook__worker *w, uint64_t now);
+
 /* Owner: IO completions and due timers, once per scheduling round. Besides
  * its own heap a worker looks at one other worker's heap per round (in
  * turn): a worker stalled in a long task, or preempted by the OS, then
  * does not hold back the timers armed on it while another one runs. A
  * ring with nothing queued or in flight can only deliver wake-ups and
  * remote requests: it is polled every IDLE_POLL_EVERY rounds (a poll is
- * 4.6 ns of the 31 ns of a yield between 10 tasks, measured). */
-void rook__worker_poll(struct rook__worker *w)
+ * 4.6 ns of the 31 ns of a yield between 10 tasks, measured). Inline in
+ * pick_local: every yield and switch polls once. */
+static inline void worker_poll(struct rook__worker *w)
 {
 	rook__diag_inc(&w->w_ds.d_hb, 1);
 	const struct rook__park_io *io = w->w_io;
@@ -852,8 +856,15 @@ void rook__worker_poll(struct rook__worker *w)
 		now = rook__now();
 		fire_timers(w, now);
 	}
-	if (rt->rt_nworkers < 2)
-		return;
+	if (rt->rt_nworkers > 1)
+		poll_siblings(w, now);
+}
+
+/* The other workers' part of a round: one sibling's timers, and a look at
+ * a sibling that may be starved. now: rook__now() if read already, or 0. */
+static void poll_siblings(struct rook__worker *w, uint64_t now)
+{
+	struct rook_rt *rt = w->w_rt;
 	if (++w->w_timer_turn >= rt->rt_nworkers - 1)
 		w->w_timer_turn = 0;
 	struct rook__worker *v = &rt->rt_workers[w->w_victims[w->w_timer_turn]];
@@ -886,7 +897,7 @@ void rook__worker_poll(struct rook__worker *w)
 static struct rook_task *pick_local(struct rook__worker *w)
 {
 	for (;;) {
-		rook__worker_poll(w);
+		worker_poll(w);
 		struct rook_task *t = local_next(w);
 		if (!t || atomic_load_explicit(&t->t_state, memory_order_relaxed) != ROOK__T_NEW ||
 		    task_prepare(w, t))

@@ -73,7 +73,7 @@ struct rook__worker {
 	bool w_idle_listed;    /* guarded by rt_idle_lock */
 	void *w_io;            /* the IO layer's per-worker state (sched/park.h) */
 	uint32_t w_poll_tick;  /* rounds, for polling an idle ring */
-	unsigned w_starve_who; /* the sibling rook__worker_poll looks at (in */
+	unsigned w_starve_who; /* the sibling poll_siblings looks at (in */
 	uint64_t w_starve_at;  /* w_victims), the time of the last look, and */
 	uint64_t w_starve_hb;  /* its heartbeat then */
 	int w_init_err;        /* rook__park_init's result */
@@ -146,10 +146,6 @@ void rook__task_yield(void);
 bool rook__task_adopt(struct rook__worker *w, struct rook_task *t);
 
 void *rook__worker_main(void *arg);
-
-/* Owner: handle IO completions and due timers now (its own and, in turn,
- * one other worker's). */
-void rook__worker_poll(struct rook__worker *w);
 
 /* True if something else is runnable on w or in the injection queue. */
 bool rook__worker_has_other_work(struct rook__worker *w);

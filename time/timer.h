@@ -8,7 +8,7 @@
  * from whatever worker it resumed on (hence the lock). Any worker may fire
  * any heap's expired timers: an idle worker takes over the timers of a
  * worker busy with a long task, and so does a busy one between two tasks
- * (rook__worker_poll looks at one other heap per round).
+ * (worker_poll (sched/worker.c) looks at one other heap per round).
  */
 #ifndef ROOK_SCHED_TIMER_H
 #define ROOK_SCHED_TIMER_H
