@@ -342,11 +342,7 @@ struct rook__stack *rook__stack_get_slow(struct rook__stack_pool *p, struct rook
 		c->c_fresh_left--;
 		return slot_setup(p, slot);
 	}
-	struct rook__stack *s = c->c_head;
-	c->c_head = s->s_next;
-	if (--c->c_len < c->c_low)
-		c->c_low = c->c_len;
-	return s;
+	return rook__stack_cache_pop(c);
 }
 
 void rook__stack_put_spill(struct rook__stack_pool *p, struct rook__stack_cache *c)

@@ -80,6 +80,16 @@ extern _Atomic unsigned rook__stack_fail_n; /* tests: rook__stack_fail_next */
 struct rook__stack *rook__stack_get_slow(struct rook__stack_pool *p, struct rook__stack_cache *c);
 void rook__stack_put_spill(struct rook__stack_pool *p, struct rook__stack_cache *c);
 
+/* Take the cache's newest stack (c->c_head must be set). */
+static inline struct rook__stack *rook__stack_cache_pop(struct rook__stack_cache *c)
+{
+	struct rook__stack *s = c->c_head;
+	c->c_head = s->s_next;
+	if (--c->c_len < c->c_low)
+		c->c_low = c->c_len;
+	return s;
+}
+
 /* NULL if memory or mappings ran out (or a test injected a failure). Inline
  * for the cached case: every first run of a task takes one. Builds with the
  * injection hook take the slow path, the one injection point. */
@@ -89,11 +99,7 @@ static inline struct rook__stack *rook__stack_get(struct rook__stack_pool *p,
 	if (ROOK__FAULT_HOOKS || atomic_load_explicit(&rook__stack_fail_n, memory_order_relaxed) ||
 	    !c->c_head)
 		return rook__stack_get_slow(p, c);
-	struct rook__stack *s = c->c_head;
-	c->c_head = s->s_next;
-	if (--c->c_len < c->c_low)
-		c->c_low = c->c_len;
-	return s;
+	return rook__stack_cache_pop(c);
 }
 
 static inline void rook__stack_put(struct rook__stack_pool *p, struct rook__stack_cache *c,
