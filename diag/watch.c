@@ -10,12 +10,13 @@
  * down, so a dump never reads a freed runtime or an unmapped stack.
  *
  * Stall watchdog: one thread per runtime wakes every N/4 ms and reads each
- * worker's heartbeat (d_hb, bumped by worker_poll (sched/worker.c), which every
- * scheduling point passes: a switch, a yield, the scheduler's own loop).
- * A worker that is running a task and whose heartbeat has not moved for N
- * ms is reported once, with the task's backtrace taken on the worker's own
- * thread (ROOK__STALL_SIGNAL, whose handler walks the interrupted frame
- * pointers), and again when the heartbeat moves (the stall's total). Cost
+ * worker's heartbeat (d_hb, bumped by worker_poll (sched/worker.c), which a
+ * yield and the scheduler's own loop pass) and its current task (a switch
+ * from task to task passes no poll). A worker that has run the same task
+ * with no heartbeat for N ms is reported once, with the task's backtrace
+ * taken on the worker's own thread (ROOK__STALL_SIGNAL, whose handler
+ * walks the interrupted frame pointers), and again when either moves (the
+ * stall's total). Cost
  * on the workers: one add per scheduling round, watched or not.
  */
 #include <errno.h>
@@ -57,6 +58,7 @@ struct rtdiag {
 	pthread_cond_t d_cv;
 	bool d_stop;
 	uint64_t *d_last_hb, *d_since;
+	struct rook_task **d_task; /* the task seen running since d_since */
 	bool *d_stalled, *d_timers_late;
 	_Atomic uint64_t d_longest_ns; /* longest stall seen (a lower bound) */
 	struct rook__serve *d_serve;   /* ROOK_STATS_SOCKET */
@@ -387,7 +389,9 @@ static void stall_check(struct rtdiag *d, unsigned i, uint64_t now)
 	uint64_t hb = atomic_load_explicit(&w->w_ds.d_hb, memory_order_relaxed);
 	struct rook_task *t = worker_current(w);
 	uint64_t limit = (uint64_t)d->d_stall_ms * 1000000u;
-	if (hb != d->d_last_hb[i] || !t) {
+	/* A task that hands its worker straight to another one (a finishing
+	 * child to its joiner) passes no poll: a new task ends a stall too. */
+	if (hb != d->d_last_hb[i] || !t || t != d->d_task[i]) {
 		if (d->d_stalled[i]) {
 			uint64_t ns = now - d->d_since[i];
 			fprintf(stderr, "rook: stall ended: worker %u, %llu ms in all\n", i,
@@ -397,6 +401,7 @@ static void stall_check(struct rtdiag *d, unsigned i, uint64_t now)
 		}
 		d->d_stalled[i] = false;
 		d->d_last_hb[i] = hb;
+		d->d_task[i] = t;
 		d->d_since[i] = now;
 	} else if (!d->d_stalled[i] && now - d->d_since[i] >= limit) {
 		d->d_stalled[i] = true;
@@ -447,9 +452,10 @@ static void watch_start(struct rtdiag *d)
 	d->d_stall_ms = ms > 3600000 ? 3600000 : (unsigned)ms;
 	d->d_last_hb = rook__calloc(n, sizeof(uint64_t));
 	d->d_since = rook__calloc(n, sizeof(uint64_t));
+	d->d_task = rook__calloc(n, sizeof(*d->d_task));
 	d->d_stalled = rook__calloc(n, sizeof(bool));
 	d->d_timers_late = rook__calloc(n, sizeof(bool));
-	if (!d->d_last_hb || !d->d_since || !d->d_stalled || !d->d_timers_late)
+	if (!d->d_last_hb || !d->d_since || !d->d_task || !d->d_stalled || !d->d_timers_late)
 		return;
 	pthread_once(&bt_once, bt_install);
 	pthread_condattr_t ca;
@@ -487,6 +493,7 @@ static void watch_stop(struct rtdiag *d)
 	}
 	rook__free(d->d_last_hb);
 	rook__free(d->d_since);
+	rook__free(d->d_task);
 	rook__free(d->d_stalled);
 	rook__free(d->d_timers_late);
 }

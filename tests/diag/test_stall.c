@@ -43,6 +43,21 @@ __attribute__((noinline)) static int yield_every_10ms(void *arg)
 	return 0;
 }
 
+/* The child spins, then its joiner does: the finishing child switches
+ * straight to the joiner, with no scheduling round between them. */
+static int spin_then_joiner_spins(void *arg)
+{
+	(void)arg;
+	struct rook_task *t;
+	if (rook_spawn(&t, spin_300ms, NULL) != 0 || rook_join(t, NULL) != 0)
+		return 1;
+	rook_task_set_name("joiner");
+	uint64_t end = mono_ms() + 300;
+	while (mono_ms() < end)
+		;
+	return 0;
+}
+
 static int stall_main(void *arg)
 {
 	rook_fn fn = arg;
@@ -103,6 +118,15 @@ Test(stall, spinning_task_is_reported_once_with_its_backtrace, .timeout = 120)
 	}
 	const char *bt = strstr(s, "without a scheduling point\n");
 	cr_expect(bt && strstr(bt, "spin_300ms"), "no spin_300ms in the backtrace:\n%s", s);
+	free(s);
+}
+
+Test(stall, a_direct_switch_ends_the_stall_and_the_next_task_starts_one, .timeout = 120)
+{
+	char *s = run_child(spin_then_joiner_spins);
+	cr_expect_eq(count(s, "rook: stall: worker 0 has run task "), 2, "%s", s);
+	cr_expect(strstr(s, "\"spinner\" for ") && strstr(s, "\"joiner\" for "), "%s", s);
+	cr_expect_eq(count(s, "rook: stall ended: worker 0, "), 2, "%s", s);
 	free(s);
 }
 
