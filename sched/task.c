@@ -23,7 +23,6 @@
 #include "sched/testing.h"
 #include "sched/san.h"
 #include "diag/stats.h"
-#include "sched/testing.h"
 #include "sched/worker.h"
 #include "diag/tdiag.h"
 #include "diag/trace.h"

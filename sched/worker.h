@@ -58,9 +58,10 @@ struct rook__worker {
 	void *w_sched_sp; /* the scheduler's saved context */
 	enum rook__post w_post;
 	struct rook_task *w_post_task; /* switched away, post not done yet */
-	uint32_t w_tick;
-	int64_t w_old_top;    /* deque top when w_old_since was taken */
-	uint64_t w_old_since; /* since when that top task waits */
+	uint32_t w_fair_n;             /* rounds since the last fairness tick (local_next) */
+	uint32_t w_tick;               /* fairness ticks */
+	int64_t w_old_top;             /* deque top when w_old_since was taken */
+	uint64_t w_old_since;          /* since when that top task waits */
 	unsigned w_lifo_runs;
 	unsigned w_adopts;            /* joins that ran their child at once (rook__task_adopt) */
 	struct rook_task *w_handback; /* POST_HANDBACK's task, for its joiner */
