@@ -841,7 +841,14 @@ ROOK_API int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *
 /* Signals and subprocesses                                           */
 /* ------------------------------------------------------------------ */
 
-#include <signal.h> /* sigset_t */
+/* sigset_t: glibc's <signal.h> declares it only under a POSIX feature
+ * macro, which a strict -std=c11 program need not define. */
+#if defined(__has_include)
+#if __has_include(<bits/types/sigset_t.h>)
+#include <bits/types/sigset_t.h>
+#endif
+#endif
+#include <signal.h>
 
 /*
  * rook_signal_block — block the signals of set in the calling thread and
