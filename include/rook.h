@@ -64,8 +64,10 @@ struct rook_config {
 	size_t stack_size;     /* per task; 0: default 64 KiB (rounded up to pages) */
 	unsigned ring_entries; /* io_uring SQ entries per worker; 0: default */
 	unsigned flags;        /* ROOK_NO_PIN; unknown bits: -EINVAL */
-	/* Room for fields added later without changing the struct's size:
-	 * must be zero (zero-initialise the struct), else -EINVAL. */
+	/* Room for fields added later without changing the struct's size.
+	 * Ignored: a field added here will be read only when a new flags bit
+	 * says it is set, so a struct whose four fields are assigned one by
+	 * one, the rest left as they were, is valid. */
 	uint64_t reserved[4];
 };
 

@@ -67,9 +67,6 @@ int rook__config_resolve(const struct rook_config *in, struct rook_config *out)
 		c.flags |= ROOK_NO_PIN;
 	if (c.flags & ~ROOK_FLAGS_ALL)
 		return -EINVAL;
-	for (size_t i = 0; i < sizeof c.reserved / sizeof c.reserved[0]; i++)
-		if (c.reserved[i])
-			return -EINVAL;
 	if (c.workers > ROOK_MAX_WORKERS || c.ring_entries > ROOK_MAX_RING_ENTRIES)
 		return -EINVAL;
 	if (c.stack_size && (c.stack_size < ROOK_MIN_STACK || c.stack_size > ROOK_MAX_STACK))

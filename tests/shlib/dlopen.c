@@ -156,10 +156,16 @@ Test(shlib, binaries_built_against_0_1_get_the_old_config_layout, .timeout = 60)
 	memset(old.after, 0xa5, sizeof old.after);
 	cr_assert_eq(run_0_1(&old.cfg, report_workers, workers), 2);
 
-	/* The current layout checks its reserved words. */
-	struct rook_config cfg = {.workers = 1, .flags = ROOK_NO_PIN};
-	cfg.reserved[3] = 1;
-	cr_assert_eq(run_0_2(&cfg, report_workers, workers), -EINVAL);
-	cfg.reserved[3] = 0;
+	/* The current layout ignores its reserved words (a struct filled
+	 * field by field leaves them as the stack had them); a new flags
+	 * bit is still refused. */
+	struct rook_config cfg;
+	memset(&cfg, 0xa5, sizeof cfg);
+	cfg.workers = 1;
+	cfg.stack_size = 0;
+	cfg.ring_entries = 0;
+	cfg.flags = ROOK_NO_PIN;
 	cr_assert_eq(run_0_2(&cfg, report_workers, workers), 1);
+	cfg.flags = ROOK_NO_PIN | 0x80000000u;
+	cr_assert_eq(run_0_2(&cfg, report_workers, workers), -EINVAL);
 }
