@@ -813,12 +813,12 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  * It runs until its task is cancelled or its deadline passes: then it stops
  * accepting, cancels every connection task, waits for all of them
  * (shielded: a connection that ignores cancellation delays it), closes the
- * listeners and returns -ECANCELED (or -ETIMEDOUT). drain_ns > 0 makes the
- * stop graceful: the listeners are closed first (new connections are
- * refused) and the open connections get up to drain_ns (UINT64_MAX: no
- * bound) to end by themselves before the rest are cancelled; a connection
- * spawned but not yet run still runs. Every accepted fd is closed once: by
- * fn, or by rook_serve when shutdown came before fn ran.
+ * listeners and returns -ECANCELED (or -ETIMEDOUT). ROOK_SERVE_DRAIN with
+ * drain_ns > 0 makes the stop graceful (without the flag drain_ns is not
+ * read, so a struct filled field by field needs no zeroing): the listeners are closed first (new
+ * connections are refused) and the open connections get up to drain_ns (UINT64_MAX: no bound) to
+ * end by themselves before the rest are cancelled; a connection spawned but not yet run still runs.
+ * Every accepted fd is closed once: by fn, or by rook_serve when shutdown came before fn ran.
  *   -EINVAL o or fn NULL, unknown flags, backlog < 0; -EPERM outside a
  *   task; bind/listen errors (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...;
  *   EADDRINUSE only after about 0.3 s of retries: the listener of a
@@ -827,15 +827,16 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  */
 #define ROOK_SERVE_SHARED 1u
 #define ROOK_SERVE_DEFER  2u
+#define ROOK_SERVE_DRAIN  4u /* read drain_ns */
 typedef int (*rook_conn_fn)(int fd, const struct sockaddr *peer, void *arg);
 struct rook_serve_opts {
 	const char *host; /* NULL: every address, IPv6 and IPv4 */
 	uint16_t port;
 	int backlog;        /* 0: default */
 	unsigned max_conns; /* 0: unlimited; beyond it accept waits */
-	unsigned flags;     /* ROOK_SERVE_SHARED, ROOK_SERVE_DEFER */
+	unsigned flags;     /* ROOK_SERVE_SHARED, ROOK_SERVE_DEFER, ROOK_SERVE_DRAIN */
 	int *bound_port;    /* optional out: the port actually bound (port 0) */
-	uint64_t drain_ns;  /* 0: cancel connections at stop; else wait so long */
+	uint64_t drain_ns;  /* with ROOK_SERVE_DRAIN: wait so long at stop */
 };
 ROOK_API int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg);
 

@@ -466,12 +466,16 @@ static void serve_mem_put(struct serve_mem *m, unsigned n)
 
 int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg)
 {
-	const unsigned known = ROOK_SERVE_SHARED | ROOK_SERVE_DEFER;
+	const unsigned known = ROOK_SERVE_SHARED | ROOK_SERVE_DEFER | ROOK_SERVE_DRAIN;
 	if (!o || !fn || (o->flags & ~known) || o->backlog < 0)
 		return -EINVAL;
 	if (!rook_self())
 		return -EPERM;
-	struct server sv = {.sv_fn = fn, .sv_arg = arg, .sv_drain_ns = o->drain_ns};
+	/* drain_ns is read only under its flag: DESIGN.md's six fields,
+	 * assigned one by one, leave it as the stack had it. */
+	struct server sv = {.sv_fn = fn,
+			    .sv_arg = arg,
+			    .sv_drain_ns = (o->flags & ROOK_SERVE_DRAIN) ? o->drain_ns : 0};
 	struct resolve res = {.r_host = o->host, .r_port = o->port};
 	unsigned n = (o->flags & ROOK_SERVE_SHARED) ? 1 : rook_workers();
 	bool wildcard = !o->host || !*o->host;

@@ -395,7 +395,7 @@ static void await_refused(int port)
 static int drain_main(void *arg)
 {
 	struct srv sv = {.s_o = {.host = "127.0.0.1",
-				 .flags = (unsigned)(intptr_t)arg,
+				 .flags = (unsigned)(intptr_t)arg | ROOK_SERVE_DRAIN,
 				 .drain_ns = 3600 * ROOK_SEC},
 			 .s_fn = echo_conn,
 			 .s_arg = drain_count};
@@ -434,7 +434,7 @@ static int drain_bound_main(void *arg)
 {
 	(void)arg;
 	uint64_t bound = 50 * ROOK_MSEC;
-	struct srv sv = {.s_o = {.host = "127.0.0.1", .drain_ns = bound},
+	struct srv sv = {.s_o = {.host = "127.0.0.1", .flags = ROOK_SERVE_DRAIN, .drain_ns = bound},
 			 .s_fn = echo_conn,
 			 .s_arg = drain_count};
 	struct rook_task *t;
@@ -457,5 +457,41 @@ Test(serve_edges, drain_bound_cancels_connections_that_outlive_it, .timeout = 60
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, drain_bound_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* DESIGN.md's six fields assigned one by one over stack garbage: without
+ * ROOK_SERVE_DRAIN, drain_ns is not read and the stop cancels at once. */
+static int no_drain_flag_main(void *arg)
+{
+	(void)arg;
+	struct srv sv;
+	memset(&sv, 0xff, sizeof sv);
+	sv.s_o.host = "127.0.0.1";
+	sv.s_o.port = 0;
+	sv.s_o.backlog = 0;
+	sv.s_o.max_conns = 0;
+	sv.s_o.flags = 0;
+	sv.s_o.bound_port = NULL; /* srv_task sets it */
+	sv.s_fn = echo_conn;
+	sv.s_arg = drain_count;
+	sv.s_port = 0;
+	struct rook_task *t;
+	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
+	int port = await_port(&sv.s_port);
+	int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
+	T_CHECK(fd >= 0);
+	ping(fd);
+	srv_stop(t); /* returns: the idle connection is cancelled, not waited for */
+	char c;
+	T_CHECK_EQ(rook_recv(fd, &c, 1, 0), 0);
+	T_CHECK_EQ(rook_close(fd), 0);
+	return 0;
+}
+
+Test(serve_edges, drain_ns_is_not_read_without_its_flag, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, no_drain_flag_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }

@@ -49,7 +49,8 @@ static int handle(int fd, const struct sockaddr *peer, void *arg)
 
 static int serve(void *arg)
 {
-	struct rook_serve_opts o = {.host = "127.0.0.1", .bound_port = arg, .drain_ns = GRACE};
+	struct rook_serve_opts o = {
+	    .host = "127.0.0.1", .bound_port = arg, .flags = ROOK_SERVE_DRAIN, .drain_ns = GRACE};
 	return rook_serve(&o, handle, NULL);
 }
 
