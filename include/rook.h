@@ -815,10 +815,12 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  * (shielded: a connection that ignores cancellation delays it), closes the
  * listeners and returns -ECANCELED (or -ETIMEDOUT). ROOK_SERVE_DRAIN with
  * drain_ns > 0 makes the stop graceful (without the flag drain_ns is not
- * read, so a struct filled field by field needs no zeroing): the listeners are closed first (new
- * connections are refused) and the open connections get up to drain_ns (UINT64_MAX: no bound) to
- * end by themselves before the rest are cancelled; a connection spawned but not yet run still runs.
- * Every accepted fd is closed once: by fn, or by rook_serve when shutdown came before fn ran.
+ * read, so a struct filled field by field needs no zeroing): the
+ * listeners are closed first (new connections are refused) and the open
+ * connections get up to drain_ns (UINT64_MAX: no bound) to end by
+ * themselves before the rest are cancelled; a connection spawned but not
+ * yet run still runs. Every accepted fd is closed once: by fn, or by
+ * rook_serve when shutdown came before fn ran.
  *   -EINVAL o or fn NULL, unknown flags, backlog < 0; -EPERM outside a
  *   task; bind/listen errors (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...;
  *   EADDRINUSE only after about 0.3 s of retries: the listener of a
