@@ -298,6 +298,38 @@ static int resolve(struct resolve *r)
 	return 0;
 }
 
+/* bind, retried for a while on EADDRINUSE: the listener of a process that
+ * just exited can outlive it by some milliseconds. 0 or -errno. */
+static int bind_retry(int fd, const struct resolve *r)
+{
+	for (int i = 0; bind(fd, (const struct sockaddr *)&r->r_addr, r->r_len) < 0; i++) {
+		int e = errno, z;
+		if (e != EADDRINUSE || i == SERVE_BIND_RETRIES)
+			return -e;
+		if ((z = rook_sleep(SERVE_BIND_BACKOFF << i)) < 0)
+			return z;
+	}
+	return 0;
+}
+
+/* Per-worker listeners share their port through SO_REUSEPORT, which would
+ * as gladly let them join another server's listeners on it (any socket
+ * of this uid with the option): first a bind without it, which any
+ * listener on the port refuses. 0, or -EADDRINUSE and the like. */
+static int port_free(const struct resolve *r, bool wildcard)
+{
+	int one = 1, zero = 0;
+	int fd = socket(r->r_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == EAFNOSUPPORT ? 0 : -errno; /* listen_one falls back */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (r->r_addr.ss_family == AF_INET6 && wildcard)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	int e = bind_retry(fd, r);
+	close(fd);
+	return e;
+}
+
 /* A listening socket on r (its port updated once the first one bound). */
 static int listen_one(struct resolve *r, int backlog, bool reuseport, bool wildcard)
 {
@@ -318,14 +350,10 @@ static int listen_one(struct resolve *r, int backlog, bool reuseport, bool wildc
 		goto fail;
 	if (r->r_addr.ss_family == AF_INET6 && wildcard)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	for (int i = 0; bind(fd, (struct sockaddr *)&r->r_addr, r->r_len) < 0; i++) {
-		int e = errno, z;
-		if (e != EADDRINUSE || i == SERVE_BIND_RETRIES)
-			goto fail;
-		if ((z = rook_sleep(SERVE_BIND_BACKOFF << i)) < 0) {
-			close(fd);
-			return z;
-		}
+	int b = bind_retry(fd, r);
+	if (b < 0) {
+		close(fd);
+		return b;
 	}
 	if (listen(fd, backlog) < 0)
 		goto fail;
@@ -486,6 +514,8 @@ int rook_serve(const struct rook_serve_opts *o, rook_conn_fn fn, void *arg)
 		n = 1;
 	struct serve_mem m;
 	if ((r = serve_mem_get(&m, n, o->flags & ROOK_SERVE_DEFER)) < 0)
+		goto out;
+	if (n > 1 && res.r_port != 0 && (r = port_free(&res, wildcard)) < 0)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
 		m.m_ls[i].l_sv = &sv;

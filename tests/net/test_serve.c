@@ -81,10 +81,16 @@ static int main_task(void *arg)
 		T_CHECK_EQ(rook_read_full(fd, in, 5), 5);
 		T_CHECK(memcmp(in, "ping\n", 5) == 0);
 	}
-	/* A second server on the same port and address fails to bind. */
+	/* A second server on the same port fails to bind, with one listener
+	 * or with one per worker (which must not join the first one's
+	 * SO_REUSEPORT group), on one address or on all. */
 	struct rook_serve_opts dup = {
 	    .host = "127.0.0.1", .port = (uint16_t)serve_port, .flags = ROOK_SERVE_SHARED};
 	T_CHECK_EQ(rook_serve(&dup, echo_conn, NULL), -EADDRINUSE);
+	struct rook_serve_opts dup_group = {.host = "127.0.0.1", .port = (uint16_t)serve_port};
+	T_CHECK_EQ(rook_serve(&dup_group, echo_conn, NULL), -EADDRINUSE);
+	dup_group.host = NULL;
+	T_CHECK_EQ(rook_serve(&dup_group, echo_conn, NULL), -EADDRINUSE);
 	/* Graceful shutdown with four connections open. */
 	int st = 0;
 	T_CHECK_EQ(rook_cancel(srv), 0);
@@ -102,7 +108,7 @@ static int main_task(void *arg)
 	return 0;
 }
 
-Test(serve, echo_v4_v6_then_graceful_shutdown_per_worker)
+Test(serve, echo_v4_v6_then_graceful_shutdown_per_worker, .timeout = 120)
 {
 	int fds = fd_count();
 	serve_port = 0;
@@ -111,7 +117,7 @@ Test(serve, echo_v4_v6_then_graceful_shutdown_per_worker)
 	(void)server_task;
 }
 
-Test(serve, echo_v4_v6_then_graceful_shutdown_shared)
+Test(serve, echo_v4_v6_then_graceful_shutdown_shared, .timeout = 120)
 {
 	int fds = fd_count();
 	serve_port = 0;
@@ -119,7 +125,7 @@ Test(serve, echo_v4_v6_then_graceful_shutdown_shared)
 	expect_clean_shutdown(fds);
 }
 
-Test(serve, echo_v4_v6_then_graceful_shutdown_deferred)
+Test(serve, echo_v4_v6_then_graceful_shutdown_deferred, .timeout = 120)
 {
 	int fds = fd_count();
 	serve_port = 0;
