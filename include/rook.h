@@ -760,8 +760,9 @@ ROOK_API ssize_t rook_stream_read(struct rook_stream *s, void *buf, size_t len);
 /*
  * rook_stream_readline — the next line with its '\n' (or the rest at end of
  * file), NUL-terminated when shorter than len. The byte count; 0 at end of
- * file; -EMSGSIZE the line does not fit in len or in the stream's buffer
- * (nothing consumed: drain it with rook_stream_read); -EINVAL; -errno.
+ * file; -EMSGSIZE the line does not fit in len (nothing consumed: drain
+ * it with rook_stream_read); -EINVAL; -errno. A line longer than the
+ * stream's buffer grows it, up to len, until the line is taken.
  * rook_stream_read_until — the same with the dlen-byte delimiter delim
  * (-EINVAL delim NULL or dlen 0).
  */

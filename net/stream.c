@@ -8,7 +8,9 @@
  * there, so nothing the caller did not get is consumed. The read buffer is
  * allocated only when data is ready (rook_poll(POLLIN) first), so an idle
  * connection blocked in a read holds no buffer; the write buffer only once
- * something is buffered.
+ * something is buffered. Both are s_cap bytes; the read buffer grows for a
+ * line longer than that (up to the caller's len) or for bytes given back
+ * by read_exactly, and shrinks back once drained.
  */
 #include <errno.h>
 #include <poll.h>
@@ -28,8 +30,9 @@ struct rook_stream {
 	struct rook__io_own s_own; /* sockets: see io/backend.h */
 	bool s_sock;               /* recv/send (MSG_NOSIGNAL) rather than read/write */
 	bool s_eof;
-	size_t s_cap;
-	char *r_buf; /* NULL until data is ready */
+	size_t s_cap; /* the size asked for: the write buffer's, the read's at rest */
+	size_t r_cap; /* the read buffer's */
+	char *r_buf;  /* NULL until data is ready */
 	size_t r_head, r_tail;
 	char *w_buf; /* NULL until something is buffered */
 	size_t w_len;
@@ -49,6 +52,7 @@ int rook_stream_open(struct rook_stream **s, int fd, size_t bufsize)
 	n->s_fd = fd;
 	n->s_sock = S_ISSOCK(st.st_mode);
 	n->s_cap = bufsize ? bufsize : STREAM_DEFAULT_BYTES;
+	n->r_cap = n->s_cap;
 	*s = n;
 	return 0;
 }
@@ -94,26 +98,44 @@ static ssize_t fill(struct rook_stream *s)
 				  : rook_poll(s->s_fd, POLLIN);
 		if (p < 0)
 			return p;
-		s->r_buf = rook__alloc(s->s_cap);
+		s->r_buf = rook__alloc(s->r_cap);
 		if (!s->r_buf)
 			return -ENOMEM;
 		s->r_head = s->r_tail = 0;
 	}
 	if (s->r_head == s->r_tail) {
 		s->r_head = s->r_tail = 0;
-	} else if (s->r_tail == s->s_cap && s->r_head > 0) {
+	} else if (s->r_tail == s->r_cap && s->r_head > 0) {
 		memmove(s->r_buf, s->r_buf + s->r_head, s->r_tail - s->r_head);
 		s->r_tail -= s->r_head;
 		s->r_head = 0;
 	}
-	if (s->r_tail == s->s_cap)
+	if (s->r_tail == s->r_cap)
 		return -ENOBUFS;
-	ssize_t n = raw_read(s, s->r_buf + s->r_tail, s->s_cap - s->r_tail);
+	ssize_t n = raw_read(s, s->r_buf + s->r_tail, s->r_cap - s->r_tail);
 	if (n == 0)
 		s->s_eof = true;
 	if (n > 0)
 		s->r_tail += (size_t)n;
 	return n;
+}
+
+/* The read buffer with room for cap bytes, what it holds moved to its
+ * start. 0 or -ENOMEM (nothing lost). */
+static int regrow(struct rook_stream *s, size_t cap)
+{
+	size_t have = s->r_tail - s->r_head;
+	char *nb = rook__alloc(cap);
+	if (!nb)
+		return -ENOMEM;
+	if (have)
+		memcpy(nb, s->r_buf + s->r_head, have);
+	rook__free(s->r_buf);
+	s->r_buf = nb;
+	s->r_cap = cap;
+	s->r_head = 0;
+	s->r_tail = have;
+	return 0;
 }
 
 static size_t take(struct rook_stream *s, void *buf, size_t len)
@@ -124,6 +146,14 @@ static size_t take(struct rook_stream *s, void *buf, size_t len)
 	if (len) {
 		memcpy(buf, s->r_buf + s->r_head, len);
 		s->r_head += len;
+	}
+	/* Drained after a long line: back to the size asked for (the next
+	 * read waits for data before it takes a buffer again). */
+	if (s->r_head == s->r_tail && s->r_cap > s->s_cap) {
+		rook__free(s->r_buf);
+		s->r_buf = NULL;
+		s->r_cap = s->s_cap;
+		s->r_head = s->r_tail = 0;
 	}
 	return len;
 }
@@ -138,7 +168,7 @@ ssize_t rook_stream_read(struct rook_stream *s, void *buf, size_t len)
 		return (ssize_t)take(s, buf, len);
 	if (s->s_eof)
 		return 0;
-	if (len >= s->s_cap) { /* big reads bypass the buffer */
+	if (len >= s->r_cap) { /* big reads bypass the buffer */
 		ssize_t n = raw_read(s, buf, len);
 		if (n == 0)
 			s->s_eof = true;
@@ -180,8 +210,14 @@ ssize_t rook_stream_read_until(struct rook_stream *s, const void *delim, size_t 
 			}
 			scanned = have;
 		}
-		if (have >= len || have >= s->s_cap)
+		if (have >= len)
 			return -EMSGSIZE; /* cannot fit: the caller may drain with read */
+		if (have == s->r_cap) {   /* a line longer than the buffer: grow it */
+			size_t cap = s->r_cap > (SIZE_MAX >> 1) ? SIZE_MAX : s->r_cap * 2;
+			int g = regrow(s, cap < len ? cap : len);
+			if (g < 0)
+				return g;
+		}
 		ssize_t r = fill(s);
 		if (r < 0)
 			return r;
@@ -204,7 +240,8 @@ static int unread(struct rook_stream *s, const char *p, size_t n)
 {
 	size_t have = s->r_tail - s->r_head;
 	size_t need = n + have;
-	char *nb = rook__alloc(need > s->s_cap ? need : s->s_cap);
+	size_t cap = need > s->r_cap ? need : s->r_cap;
+	char *nb = rook__alloc(cap);
 	if (!nb)
 		return -ENOMEM;
 	memcpy(nb, p, n);
@@ -212,8 +249,7 @@ static int unread(struct rook_stream *s, const char *p, size_t n)
 		memcpy(nb + n, s->r_buf + s->r_head, have);
 	rook__free(s->r_buf);
 	s->r_buf = nb;
-	if (need > s->s_cap)
-		s->s_cap = need; /* kept: the bytes must stay readable */
+	s->r_cap = cap; /* the read buffer only: the write buffer keeps s_cap */
 	s->r_head = 0;
 	s->r_tail = need;
 	return 0;
@@ -225,7 +261,7 @@ ssize_t rook_stream_read_exactly(struct rook_stream *s, void *buf, size_t n)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	if (n <= s->s_cap) {
+	if (n <= s->r_cap) {
 		while (s->r_tail - s->r_head < n) {
 			ssize_t r = fill(s);
 			if (r == 0)

@@ -82,13 +82,12 @@ static int long_main(void *arg)
 	T_CHECK_EQ(rook_stream_readline(s, buf, 4), -EMSGSIZE);
 	T_CHECK_EQ(rook_stream_readline(s, buf, 6), 6);
 	T_CHECK(memcmp(buf, "hello\n", 6) == 0);
-	/* Longer than the stream's buffer: -EMSGSIZE, then drained by read. */
-	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), -EMSGSIZE);
-	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), -EMSGSIZE);
-	T_CHECK_EQ(rook_stream_read_exactly(s, buf, 30), 30);
-	T_CHECK(memcmp(buf, "0123456789abcdefghijklmnopqrst", 30) == 0);
-	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 7);
-	T_CHECK(strcmp(buf, "uvwxyz\n") == 0);
+	/* Longer than the stream's buffer (16) and than len: -EMSGSIZE,
+	 * twice, nothing consumed; then with room in len, the whole line. */
+	T_CHECK_EQ(rook_stream_readline(s, buf, 20), -EMSGSIZE);
+	T_CHECK_EQ(rook_stream_readline(s, buf, 20), -EMSGSIZE);
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 37);
+	T_CHECK(strcmp(buf, "0123456789abcdefghijklmnopqrstuvwxyz\n") == 0);
 	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 3); /* the rest at EOF */
 	T_CHECK(strcmp(buf, "end") == 0);
 	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 0);
@@ -101,6 +100,40 @@ Test(stream, lines_longer_than_the_buffers)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(1, 0, long_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* read_exactly past EOF gives back more than the buffer holds, so the
+ * read buffer grows; the write buffer, taken before, keeps its size. */
+static int grown_main(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	char buf[64], out[64];
+	struct rook_stream *s;
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], 16), 0);
+	T_CHECK_EQ(rook_stream_write(s, "0123456789", 10), 10); /* a 16-byte write buffer */
+	const char *msg = "abcdefghijklmnopqrstuvwxyz0123";
+	T_CHECK_EQ(rook_send(sv[1], msg, 30, 0), 30);
+	shutdown(sv[1], SHUT_WR);
+	T_CHECK_EQ(rook_stream_read_exactly(s, buf, 40), -EPIPE); /* 30 given back */
+	T_CHECK_EQ(rook_stream_write(s, "ABCDEFGHIJKLMNOPQRST", 20), 20);
+	T_CHECK_EQ(rook_stream_flush(s), 0);
+	T_CHECK_EQ(rook_read_full(sv[1], out, 30), 30);
+	T_CHECK(memcmp(out, "0123456789ABCDEFGHIJKLMNOPQRST", 30) == 0);
+	T_CHECK_EQ(rook_stream_read_exactly(s, buf, 30), 30);
+	T_CHECK(memcmp(buf, msg, 30) == 0);
+	T_CHECK_EQ(rook_stream_read(s, buf, sizeof(buf)), 0);
+	T_CHECK_EQ(rook_stream_close(s), 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	return 0;
+}
+
+Test(stream, a_grown_read_buffer_leaves_the_write_buffer_its_size)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, grown_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
 
