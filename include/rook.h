@@ -795,7 +795,8 @@ ROOK_API int rook_stream_close(struct rook_stream *s);
  * fn's return value is ignored. Blocking call, from a task; o is read
  * before it returns its first suspension; arg is borrowed until it returns.
  *
- * host NULL or "": every address, IPv6 and IPv4 (dual-stack); else a
+ * host NULL or "": every address, IPv6 and IPv4 (dual-stack: an IPv4
+ * client's peer is then AF_INET6, the v4-mapped ::ffff:a.b.c.d); else a
  * numeric address or a name (resolved on the blocking pool). port 0 picks
  * a free port, written to *bound_port (if set) before accepting (a
  * release store: another task may poll it with an acquire load). backlog 0:
