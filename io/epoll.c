@@ -156,6 +156,12 @@ static void unlink_op(struct rook__io *io, struct rook__ep_op *op)
 		f->f_head = op->o_next;
 	if (op->o_next)
 		op->o_next->o_prev = op->o_prev;
+	/* No waiter left (a wait cancelled or timed out): the armed
+	 * registration may outlive its file, since close(2) drops it from the
+	 * kernel's set unseen and the number may come back as another file;
+	 * the next wait re-arms with a syscall instead of trusting it. */
+	if (!f->f_head)
+		f->f_armed = 0;
 	op->o_linked = false;
 	atomic_fetch_sub_explicit(&io->i_inflight, 1, memory_order_relaxed);
 }

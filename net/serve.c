@@ -202,7 +202,7 @@ static void defer_close(struct server *sv, struct listener *l)
 		rook__free(c);
 	}
 	list_init(&l->l_deferred);
-	close(l->l_epfd);
+	rook_close(l->l_epfd); /* defer_watch waited on it with rook_poll */
 	l->l_epfd = -1;
 }
 

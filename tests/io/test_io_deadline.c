@@ -7,13 +7,16 @@
  * and loses no byte (data sent afterwards is received by the next recv);
  * and a recv deadline of about 100 us racing a one-byte send on the other
  * worker, many times: every byte arrives exactly once and in order, either
- * from the timed recv (which then returns it) or from the next one.
+ * from the timed recv (which then returns it) or from the next one; and a
+ * wait that timed out, then close(2) and reuse of its fd number: a wait on
+ * the new file sees its data.
  *
- * Two workers, ROOK_NO_PIN; time bounds are gross.
+ * Two workers (one for the last), ROOK_NO_PIN; time bounds are gross.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -260,4 +263,52 @@ static int recv_race_main(void *arg)
 Test(io_deadline, recv_deadline_racing_send_loses_no_byte, .timeout = 240)
 {
 	run2(recv_race_main);
+}
+
+/* A wait that timed out on a pipe, then close(2) of the pipe (not
+ * rook_close) and a new pipe on the same number: a wait on the new file
+ * sees its data. On epoll the old registration was left armed and went
+ * with the old file; trusting it hung the new wait (found by a hostile
+ * review: a second rook_serve with ROOK_SERVE_DEFER in one runtime). */
+static int late_write(void *arg)
+{
+	/* Late enough that the poll waits (else it finds the byte at once
+	 * and tests nothing; it cannot fail for that). */
+	T_CHECK_EQ(rook_sleep(20 * ROOK_MSEC), 0);
+	T_CHECK_EQ(write((int)(intptr_t)arg, "x", 1), 1);
+	return 0;
+}
+
+static int reuse_main(void *arg)
+{
+	(void)arg;
+	int p[2], q[2];
+	T_CHECK_EQ(pipe(p), 0);
+	T_CHECK_EQ(rook_deadline_push(rook_now() + SHORT_NS), 0);
+	T_CHECK_EQ(rook_poll(p[0], POLLIN), -ETIMEDOUT);
+	T_CHECK(rook_deadline_pop());
+	int num = p[0];
+	close(p[0]);
+	close(p[1]);
+	T_CHECK_EQ(pipe(q), 0);
+	T_CHECK_EQ(q[0], num);
+	struct rook_task *w;
+	T_CHECK_EQ(rook_spawn(&w, late_write, (void *)(intptr_t)q[1]), 0);
+	T_CHECK_EQ(rook_deadline_push(rook_now() + PROMPT_NS), 0);
+	T_CHECK(rook_poll(q[0], POLLIN) > 0);
+	T_CHECK(!rook_deadline_pop());
+	T_CHECK_EQ(rook_join(w, NULL), 0);
+	char c;
+	T_CHECK_EQ(read(q[0], &c, 1), 1);
+	close(q[0]);
+	close(q[1]);
+	return 0;
+}
+
+Test(io_deadline, a_number_closed_and_reused_after_a_timed_out_wait_is_waited_anew, .timeout = 60)
+{
+	/* One worker: both waits use the same worker's registrations. */
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, reuse_main, NULL), 0);
+	expect_clean_shutdown(fds);
 }
