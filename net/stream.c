@@ -69,18 +69,19 @@ static ssize_t raw_write(struct rook_stream *s, const void *buf, size_t len)
 			 : rook_write(s->s_fd, buf, len, -1);
 }
 
-/* Write all of buf: len, or the error (bytes already sent are lost to it). */
-static ssize_t write_all(struct rook_stream *s, const char *buf, size_t len)
+/* Write all of buf: len, or the error with *done the bytes sent before it. */
+static ssize_t write_all(struct rook_stream *s, const char *buf, size_t len, size_t *done)
 {
 	size_t off = 0;
 	while (off < len) {
 		ssize_t w = raw_write(s, buf + off, len - off);
-		if (w < 0)
-			return w;
-		if (w == 0)
-			return -EPIPE;
+		if (w <= 0) {
+			*done = off;
+			return w < 0 ? w : -EPIPE;
+		}
 		off += (size_t)w;
 	}
+	*done = len;
 	return (ssize_t)len;
 }
 
@@ -291,23 +292,27 @@ ssize_t rook_stream_write(struct rook_stream *s, const void *buf, size_t len)
 	if (!s || (!buf && len))
 		return -EINVAL;
 	const char *p = buf;
-	size_t left = len;
+	size_t left = len, done;
+	/* An error after some of buf went out returns that count (as a short
+	 * write(2) would), so that a caller who retries after a deadline sends
+	 * nothing twice; what was buffered before this call and not sent is
+	 * dropped, as by rook_stream_flush. */
 	if (s->w_len + left > s->s_cap && s->w_len > 0) {
 		/* Top the buffer up and send it whole: one send, not two small. */
-		size_t top = s->s_cap - s->w_len;
+		size_t top = s->s_cap - s->w_len, before = s->w_len;
 		memcpy(s->w_buf + s->w_len, p, top);
 		s->w_len = s->s_cap;
 		p += top;
 		left -= top;
-		ssize_t w = write_all(s, s->w_buf, s->w_len);
+		ssize_t w = write_all(s, s->w_buf, s->w_len, &done);
 		s->w_len = 0;
 		if (w < 0)
-			return w;
+			return done > before ? (ssize_t)(done - before) : w;
 	}
 	if (left >= s->s_cap) {
-		ssize_t w = write_all(s, p, left);
+		ssize_t w = write_all(s, p, left, &done);
 		if (w < 0)
-			return left == len ? w : (ssize_t)(len - left);
+			return len - left + done ? (ssize_t)(len - left + done) : w;
 		return (ssize_t)len;
 	}
 	if (left && !s->w_buf) {
@@ -326,7 +331,8 @@ int rook_stream_flush(struct rook_stream *s)
 		return -EINVAL;
 	if (s->w_len == 0)
 		return 0;
-	ssize_t w = write_all(s, s->w_buf, s->w_len);
+	size_t done;
+	ssize_t w = write_all(s, s->w_buf, s->w_len, &done);
 	s->w_len = 0;
 	return w < 0 ? (int)w : 0;
 }

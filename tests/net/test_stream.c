@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -128,6 +129,56 @@ static int grown_main(void *arg)
 	T_CHECK_EQ(rook_stream_close(s), 0);
 	T_CHECK_EQ(rook_close(sv[1]), 0);
 	return 0;
+}
+
+/* A write cut short by its deadline after some bytes went out returns
+ * their count, and exactly those reach the peer: a caller that retries
+ * from there sends nothing twice. Once the peer's buffers are full, a
+ * write under a deadline takes nothing: -ETIMEDOUT. */
+#define CUT_BYTES ((size_t)4 << 20)
+
+static int cut_main(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	struct rook_stream *s;
+	char *big = malloc(CUT_BYTES), *in = malloc(CUT_BYTES);
+	T_CHECK(big && in);
+	for (size_t i = 0; i < CUT_BYTES; i++)
+		big[i] = (char)(i * 7 + i / 4096);
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], 4096), 0);
+	T_CHECK_EQ(rook_stream_write(s, big, 100), 100); /* buffered */
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 50 * ROOK_MSEC), 0);
+	ssize_t w = rook_stream_write(s, big + 100, CUT_BYTES - 100);
+	T_CHECK(rook_deadline_pop());
+	T_CHECK(w > 0 && (size_t)w < CUT_BYTES - 100);
+	/* Everything sent arrives, and nothing beyond it. */
+	size_t want = 100 + (size_t)w;
+	T_CHECK_EQ(rook_read_full(sv[1], in, want), (ssize_t)want);
+	T_CHECK(memcmp(in, big, want) == 0);
+	char c;
+	T_CHECK_EQ(recv(sv[1], &c, 1, MSG_DONTWAIT), -1);
+	/* The peer full again: nothing of a new write goes out in time. */
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 50 * ROOK_MSEC), 0);
+	ssize_t fill = rook_stream_write(s, big, CUT_BYTES);
+	T_CHECK(rook_deadline_pop());
+	T_CHECK(fill > 0);
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 50 * ROOK_MSEC), 0);
+	T_CHECK_EQ(rook_stream_write(s, big, CUT_BYTES), -ETIMEDOUT);
+	T_CHECK(rook_deadline_pop());
+	T_CHECK_EQ(rook_stream_close(s), 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	free(big);
+	free(in);
+	return 0;
+}
+
+Test(stream, a_write_cut_by_its_deadline_returns_what_went_out, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, cut_main, NULL), 0);
+	expect_clean_shutdown(fds);
 }
 
 Test(stream, a_grown_read_buffer_leaves_the_write_buffer_its_size)
