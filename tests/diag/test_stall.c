@@ -3,7 +3,9 @@
  * The ROOK_STALL_MS watchdog, run in a child process whose stderr is a
  * file: a task spinning 300 ms with ROOK_STALL_MS=100 is reported exactly
  * once, with the spinning function in the backtrace, and a "stall ended"
- * line follows; a task that yields every 10 ms is never reported.
+ * line follows; a child that spins and then hands its worker straight to
+ * a joiner that spins too makes two stalls, each with its end line; a
+ * task that yields every 10 ms is never reported.
  */
 #include <errno.h>
 #include <stdbool.h>

@@ -6,8 +6,8 @@
  * forked child with a low RLIMIT_NOFILE: accept fails cleanly and serving
  * resumes once fds are freed), and rook_close of an fd another task is
  * rook_poll-ing (the poller wakes with -EBADF), and the drain at stop
- * (drain_ns: new connections refused, open ones finish, the bound cancels
- * the rest).
+ * (ROOK_SERVE_DRAIN: new connections refused, open ones finish, the bound
+ * cancels the rest; without the flag drain_ns is not read).
  */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -3,7 +3,9 @@
  * Streams over a socketpair: pipelined requests split at every byte
  * boundary, lines longer than the caller's buffer and the stream's, EOF in
  * the middle of read_exactly (bytes left readable), a deadline mid-line
- * (nothing consumed), buffered writes and the bad arguments.
+ * (nothing consumed), a read buffer grown past the write buffer's size, a
+ * write cut by its deadline (the bytes sent, counted), buffered writes and
+ * the bad arguments.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
