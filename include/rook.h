@@ -157,7 +157,9 @@ ROOK_API int rook_join(struct rook_task *t, int *status);
  * finished task, or cancelling twice, does nothing. Any thread.
  *   0 the request was recorded (or t was already finished); -EINVAL t NULL
  *   or stale (its task has ended and been released: a stale handle never
- *   cancels the task that reused its slot).
+ *   cancels the task that reused its slot). A handle given up with
+ *   rook_detach still cancels its task while it runs; once the task has
+ *   ended, the answer is 0 until its slot is freed, then -EINVAL.
  */
 ROOK_API int rook_cancel(struct rook_task *t);
 
