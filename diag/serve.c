@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,7 +28,30 @@ struct rook__serve {
 	int s_fd;
 	pthread_t s_thread;
 	struct sockaddr_un s_addr;
+	dev_t s_dev; /* the socket file we made: removed at stop only if */
+	ino_t s_ino; /* the path still names it */
 };
+
+/* May path be taken over? Only a socket nobody listens on (left by an
+ * earlier run): never a regular file, never another runtime's socket. 0,
+ * or why not. */
+static const char *path_free(const struct sockaddr_un *a)
+{
+	struct stat st;
+	if (lstat(a->sun_path, &st) < 0)
+		return errno == ENOENT ? NULL : strerror(errno);
+	if (!S_ISSOCK(st.st_mode))
+		return "it exists and is not a socket";
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return strerror(errno);
+	int r = connect(fd, (const struct sockaddr *)a, sizeof(*a));
+	close(fd);
+	if (r == 0)
+		return "another process serves on it";
+	(void)unlink(a->sun_path); /* a socket left by an earlier run */
+	return NULL;
+}
 
 static void *serve_main(void *arg)
 {
@@ -65,13 +89,19 @@ struct rook__serve *rook__serve_start(struct rook_rt *rt)
 	why = strerror(errno);
 	if (s->s_fd < 0)
 		goto fail;
-	(void)unlink(path); /* a socket left by an earlier run */
+	if ((why = path_free(&s->s_addr))) {
+		close(s->s_fd);
+		goto fail;
+	}
+	struct stat st;
 	if (bind(s->s_fd, (struct sockaddr *)&s->s_addr, sizeof(s->s_addr)) < 0 ||
-	    listen(s->s_fd, 8) < 0) {
+	    listen(s->s_fd, 8) < 0 || stat(path, &st) < 0) {
 		why = strerror(errno);
 		close(s->s_fd);
 		goto fail;
 	}
+	s->s_dev = st.st_dev;
+	s->s_ino = st.st_ino;
 	/* The thread takes no signal meant for the application. */
 	sigset_t all, old;
 	sigfillset(&all);
@@ -102,6 +132,8 @@ void rook__serve_stop(struct rook__serve *s)
 	shutdown(s->s_fd, SHUT_RDWR); /* wakes the accept */
 	pthread_join(s->s_thread, NULL);
 	close(s->s_fd);
-	unlink(s->s_addr.sun_path);
+	struct stat st;
+	if (lstat(s->s_addr.sun_path, &st) == 0 && st.st_dev == s->s_dev && st.st_ino == s->s_ino)
+		unlink(s->s_addr.sun_path);
 	rook__free(s);
 }

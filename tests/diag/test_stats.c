@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -176,4 +177,51 @@ Test(stats, stats_socket_serves_prometheus_text_and_rook_top_reads_it)
 		cr_expect(strstr(top_out, "workers 2"), "%s", top_out);
 		cr_expect(strstr(top_out, "rounds/s"), "%s", top_out);
 	}
+}
+
+static int quiet_main(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* A path that names a regular file is left alone (one line, no server)
+ * and the runtime runs on; a path another runtime serves on is not taken
+ * from it, and its socket outlives the second runtime's stop. */
+static int second_main(void *arg)
+{
+	(void)arg;
+	struct rook_rt *rt2;
+	T_CHECK_EQ(rook_rt_start(&rt2, NULL), 0);
+	T_CHECK_EQ(rook_rt_stop(rt2), 0);
+	struct stat st;
+	T_CHECK_EQ(lstat(sock_path, &st), 0);
+	T_CHECK(S_ISSOCK(st.st_mode));
+	T_CHECK(read_socket(served, sizeof(served)) > 0);
+	return 0;
+}
+
+Test(stats, stats_socket_never_removes_what_it_did_not_make)
+{
+	snprintf(sock_path, sizeof(sock_path), "/tmp/rook-stats-file-%d", (int)getpid());
+	FILE *f = fopen(sock_path, "w");
+	cr_assert(f);
+	fputs("precious\n", f);
+	fclose(f);
+	setenv("ROOK_STATS_SOCKET", sock_path, 1);
+	int r = run_with(1, ROOK_NO_PIN, quiet_main, NULL);
+	cr_assert_eq(r, 0);
+	struct stat st;
+	cr_assert_eq(lstat(sock_path, &st), 0, "the file was removed");
+	cr_expect(S_ISREG(st.st_mode) && st.st_size == 9);
+	unlink(sock_path);
+
+	snprintf(sock_path, sizeof(sock_path), "/tmp/rook-stats-two-%d.sock", (int)getpid());
+	setenv("ROOK_STATS_SOCKET", sock_path, 1);
+	served[0] = '\0';
+	r = run_with(1, ROOK_NO_PIN, second_main, NULL);
+	unsetenv("ROOK_STATS_SOCKET");
+	cr_assert_eq(r, 0);
+	cr_expect(strstr(served, "# TYPE rook_tasks_spawned_total counter\n"), "%s", served);
+	cr_expect_neq(access(sock_path, F_OK), 0, "the socket was left behind");
 }
