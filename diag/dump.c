@@ -14,9 +14,15 @@
  * itself belongs to it).
  */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "diag/diag.h"
@@ -50,19 +56,56 @@ int rook_task_set_name(const char *name)
 
 /* ---- output -------------------------------------------------------------- */
 
+/* A reader that takes nothing for so long loses the rest of the report:
+ * a dump holds the registry lock, and rook_rt_stop waits for it. */
+#define OUT_STALL_MS 1000
+
 void rook__out_init(struct rook__out *o, int fd)
 {
+	struct stat st;
 	o->o_fd = fd;
+	o->o_stream = fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 	o->o_err = 0;
 	o->o_n = 0;
 	o->o_total = 0;
+}
+
+/* One write to a pipe or socket: at most PIPE_BUF once poll says there is
+ * room (so it does not block), and SIGPIPE held back and taken if the
+ * write raised it (a report to a reader that left is -EPIPE, not death). */
+static ssize_t stream_write(int fd, const char *p, size_t n)
+{
+	struct pollfd pf = {.fd = fd, .events = POLLOUT};
+	int r;
+	while ((r = poll(&pf, 1, OUT_STALL_MS)) < 0 && errno == EINTR)
+		;
+	if (r == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigpending(&pending);
+	bool was_pending = sigismember(&pending, SIGPIPE);
+	ssize_t k = write(fd, p, n < PIPE_BUF ? n : PIPE_BUF);
+	int e = errno;
+	if (k < 0 && e == EPIPE && !was_pending) {
+		struct timespec zero = {0, 0};
+		(void)sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return k;
 }
 
 void rook__out_flush(struct rook__out *o)
 {
 	size_t off = 0;
 	while (off < o->o_n && !o->o_err) {
-		ssize_t k = write(o->o_fd, o->o_buf + off, o->o_n - off);
+		ssize_t k = o->o_stream ? stream_write(o->o_fd, o->o_buf + off, o->o_n - off)
+					: write(o->o_fd, o->o_buf + off, o->o_n - off);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)

@@ -968,7 +968,10 @@ ROOK_API int rook_task_set_name(const char *name);
  * of every running runtime) to fd: id, name, state (running on worker N;
  * runnable; not started; done, not joined; suspended in which call, on
  * which fd for IO, and for how long) and each suspended task's backtrace.
- * Any thread; does not suspend (the report is written with write(2)).
+ * Any thread; does not suspend (the report is written with write(2)). To
+ * a pipe or socket it raises no SIGPIPE (-EPIPE), and gives up with
+ * -ETIMEDOUT when the reader takes nothing for 1 s (so does a
+ * ROOK_DUMP_SIGNAL dump, which would otherwise hold up rook_rt_stop).
  * Returns the number of tasks listed; -EBADF for a negative fd, -ENOMEM,
  * or the -errno of a failed write. */
 ROOK_API int rook_dump(int fd);
@@ -1028,7 +1031,8 @@ ROOK_API int rook_stats(struct rook_stats *out, size_t size);
 
 /* Writes rook_stats' counters to fd in format. Returns the bytes written;
  * -EINVAL (unknown format), -EBADF (fd < 0), -ESRCH as rook_stats, or the
- * -errno of a failed write. */
+ * -errno of a failed write (to a pipe or socket as rook_dump: -EPIPE with
+ * no SIGPIPE, -ETIMEDOUT after 1 s without progress). */
 ROOK_API int rook_stats_write(int fd, int format);
 
 /* ROOK_TRACE=path.json: scheduler events (task run slices, spawn and wake

@@ -348,3 +348,43 @@ Test(dump, signal_dumps_to_stderr_and_the_process_goes_on, .timeout = 120)
 	cr_expect(strstr(s, "sig_sleeper"), "%s", s);
 	free(s);
 }
+
+/* A dump to a pipe whose reader left is -EPIPE, with no SIGPIPE (the
+ * default action would kill this process); one to a pipe nobody reads
+ * gives up (-ETIMEDOUT) rather than holding its worker for good. */
+static int pipes_main(void *arg)
+{
+	(void)arg;
+	int p[2];
+	T_CHECK_EQ(pipe(p), 0);
+	close(p[0]);
+	T_CHECK_EQ(rook_dump(p[1]), -EPIPE);
+	T_CHECK_EQ(rook_stats_write(p[1], ROOK_STATS_TEXT), -EPIPE);
+	close(p[1]);
+	struct rook_task *t[200];
+	struct rook_event *e;
+	T_CHECK_EQ(rook_event_create(&e), 0);
+	for (int i = 0; i < 200; i++)
+		T_CHECK_EQ(rook_spawn(&t[i], parked, e), 0);
+	for (int i = 0; i < 200; i++)
+		rook_yield();
+	T_CHECK_EQ(pipe(p), 0);
+	T_CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) > 0); /* less than the report */
+	uint64_t t0 = rook_now();
+	T_CHECK_EQ(rook_dump(p[1]), -ETIMEDOUT);
+	T_CHECK(rook_now() - t0 < 60 * ROOK_SEC); /* gross: not for good */
+	close(p[0]);
+	close(p[1]);
+	rook_event_set(e);
+	for (int i = 0; i < 200; i++)
+		T_CHECK_EQ(rook_join(t[i], NULL), 0);
+	rook_event_destroy(e);
+	return 0;
+}
+
+Test(dump, a_pipe_that_left_or_stalls_is_an_error_not_a_signal_or_a_hang, .timeout = 120)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, pipes_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
