@@ -115,18 +115,26 @@ static int stdio_prepare(struct rook_process *p, const struct rook_process_opts 
 			if (pipe2(pp, O_CLOEXEC))
 				return -errno;
 			int child = i == 0 ? pp[0] : pp[1], ours = i == 0 ? pp[1] : pp[0];
+			/* Our end's identity first: pipes_close closes only a
+			 * number that still names it, on every error below too. */
+			struct stat st;
+			if (fstat(ours, &st)) {
+				int e = errno;
+				close(pp[0]);
+				close(pp[1]);
+				return -e;
+			}
 			p->p_fd[i] = ours;
+			p->p_dev[i] = st.st_dev;
+			p->p_ino[i] = st.st_ino;
 			sf->sf_src[i] = fcntl(child, F_DUPFD_CLOEXEC, 3);
 			int e = errno;
 			close(child);
 			if (sf->sf_src[i] < 0)
 				return -e;
-			struct stat st;
 			int fl = fcntl(ours, F_GETFL);
-			if (fl < 0 || fcntl(ours, F_SETFL, fl | O_NONBLOCK) || fstat(ours, &st))
+			if (fl < 0 || fcntl(ours, F_SETFL, fl | O_NONBLOCK))
 				return -errno;
-			p->p_dev[i] = st.st_dev;
-			p->p_ino[i] = st.st_ino;
 		}
 	}
 	return 0;

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -303,5 +304,59 @@ Test(process, thousand_children_at_once_on_two_workers, .timeout = 300)
 	cr_assert_eq(run_with(2, 0, thousand, &n), 0);
 	cr_expect_eq(waitpid(-1, NULL, WNOHANG), -1, "a child left unreaped");
 	cr_expect_eq(errno, ECHILD);
+	expect_clean_shutdown(fds);
+}
+
+/* Out of fds while the pipes are made: -EMFILE, and no fd left open,
+ * whichever pipe or dup ran out (found by a hostile review: our end of
+ * the failed pipe leaked). */
+static int highest_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int hi = -1;
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > hi)
+			hi = atoi(e->d_name);
+	if (d)
+		closedir(d);
+	return hi;
+}
+
+static int emfile_main(void *arg)
+{
+	(void)arg;
+	struct rlimit old;
+	T_CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	const char *argv[] = {"true", NULL};
+	struct rook_process_opts o = {.argv = argv,
+				      .stdio = {ROOK_STDIO_PIPE, ROOK_STDIO_PIPE, ROOK_STDIO_PIPE}};
+	int emfiles = 0, spawned = 0;
+	for (int room = 0; room <= 10; room++) {
+		int before = fd_count(), hi = highest_fd();
+		struct rlimit low = {.rlim_cur = (rlim_t)(hi + 1 + room), .rlim_max = old.rlim_max};
+		T_CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+		struct rook_process *p = NULL;
+		int r = rook_process_spawn(&p, &o);
+		T_CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+		if (r == 0) {
+			int st;
+			T_CHECK_EQ(rook_process_wait(p, &st), 0);
+			rook_process_free(p);
+			spawned++;
+		} else {
+			T_CHECK_EQ(r, -EMFILE);
+			emfiles++;
+		}
+		T_CHECK_EQ(fd_count(), before);
+	}
+	T_CHECK(emfiles > 0 && spawned > 0);
+	return 0;
+}
+
+Test(process, out_of_fds_while_piping_is_emfile_and_leaks_none, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, emfile_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
