@@ -373,6 +373,10 @@ struct resolve {
 
 static int gai_errno(int e, int sys_errno)
 {
+	/* glibc reports a resolver that could not open /etc/hosts or a socket
+	 * for lack of fds as "no such name": say what ran out. */
+	if (sys_errno == EMFILE || sys_errno == ENFILE)
+		return -sys_errno;
 	switch (e) {
 	case EAI_NONAME:
 #ifdef EAI_NODATA

@@ -688,6 +688,8 @@ int rook__io_rt_init(struct rook__io_rt **out, unsigned nworkers, unsigned entri
 	int backend = ROOK__BACKEND_EPOLL;
 	if (want != ROOK__BACKEND_EPOLL) {
 		int err = uring_usable();
+		if (err == -EMFILE || err == -ENFILE)
+			return err; /* out of fds: epoll would be too; no backend line */
 		if (err == 0) {
 			backend = ROOK__BACKEND_URING;
 		} else if (want == ROOK__BACKEND_URING) {
@@ -735,7 +737,9 @@ static void report_worker(struct rook__io_rt *g, int err)
 {
 	if (atomic_exchange_explicit(&g->g_reported, true, memory_order_relaxed))
 		return;
-	fprintf(stderr, "rook: cannot set up a worker's io_uring ring (%s)\n", strerror(-err));
+	fprintf(stderr, "rook: cannot set up a worker's %s (%s)\n",
+		g->g_backend == ROOK__BACKEND_URING ? "io_uring ring" : "epoll instance",
+		strerror(-err));
 }
 
 /*
