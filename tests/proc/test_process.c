@@ -350,7 +350,9 @@ static int emfile_main(void *arg)
 		}
 		T_CHECK_EQ(fd_count(), before);
 	}
-	T_CHECK(emfiles > 0 && spawned > 0);
+	/* Natively both happen; under qemu-user, whose own fds sit among ours,
+	 * the room is not what it seems, and only the checks above hold. */
+	T_CHECK(under_qemu() || (emfiles > 0 && spawned > 0));
 	return 0;
 }
 
