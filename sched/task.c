@@ -155,9 +155,10 @@ static inline struct rook_task *task_alloc(struct rook__worker *w)
 	return t;
 }
 
-static void task_free(struct rook_task *t)
+/* noinline and never suspends: the inline TLS read is safe here. */
+__attribute__((noinline)) static void task_free(struct rook_task *t)
 {
-	struct rook__worker *w = rook__worker_self();
+	struct rook__worker *w = rook__worker_entry();
 	/* A new generation: handles of the task that ends here go stale. */
 	uint32_t g = atomic_load_explicit(&t->t_gen, memory_order_relaxed);
 	atomic_store_explicit(&t->t_gen, (g & ~(ROOK__GEN_LIVE | ROOK__GEN_HANDLE)) + ROOK__GEN_ONE,
@@ -287,7 +288,9 @@ static void task_unrun(struct rook_task *t, int status)
 		}
 }
 
-void rook__task_finish(struct rook_task *t, int status)
+/* noinline and never suspends (wakes only): its inline TLS read cannot
+ * meet a suspension of rook__task_entry, its caller in this file. */
+__attribute__((noinline)) void rook__task_finish(struct rook_task *t, int status)
 {
 	struct rook__waiter *wake = NULL;
 	if (atomic_load_explicit(&t->t_state, memory_order_relaxed) == ROOK__T_NEW)
@@ -315,7 +318,7 @@ void rook__task_finish(struct rook_task *t, int status)
 		wake = next;
 	}
 	/* Tasks always finish on a worker of their runtime (live_tasks). */
-	struct rook__worker *w = rook__worker_self();
+	struct rook__worker *w = rook__worker_entry();
 	atomic_store_explicit(&w->w_nfinished,
 			      atomic_load_explicit(&w->w_nfinished, memory_order_relaxed) + 1,
 			      memory_order_release);
@@ -412,9 +415,10 @@ int rook__spawn(struct rook_rt *rt, struct rook__worker *w, struct rook_task **o
 	return 0;
 }
 
-struct rook_task *rook__self(void)
+/* noinline and never suspends: the inline TLS read is safe here. */
+__attribute__((noinline)) struct rook_task *rook__self(void)
 {
-	struct rook__worker *w = rook__worker_self();
+	struct rook__worker *w = rook__worker_entry();
 	return w ? w->w_current : NULL;
 }
 

@@ -1020,9 +1020,11 @@ static struct rook_task *adopter_take(struct rook__worker *w, struct rook_task *
 
 /* The running task gives up its worker: straight to the next local task if
  * there is one (one switch instead of two), else to the scheduler. */
-void rook__task_switch_out(enum rook__post post)
+__attribute__((noinline)) void rook__task_switch_out(enum rook__post post)
 {
-	struct rook__worker *w = rook__worker_self();
+	/* Inline: before the switch; after it only switch_from's
+	 * rook__worker_self call reads the worker again. */
+	struct rook__worker *w = rook__worker_entry();
 	struct rook_task *t = w->w_current, *next = adopter_take(w, t);
 	if (!next)
 		next = pick_local(w);
@@ -1059,9 +1061,9 @@ bool rook__task_adopt(struct rook__worker *w, struct rook_task *t)
 	return true;
 }
 
-void rook__task_yield(void)
+__attribute__((noinline)) void rook__task_yield(void)
 {
-	struct rook__worker *w = rook__worker_self();
+	struct rook__worker *w = rook__worker_entry(); /* as in rook__task_switch_out */
 	struct rook_task *next = adopter_take(w, w->w_current);
 	/* pick_local polls IO and timers first, so a task they wake counts. */
 	if (!next)
@@ -1077,10 +1079,11 @@ void rook__task_yield(void)
 		rook__stack_overflow_abort(s->s_task_id, w->w_rt->rt_stack_size);
 }
 
-void rook__task_started(void)
+/* noinline and never suspends: the inline TLS read is safe here. */
+__attribute__((noinline)) void rook__task_started(void)
 {
 	rook__asan_finish(NULL);
-	post_switch(rook__worker_self());
+	post_switch(rook__worker_entry());
 }
 
 static void run_task(struct rook__worker *w, struct rook_task *t)
