@@ -331,13 +331,24 @@ static int emfile_main(void *arg)
 	const char *argv[] = {"true", NULL};
 	struct rook_process_opts o = {.argv = argv,
 				      .stdio = {ROOK_STDIO_PIPE, ROOK_STDIO_PIPE, ROOK_STDIO_PIPE}};
+	static int dummy[4096];
 	int emfiles = 0, spawned = 0;
-	for (int room = 0; room <= 10; room++) {
-		int before = fd_count(), hi = highest_fd();
-		struct rlimit low = {.rlim_cur = (rlim_t)(hi + 1 + room), .rlim_max = old.rlim_max};
+	for (int room = 0; room <= 12; room++) {
+		int before = fd_count();
+		/* Exactly room fds free below the limit, wherever the free
+		 * numbers are (a sanitizer keeps fds of its own up high). */
+		struct rlimit low = {.rlim_cur = (rlim_t)highest_fd() + 64,
+				     .rlim_max = old.rlim_max};
 		T_CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+		int n = 0;
+		while (n < 4096 && (dummy[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+			n++;
+		for (int k = 0; k < room && n > 0; k++)
+			close(dummy[--n]);
 		struct rook_process *p = NULL;
 		int r = rook_process_spawn(&p, &o);
+		while (n > 0)
+			close(dummy[--n]);
 		T_CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
 		if (r == 0) {
 			int st;
