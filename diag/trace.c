@@ -244,10 +244,19 @@ void rook__trace_rt_init(struct rook_rt *rt)
 	unsigned cap = RING_DEFAULT;
 	const char *ev = getenv("ROOK_TRACE_EVENTS");
 	if (ev && *ev) {
-		unsigned long v = strtoul(ev, NULL, 10);
-		cap = 64;
-		while (cap < v && cap < (1u << 24))
-			cap <<= 1;
+		char *end;
+		errno = 0;
+		long long v = strtoll(ev, &end, 10);
+		if (*end || errno || v <= 0 || v > (1 << 24)) {
+			fprintf(
+			    stderr,
+			    "rook: ROOK_TRACE_EVENTS=%s is not a count in 1..16777216; using %u\n",
+			    ev, cap);
+		} else {
+			cap = 64;
+			while (cap < (unsigned long long)v)
+				cap <<= 1;
+		}
 	}
 	struct rook__trace *tr = rook__calloc(1, sizeof(*tr));
 	int fd = tr ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;

@@ -147,7 +147,14 @@ static int dump_signal_parse(const char *s)
 static void dump_signal_setup(void)
 {
 	const char *env = getenv("ROOK_DUMP_SIGNAL");
-	int sig = env ? dump_signal_parse(env) : 0;
+	int sig = env && *env ? dump_signal_parse(env) : 0;
+	static bool bad_said; /* under reg_lock */
+	if (env && *env && !sig && !bad_said) {
+		fprintf(stderr,
+			"rook: ROOK_DUMP_SIGNAL=%s is not one of QUIT, USR1, USR2; no dumps\n",
+			env);
+		bad_said = true;
+	}
 	if (!sig || dump_installed)
 		return;
 	if (sem_init(&dump_sem, 0, 0) != 0)
@@ -445,7 +452,13 @@ static void *watch_main(void *arg)
 static void watch_start(struct rtdiag *d)
 {
 	const char *env = getenv("ROOK_STALL_MS");
-	long ms = env ? strtol(env, NULL, 10) : 0;
+	char *end = NULL;
+	long ms = env && *env ? strtol(env, &end, 10) : 0;
+	if (env && *env && (ms <= 0 || *end)) {
+		fprintf(stderr,
+			"rook: ROOK_STALL_MS=%s is not a number of ms > 0; no stall watch\n", env);
+		return;
+	}
 	if (ms <= 0)
 		return;
 	unsigned n = d->d_rt->rt_nworkers;
