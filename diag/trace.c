@@ -299,7 +299,12 @@ void rook__trace_rt_fini(struct rook_rt *rt)
 		trace_flush(rt, NULL);
 		rook__out_printf(&tr->t_out, "\n]\n");
 		rook__out_flush(&tr->t_out);
-		close(tr->t_fd);
+		int err = close(tr->t_fd) < 0 ? errno : 0;
+		if (tr->t_out.o_err)
+			err = -tr->t_out.o_err;
+		if (err) /* a full disk, say: the file is not valid JSON */
+			fprintf(stderr, "rook: ROOK_TRACE: the trace is incomplete (%s)\n",
+				strerror(err));
 		pthread_mutex_destroy(&tr->t_lock);
 		rook__free(tr);
 		rt->rt_trace = NULL;
