@@ -173,8 +173,9 @@ ROOK_API bool rook_done(const struct rook_task *t);
 
 /*
  * rook_yield — let other runnable tasks run, then continue (a checkpoint).
- *   0; -ECANCELED the caller was cancelled (returns at once);
- *   -EPERM called outside a task.
+ *   0; -ECANCELED the caller was cancelled, or -ETIMEDOUT a deadline
+ *   scope of the caller has expired (both return at once, as every
+ *   blocking call does); -EPERM called outside a task.
  */
 ROOK_API int rook_yield(void);
 
