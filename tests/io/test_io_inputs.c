@@ -3,7 +3,8 @@
  * Bad inputs to the IO calls get a clear -errno, never a crash, a hang or
  * a silent success: NULL buffers and addresses, negative and closed fds,
  * out-of-range counts, lengths too large for the return value, an empty
- * host to connect to; and zero-length transfers return 0.
+ * host to connect to; and zero-length transfers return 0. Out of fds,
+ * rook_run and a name lookup are -EMFILE.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rook.h>
@@ -90,4 +93,80 @@ Test(io_inputs, bad_inputs_get_a_clear_errno, .timeout = 30)
 	int fds = fd_count();
 	cr_assert_eq(run_with(1, ROOK_NO_PIN, inputs_main, NULL), 0);
 	expect_clean_shutdown(fds);
+}
+
+/* Out of fds: rook_run is -EMFILE, not -ENOSYS, and says nothing about
+ * io_uring; a name resolved with no fd left is -EMFILE, not -ENOENT. Run
+ * in a child, whose stderr is a file and whose limits are its own. */
+static int noop_main(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static int highest_fd(void);
+
+static int resolve_main(void *arg)
+{
+	(void)arg;
+	static int dummy[4096];
+	struct rlimit old, low;
+	getrlimit(RLIMIT_NOFILE, &old);
+	low = old;
+	low.rlim_cur = (rlim_t)highest_fd() + 64;
+	setrlimit(RLIMIT_NOFILE, &low);
+	int n = 0;
+	while (n < 4096 && (dummy[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		n++;
+	int r = rook_tcp_connect("localhost", 9);
+	while (n > 0)
+		close(dummy[--n]);
+	setrlimit(RLIMIT_NOFILE, &old);
+	return r == -EMFILE ? 0 : 100 + (r < 0 ? -r : 99);
+}
+
+static int highest_fd(void)
+{
+	int hi = -1;
+	for (int fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			hi = fd;
+	return hi;
+}
+
+Test(io_inputs, out_of_fds_is_emfile_at_start_and_in_name_lookup, .timeout = 60)
+{
+	char path[] = "/tmp/rook-emfile-XXXXXX";
+	int log = mkstemp(path);
+	cr_assert_geq(log, 0);
+	unlink(path);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(log, STDERR_FILENO);
+		struct rlimit old, none;
+		getrlimit(RLIMIT_NOFILE, &old);
+		none = old;
+		none.rlim_cur = (rlim_t)highest_fd() + 1;       /* no number left above */
+		for (int fd = 0; fd < (int)none.rlim_cur; fd++) /* nor below */
+			if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDONLY) < 0)
+				_exit(90);
+		setrlimit(RLIMIT_NOFILE, &none);
+		int r = rook_run(NULL, noop_main, NULL);
+		setrlimit(RLIMIT_NOFILE, &old);
+		if (r != -EMFILE)
+			_exit(r < 0 ? -r : 91);
+		struct rook_config one = {.workers = 1};
+		_exit(rook_run(&one, resolve_main, NULL));
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	off_t len = lseek(log, 0, SEEK_END);
+	char *s = calloc(1, (size_t)len + 1);
+	cr_assert(s);
+	cr_assert_eq(pread(log, s, (size_t)len, 0), len);
+	close(log);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x:\n%s", st, s);
+	cr_expect(!strstr(s, "io_uring is not available"), "%s", s);
+	free(s);
 }
