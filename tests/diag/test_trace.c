@@ -5,13 +5,15 @@
  * that never overlap, flows whose every end follows its start, and the
  * parks, wakes and IO the workload made; rook_trace_flush writes while the
  * runtime runs; a file that cannot be opened leaves the runtime running
- * untraced. The JSON is checked by python3's parser (skipped without it).
+ * untraced; malformed diagnostics variables get one stderr line each. The
+ * JSON is checked by python3's parser (skipped without it).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/helpers.h"
@@ -132,4 +134,53 @@ Test(trace, unwritable_trace_file_leaves_the_runtime_running_untraced, .timeout 
 	int r = run_with(1, ROOK_NO_PIN, flush_main, NULL);
 	unsetenv("ROOK_TRACE");
 	cr_assert_eq(r, 0);
+}
+
+/* Malformed diagnostics variables: one line each on stderr, and the
+ * runtime runs (in a child whose stderr is a file). */
+static int quiet_main(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static int count_of(const char *s, const char *what)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
+Test(trace, malformed_diagnostics_variables_get_one_line_each, .timeout = 60)
+{
+	char path[] = "/tmp/rook-envlines-XXXXXX", trace[64];
+	int log = mkstemp(path);
+	cr_assert_geq(log, 0);
+	unlink(path);
+	snprintf(trace, sizeof(trace), "/tmp/rook-envlines-%d.json", (int)getpid());
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(log, STDERR_FILENO);
+		setenv("ROOK_DUMP_SIGNAL", "FOO", 1);
+		setenv("ROOK_STALL_MS", "abc", 1);
+		setenv("ROOK_TRACE", trace, 1);
+		setenv("ROOK_TRACE_EVENTS", "-1", 1);
+		struct rook_config one = {.workers = 1, .flags = ROOK_NO_PIN};
+		_exit(rook_run(&one, quiet_main, NULL));
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	unlink(trace);
+	off_t len = lseek(log, 0, SEEK_END);
+	char *s = calloc(1, (size_t)len + 1);
+	cr_assert(s);
+	cr_assert_eq(pread(log, s, (size_t)len, 0), len);
+	close(log);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x:\n%s", st, s);
+	cr_expect_eq(count_of(s, "ROOK_DUMP_SIGNAL=FOO is not one of"), 1, "%s", s);
+	cr_expect_eq(count_of(s, "ROOK_STALL_MS=abc is not a number"), 1, "%s", s);
+	cr_expect_eq(count_of(s, "ROOK_TRACE_EVENTS=-1 is not a count"), 1, "%s", s);
+	free(s);
 }
