@@ -167,6 +167,8 @@ Test(io_inputs, out_of_fds_is_emfile_at_start_and_in_name_lookup, .timeout = 60)
 	cr_assert_eq(pread(log, s, (size_t)len, 0), len);
 	close(log);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x:\n%s", st, s);
-	cr_expect(!strstr(s, "io_uring is not available"), "%s", s);
+	/* Where io_uring works, running out of fds must not be blamed on it
+	 * (where it does not exist at all, qemu-user, the line is right). */
+	cr_expect(uring_missing() || !strstr(s, "io_uring is not available"), "%s", s);
 	free(s);
 }
