@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rook.h>
@@ -146,6 +147,40 @@ static inline void run_on_1_and_2(rook_fn fn)
 
 /* A sleep that outlasts any test (tasks that must be cancelled). */
 #define FOREVER (60 * ROOK_SEC)
+
+/* Runs child(arg) in a forked process whose stderr is a file, and returns
+ * that stderr (malloc'd); *status gets the waitpid status. child ends
+ * with _exit: its limits, environment and runtimes stay its own. */
+static inline char *child_stderr(void (*child)(void *), void *arg, int *status)
+{
+	char path[] = "/tmp/rook-child-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(fd, STDERR_FILENO);
+		child(arg);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, status, 0), pid);
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *s = calloc(1, (size_t)len + 1);
+	cr_assert(s);
+	cr_assert_eq(pread(fd, s, (size_t)len, 0), len);
+	close(fd);
+	return s;
+}
+
+/* How many times what occurs in s. */
+static inline int count_in(const char *s, const char *what)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
 
 static inline uint64_t ms_since(uint64_t t0)
 {

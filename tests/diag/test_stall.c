@@ -69,46 +69,28 @@ static int stall_main(void *arg)
 	return 0;
 }
 
+static void stall_child(void *arg)
+{
+	setenv("ROOK_STALL_MS", "100", 1);
+	struct rook_config cfg = {.workers = 1};
+	_exit(rook_run(&cfg, stall_main, arg));
+}
+
 /* Runs fn in a child with ROOK_STALL_MS=100 (one worker); its stderr. */
 static char *run_child(rook_fn fn)
 {
-	char path[] = "/tmp/rook-stall-XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	unlink(path);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(fd, STDERR_FILENO);
-		setenv("ROOK_STALL_MS", "100", 1);
-		struct rook_config cfg = {.workers = 1};
-		_exit(rook_run(&cfg, stall_main, (void *)fn));
-	}
 	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	off_t len = lseek(fd, 0, SEEK_END);
-	char *s = calloc(1, (size_t)len + 1);
-	cr_assert(s);
-	cr_assert_eq(pread(fd, s, (size_t)len, 0), len);
-	close(fd);
+	char *s = child_stderr(stall_child, (void *)fn, &st);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x:\n%s", st, s);
 	return s;
-}
-
-static int count(const char *s, const char *what)
-{
-	int n = 0;
-	for (const char *p = s; (p = strstr(p, what)); p++)
-		n++;
-	return n;
 }
 
 Test(stall, spinning_task_is_reported_once_with_its_backtrace, .timeout = 120)
 {
 	char *s = run_child(spin_300ms);
-	bool once = count(s, "rook: stall: worker 0 has run task ") == 1;
+	bool once = count_in(s, "rook: stall: worker 0 has run task ") == 1;
 	bool named = strstr(s, "\"spinner\" for ") != NULL;
-	bool ended = count(s, "rook: stall ended: worker 0, ") == 1;
+	bool ended = count_in(s, "rook: stall ended: worker 0, ") == 1;
 	cr_expect(once, "not reported once: %s", s);
 	cr_expect(named, "%s", s);
 	cr_expect(ended, "no single end line: %s", s);
@@ -126,15 +108,15 @@ Test(stall, spinning_task_is_reported_once_with_its_backtrace, .timeout = 120)
 Test(stall, a_direct_switch_ends_the_stall_and_the_next_task_starts_one, .timeout = 120)
 {
 	char *s = run_child(spin_then_joiner_spins);
-	cr_expect_eq(count(s, "rook: stall: worker 0 has run task "), 2, "%s", s);
+	cr_expect_eq(count_in(s, "rook: stall: worker 0 has run task "), 2, "%s", s);
 	cr_expect(strstr(s, "\"spinner\" for ") && strstr(s, "\"joiner\" for "), "%s", s);
-	cr_expect_eq(count(s, "rook: stall ended: worker 0, "), 2, "%s", s);
+	cr_expect_eq(count_in(s, "rook: stall ended: worker 0, "), 2, "%s", s);
 	free(s);
 }
 
 Test(stall, task_yielding_every_10ms_is_not_reported, .timeout = 120)
 {
 	char *s = run_child(yield_every_10ms);
-	cr_expect_eq(count(s, "rook: stall"), 0, "%s", s);
+	cr_expect_eq(count_in(s, "rook: stall"), 0, "%s", s);
 	free(s);
 }

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/helpers.h"
@@ -144,43 +143,26 @@ static int quiet_main(void *arg)
 	return 0;
 }
 
-static int count_of(const char *s, const char *what)
+static void envlines_child(void *arg)
 {
-	int n = 0;
-	for (const char *p = s; (p = strstr(p, what)); p++)
-		n++;
-	return n;
+	setenv("ROOK_DUMP_SIGNAL", "FOO", 1);
+	setenv("ROOK_STALL_MS", "abc", 1);
+	setenv("ROOK_TRACE", arg, 1);
+	setenv("ROOK_TRACE_EVENTS", "-1", 1);
+	struct rook_config one = {.workers = 1, .flags = ROOK_NO_PIN};
+	_exit(rook_run(&one, quiet_main, NULL));
 }
 
 Test(trace, malformed_diagnostics_variables_get_one_line_each, .timeout = 60)
 {
-	char path[] = "/tmp/rook-envlines-XXXXXX", trace[64];
-	int log = mkstemp(path);
-	cr_assert_geq(log, 0);
-	unlink(path);
+	char trace[64];
 	snprintf(trace, sizeof(trace), "/tmp/rook-envlines-%d.json", (int)getpid());
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(log, STDERR_FILENO);
-		setenv("ROOK_DUMP_SIGNAL", "FOO", 1);
-		setenv("ROOK_STALL_MS", "abc", 1);
-		setenv("ROOK_TRACE", trace, 1);
-		setenv("ROOK_TRACE_EVENTS", "-1", 1);
-		struct rook_config one = {.workers = 1, .flags = ROOK_NO_PIN};
-		_exit(rook_run(&one, quiet_main, NULL));
-	}
 	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	char *s = child_stderr(envlines_child, trace, &st);
 	unlink(trace);
-	off_t len = lseek(log, 0, SEEK_END);
-	char *s = calloc(1, (size_t)len + 1);
-	cr_assert(s);
-	cr_assert_eq(pread(log, s, (size_t)len, 0), len);
-	close(log);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x:\n%s", st, s);
-	cr_expect_eq(count_of(s, "ROOK_DUMP_SIGNAL=FOO is not one of"), 1, "%s", s);
-	cr_expect_eq(count_of(s, "ROOK_STALL_MS=abc is not a number"), 1, "%s", s);
-	cr_expect_eq(count_of(s, "ROOK_TRACE_EVENTS=-1 is not a count"), 1, "%s", s);
+	cr_expect_eq(count_in(s, "ROOK_DUMP_SIGNAL=FOO is not one of"), 1, "%s", s);
+	cr_expect_eq(count_in(s, "ROOK_STALL_MS=abc is not a number"), 1, "%s", s);
+	cr_expect_eq(count_in(s, "ROOK_TRACE_EVENTS=-1 is not a count"), 1, "%s", s);
 	free(s);
 }

@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rook.h>
@@ -134,38 +133,29 @@ static int highest_fd(void)
 	return hi;
 }
 
+static void emfile_child(void *arg)
+{
+	(void)arg;
+	struct rlimit old, none;
+	getrlimit(RLIMIT_NOFILE, &old);
+	none = old;
+	none.rlim_cur = (rlim_t)highest_fd() + 1;       /* no number left above */
+	for (int fd = 0; fd < (int)none.rlim_cur; fd++) /* nor below */
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDONLY) < 0)
+			_exit(90);
+	setrlimit(RLIMIT_NOFILE, &none);
+	int r = rook_run(NULL, noop_main, NULL);
+	setrlimit(RLIMIT_NOFILE, &old);
+	if (r != -EMFILE)
+		_exit(r < 0 ? -r : 91);
+	struct rook_config one = {.workers = 1};
+	_exit(rook_run(&one, resolve_main, NULL));
+}
+
 Test(io_inputs, out_of_fds_is_emfile_at_start_and_in_name_lookup, .timeout = 60)
 {
-	char path[] = "/tmp/rook-emfile-XXXXXX";
-	int log = mkstemp(path);
-	cr_assert_geq(log, 0);
-	unlink(path);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(log, STDERR_FILENO);
-		struct rlimit old, none;
-		getrlimit(RLIMIT_NOFILE, &old);
-		none = old;
-		none.rlim_cur = (rlim_t)highest_fd() + 1;       /* no number left above */
-		for (int fd = 0; fd < (int)none.rlim_cur; fd++) /* nor below */
-			if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDONLY) < 0)
-				_exit(90);
-		setrlimit(RLIMIT_NOFILE, &none);
-		int r = rook_run(NULL, noop_main, NULL);
-		setrlimit(RLIMIT_NOFILE, &old);
-		if (r != -EMFILE)
-			_exit(r < 0 ? -r : 91);
-		struct rook_config one = {.workers = 1};
-		_exit(rook_run(&one, resolve_main, NULL));
-	}
 	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	off_t len = lseek(log, 0, SEEK_END);
-	char *s = calloc(1, (size_t)len + 1);
-	cr_assert(s);
-	cr_assert_eq(pread(log, s, (size_t)len, 0), len);
-	close(log);
+	char *s = child_stderr(emfile_child, NULL, &st);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x:\n%s", st, s);
 	/* Where io_uring works, running out of fds must not be blamed on it
 	 * (where it does not exist at all, qemu-user, the line is right). */
