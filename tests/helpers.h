@@ -197,13 +197,36 @@ static inline void await_flag(_Atomic int *f)
 /* Wait until task t is suspended in a blocking call (its context saved),
  * the event a test that cancels or wakes it needs. In a task it yields,
  * on a plain thread it calls sched_yield. */
+/* Until t is parked, or has ended without parking (a blocking call that
+ * failed at once): the caller's checks then say what t got, where waiting
+ * for a park that never comes would hang the test. */
 static inline void await_parked(const struct rook_task *t)
 {
-	while (!rook__task_parked(t))
+	while (!rook__task_parked(t) && !rook_done(t))
 		if (rook_self())
 			T_CHECK_EQ(rook_yield(), 0);
 		else
 			sched_yield();
+}
+
+/* rook_join(t) within a bound that no healthy run comes near: past it,
+ * every task's state goes to stderr (a lost wake-up then shows where each
+ * task waits rather than as the test's timeout), t is cancelled and
+ * joined, and the result is -ETIMEDOUT. */
+static inline int join_or_dump(struct rook_task *t, uint64_t bound_ns)
+{
+	if (rook_deadline_push(rook_now() + bound_ns) < 0)
+		return rook_join(t, NULL);
+	int r = rook_join(t, NULL);
+	(void)rook_deadline_pop();
+	if (r == -ETIMEDOUT) {
+		fprintf(stderr, "join_or_dump: no end after %llu ms; the tasks:\n",
+			(unsigned long long)(bound_ns / ROOK_MSEC));
+		(void)rook_dump(2);
+		(void)rook_cancel(t);
+		(void)rook_join(t, NULL);
+	}
+	return r;
 }
 
 #endif
