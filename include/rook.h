@@ -783,9 +783,11 @@ ROOK_API ssize_t rook_stream_read_exactly(struct rook_stream *s, void *buf, size
  * of buf was taken, or the bytes taken before an error. On a socket it
  * sends with MSG_NOSIGNAL (-EPIPE, no SIGPIPE); on a pipe whose reader is
  * gone SIGPIPE is raised as by write(2). rook_stream_flush — send what is
- * buffered: 0 or -errno (the buffered bytes are dropped on an error).
+ * buffered: 0 or -errno; on an error (a deadline, a cancel, -EPIPE) what
+ * did not go out stays buffered, so a later flush sends exactly the rest.
  * rook_stream_close — flush, rook_close the fd and free s, whatever the
- * flush returned: 0, or the flush's error, or close's. NULL: -EINVAL.
+ * flush returned (bytes it could not send are dropped): 0, or the flush's
+ * error, or close's. NULL: -EINVAL.
  */
 ROOK_API ssize_t rook_stream_write(struct rook_stream *s, const void *buf, size_t len);
 ROOK_API int rook_stream_flush(struct rook_stream *s);

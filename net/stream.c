@@ -287,6 +287,14 @@ ssize_t rook_stream_read_exactly(struct rook_stream *s, void *buf, size_t n)
 	return (ssize_t)n;
 }
 
+/* After a send that failed part way: w_buf[sent, end) is what is still
+ * buffered, moved to the front for the next flush. */
+static void keep_unsent(struct rook_stream *s, size_t sent, size_t end)
+{
+	memmove(s->w_buf, s->w_buf + sent, end - sent);
+	s->w_len = end - sent;
+}
+
 ssize_t rook_stream_write(struct rook_stream *s, const void *buf, size_t len)
 {
 	if (!s || (!buf && len))
@@ -295,8 +303,8 @@ ssize_t rook_stream_write(struct rook_stream *s, const void *buf, size_t len)
 	size_t left = len, done;
 	/* An error after some of buf went out returns that count (as a short
 	 * write(2) would), so that a caller who retries after a deadline sends
-	 * nothing twice; what was buffered before this call and not sent is
-	 * dropped, as by rook_stream_flush. */
+	 * nothing twice; what was buffered before this call and not sent stays
+	 * buffered, as after rook_stream_flush. */
 	if (s->w_len + left > s->s_cap && s->w_len > 0) {
 		/* Top the buffer up and send it whole: one send, not two small. */
 		size_t top = s->s_cap - s->w_len, before = s->w_len;
@@ -305,9 +313,16 @@ ssize_t rook_stream_write(struct rook_stream *s, const void *buf, size_t len)
 		p += top;
 		left -= top;
 		ssize_t w = write_all(s, s->w_buf, s->w_len, &done);
+		if (w < 0) {
+			if (done >= before) {
+				s->w_len = 0;
+				return done > before ? (ssize_t)(done - before) : w;
+			}
+			/* None of buf went: it is not taken either. */
+			keep_unsent(s, done, before);
+			return w;
+		}
 		s->w_len = 0;
-		if (w < 0)
-			return done > before ? (ssize_t)(done - before) : w;
 	}
 	if (left >= s->s_cap) {
 		ssize_t w = write_all(s, p, left, &done);
@@ -333,8 +348,12 @@ int rook_stream_flush(struct rook_stream *s)
 		return 0;
 	size_t done;
 	ssize_t w = write_all(s, s->w_buf, s->w_len, &done);
+	if (w < 0) {
+		keep_unsent(s, done, s->w_len);
+		return (int)w;
+	}
 	s->w_len = 0;
-	return w < 0 ? (int)w : 0;
+	return 0;
 }
 
 int rook_stream_close(struct rook_stream *s)

@@ -4,8 +4,8 @@
  * boundary, lines longer than the caller's buffer and the stream's, EOF in
  * the middle of read_exactly (bytes left readable), a deadline mid-line
  * (nothing consumed), a read buffer grown past the write buffer's size, a
- * write cut by its deadline (the bytes sent, counted), buffered writes and
- * the bad arguments.
+ * write cut by its deadline (the bytes sent, counted), a flush cut by its
+ * deadline (the rest kept), buffered writes and the bad arguments.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -180,6 +180,71 @@ Test(stream, a_write_cut_by_its_deadline_returns_what_went_out, .timeout = 60)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, cut_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* A flush, or a write that tops the buffer up, cut by its deadline keeps
+ * what did not go out buffered: the peer then gets every byte once, in
+ * order, when a later flush sends the rest. */
+#define KEEP_CAP   ((size_t)256 << 10)
+#define KEEP_FIRST ((size_t)200 << 10)
+#define KEEP_ALL   ((size_t)300 << 10)
+
+struct drain {
+	int fd;
+	char *in;
+	ssize_t got;
+};
+
+static int drain_to_eof(void *arg)
+{
+	struct drain *d = arg;
+	d->got = rook_read_full(d->fd, d->in, KEEP_ALL + 1);
+	return 0;
+}
+
+static int keep_main(void *arg)
+{
+	(void)arg;
+	int sv[2], small = 4096;
+	struct rook_stream *s;
+	char *out = malloc(KEEP_ALL), *in = malloc(KEEP_ALL + 1);
+	T_CHECK(out && in);
+	for (size_t i = 0; i < KEEP_ALL; i++)
+		out[i] = (char)(i * 13 + i / 1000);
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	T_CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], KEEP_CAP), 0);
+	T_CHECK_EQ(rook_stream_write(s, out, KEEP_FIRST), (ssize_t)KEEP_FIRST);
+	/* Nobody reads: part of the buffer goes out, then the deadline. */
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 50 * ROOK_MSEC), 0);
+	T_CHECK_EQ(rook_stream_flush(s), -ETIMEDOUT);
+	T_CHECK(rook_deadline_pop());
+	/* The buffer tops up past its size and cannot go: nothing taken. */
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 50 * ROOK_MSEC), 0);
+	T_CHECK_EQ(rook_stream_write(s, out + KEEP_FIRST, KEEP_ALL - KEEP_FIRST), -ETIMEDOUT);
+	T_CHECK(rook_deadline_pop());
+	struct drain d = {.fd = sv[1], .in = in};
+	struct rook_task *t;
+	T_CHECK_EQ(rook_spawn(&t, drain_to_eof, &d), 0);
+	T_CHECK_EQ(rook_stream_write(s, out + KEEP_FIRST, KEEP_ALL - KEEP_FIRST),
+		   (ssize_t)(KEEP_ALL - KEEP_FIRST));
+	T_CHECK_EQ(rook_stream_flush(s), 0);
+	T_CHECK_EQ(rook_stream_close(s), 0); /* the reader's EOF */
+	T_CHECK_EQ(join_or_dump(t, 20 * ROOK_SEC), 0);
+	T_CHECK_EQ(d.got, (ssize_t)KEEP_ALL);
+	T_CHECK(d.got == (ssize_t)KEEP_ALL && memcmp(in, out, KEEP_ALL) == 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	free(out);
+	free(in);
+	return 0;
+}
+
+Test(stream, a_cut_flush_keeps_what_did_not_go_out, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, keep_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, keep_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
 
