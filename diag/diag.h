@@ -35,8 +35,8 @@ int rook__diag_walk(uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi, uint
  * run on a small task stack). */
 struct rook__out {
 	int o_fd;
-	bool o_stream; /* a pipe or socket: writes bounded in time, no SIGPIPE */
-	int o_err;     /* first write error (-errno), sticky */
+	int o_stream; /* a pipe or socket (dump.c): writes bounded in time, no SIGPIPE */
+	int o_err;    /* first write error (-errno), sticky */
 	size_t o_n;
 	size_t o_total; /* bytes written so far */
 	char o_buf[16384];

@@ -14,6 +14,7 @@
  * itself belongs to it).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,29 +62,72 @@ int rook_task_set_name(const char *name)
  * a dump holds the registry lock, and rook_rt_stop waits for it. */
 #define OUT_STALL_MS 1000
 
+enum { OUT_PIPE = 1, OUT_SOCKET = 2 }; /* o_stream */
+
 void rook__out_init(struct rook__out *o, int fd)
 {
 	struct stat st;
 	o->o_fd = fd;
-	o->o_stream = fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	o->o_stream = 0;
+	/* A read-only end (a pipe's, a FIFO's) never polls writable: plain
+	 * write(2) then gives its -EBADF at once. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && fstat(fd, &st) == 0)
+		o->o_stream = S_ISSOCK(st.st_mode)   ? OUT_SOCKET
+			      : S_ISFIFO(st.st_mode) ? OUT_PIPE
+						     : 0;
 	o->o_err = 0;
 	o->o_n = 0;
 	o->o_total = 0;
 }
 
-/* One write to a pipe or socket: at most PIPE_BUF once poll says there is
- * room (so it does not block), and SIGPIPE held back and taken if the
- * write raised it (a report to a reader that left is -EPIPE, not death). */
-static ssize_t stream_write(int fd, const char *p, size_t n)
+/* Wait until fd takes output, at most until the deadline (CLOCK_MONOTONIC
+ * ns): 0, or -1 with errno ETIMEDOUT. Signals do not restart the bound. */
+static int wait_writable(int fd, uint64_t deadline)
 {
-	struct pollfd pf = {.fd = fd, .events = POLLOUT};
-	int r;
-	while ((r = poll(&pf, 1, OUT_STALL_MS)) < 0 && errno == EINTR)
-		;
-	if (r == 0) {
-		errno = ETIMEDOUT;
-		return -1;
+	for (;;) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t t = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+		if (t >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		struct pollfd pf = {.fd = fd, .events = POLLOUT};
+		int ms = (int)((deadline - t + 999999u) / 1000000u);
+		int r = poll(&pf, 1, ms);
+		if (r > 0)
+			return 0; /* room, or an error the write will return */
+		if (r < 0 && errno != EINTR)
+			return -1;
 	}
+}
+
+/*
+ * One write to a pipe or socket, never blocked for more than OUT_STALL_MS
+ * and never raising SIGPIPE (a report to a reader that left is -EPIPE, not
+ * death). A socket is tried first (MSG_DONTWAIT, MSG_NOSIGNAL), so that
+ * one that cannot take output (listening, not connected) says why at once;
+ * a pipe has no per-call flag, so it gets at most PIPE_BUF once poll says
+ * there is room (that cannot block), with SIGPIPE held back and taken.
+ */
+static ssize_t stream_write(int fd, int kind, const char *p, size_t n)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t deadline = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec +
+			    (uint64_t)OUT_STALL_MS * 1000000u;
+	if (kind == OUT_SOCKET) {
+		for (;;) {
+			ssize_t k = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (k >= 0 || (errno != EAGAIN && errno != EINTR))
+				return k;
+			if (errno == EAGAIN && wait_writable(fd, deadline) < 0)
+				return -1;
+		}
+	}
+	if (wait_writable(fd, deadline) < 0)
+		return -1;
 	sigset_t pipe_set, old, pending;
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
@@ -104,8 +149,9 @@ void rook__out_flush(struct rook__out *o)
 {
 	size_t off = 0;
 	while (off < o->o_n && !o->o_err) {
-		ssize_t k = o->o_stream ? stream_write(o->o_fd, o->o_buf + off, o->o_n - off)
-					: write(o->o_fd, o->o_buf + off, o->o_n - off);
+		ssize_t k = o->o_stream
+				? stream_write(o->o_fd, o->o_stream, o->o_buf + off, o->o_n - off)
+				: write(o->o_fd, o->o_buf + off, o->o_n - off);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)

@@ -973,8 +973,10 @@ ROOK_API int rook_task_set_name(const char *name);
  * which fd for IO, and for how long) and each suspended task's backtrace.
  * Any thread; does not suspend (the report is written with write(2)). To
  * a pipe or socket it raises no SIGPIPE (-EPIPE), and gives up with
- * -ETIMEDOUT when the reader takes nothing for 1 s (so does a
- * ROOK_DUMP_SIGNAL dump, which would otherwise hold up rook_rt_stop).
+ * -ETIMEDOUT when a write makes no progress for 1 s, signals or not (so
+ * does a ROOK_DUMP_SIGNAL dump, which would otherwise hold up
+ * rook_rt_stop); an end that cannot take output is its error at once (a
+ * read end: -EBADF; a listening socket: -ENOTCONN).
  * Returns the number of tasks listed; -EBADF for a negative fd, -ENOMEM,
  * or the -errno of a failed write. */
 ROOK_API int rook_dump(int fd);

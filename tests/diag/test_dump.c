@@ -8,8 +8,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -386,5 +390,100 @@ Test(dump, a_pipe_that_left_or_stalls_is_an_error_not_a_signal_or_a_hang, .timeo
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(1, 0, pipes_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* Ends that can never take output are their error at once, not a second's
+ * wait and -ETIMEDOUT: a pipe's read end (-EBADF, as write(2)), a
+ * listening socket (-ENOTCONN). */
+static int unwritable_main(void *arg)
+{
+	(void)arg;
+	int p[2];
+	T_CHECK_EQ(pipe(p), 0);
+	T_CHECK_EQ(rook_dump(p[0]), -EBADF);
+	T_CHECK_EQ(rook_stats_write(p[0], ROOK_STATS_TEXT), -EBADF);
+	close(p[0]);
+	close(p[1]);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/rook-dump-l-%d", (int)getpid());
+	unlink(a.sun_path);
+	T_CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	T_CHECK_EQ(listen(l, 1), 0);
+	T_CHECK_EQ(rook_dump(l), -ENOTCONN);
+	T_CHECK_EQ(rook_stats_write(l, ROOK_STATS_TEXT), -ENOTCONN);
+	close(l);
+	unlink(a.sun_path);
+	return 0;
+}
+
+Test(dump, an_end_that_cannot_take_output_is_its_error_at_once)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, unwritable_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* The second without progress after which a stalled pipe gives up is one
+ * second of the whole write: signals that interrupt the wait (here every
+ * 100 ms, for up to 30 s) do not start it again. */
+struct pester {
+	pthread_t target;
+	_Atomic bool done, gave_up;
+};
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+static void *pester_thread(void *arg)
+{
+	struct pester *ps = arg;
+	for (int i = 0; i < 300 && !atomic_load(&ps->done); i++) {
+		pthread_kill(ps->target, SIGUSR1);
+		usleep(100 * 1000); /* the signals' pace, not a wait for an event */
+	}
+	atomic_store(&ps->gave_up, !atomic_load(&ps->done));
+	return NULL;
+}
+
+static int pestered_main(void *arg)
+{
+	(void)arg;
+	struct rook_task *t[200];
+	struct rook_event *e;
+	T_CHECK_EQ(rook_event_create(&e), 0);
+	for (int i = 0; i < 200; i++)
+		T_CHECK_EQ(rook_spawn(&t[i], parked, e), 0);
+	for (int i = 0; i < 200; i++)
+		rook_yield();
+	int p[2];
+	T_CHECK_EQ(pipe(p), 0);
+	T_CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) > 0);       /* less than the report */
+	struct sigaction sa = {.sa_handler = on_usr1}, old; /* no SA_RESTART */
+	T_CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+	struct pester ps = {.target = pthread_self()}; /* one worker: this thread */
+	pthread_t th;
+	T_CHECK_EQ(pthread_create(&th, NULL, pester_thread, &ps), 0);
+	T_CHECK_EQ(rook_dump(p[1]), -ETIMEDOUT);
+	atomic_store(&ps.done, true);
+	pthread_join(th, NULL);
+	T_CHECK(!atomic_load(&ps.gave_up)); /* it ended while signals came */
+	sigaction(SIGUSR1, &old, NULL);
+	close(p[0]);
+	close(p[1]);
+	rook_event_set(e);
+	for (int i = 0; i < 200; i++)
+		T_CHECK_EQ(rook_join(t[i], NULL), 0);
+	rook_event_destroy(e);
+	return 0;
+}
+
+Test(dump, signals_do_not_restart_the_stall_bound, .timeout = 120)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, pestered_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
