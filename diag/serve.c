@@ -46,9 +46,14 @@ static const char *path_free(const struct sockaddr_un *a)
 	if (fd < 0)
 		return strerror(errno);
 	int r = connect(fd, (const struct sockaddr *)a, sizeof(*a));
+	int e = errno;
 	close(fd);
 	if (r == 0)
-		return "another process serves on it";
+		return "another runtime or process serves on it";
+	/* Only ECONNREFUSED says nobody listens: EACCES, for one, is another
+	 * user's live socket. */
+	if (e != ECONNREFUSED)
+		return strerror(e);
 	(void)unlink(a->sun_path); /* a socket left by an earlier run */
 	return NULL;
 }

@@ -195,11 +195,10 @@ static inline void await_flag(_Atomic int *f)
 }
 
 /* Wait until task t is suspended in a blocking call (its context saved),
- * the event a test that cancels or wakes it needs. In a task it yields,
- * on a plain thread it calls sched_yield. */
-/* Until t is parked, or has ended without parking (a blocking call that
- * failed at once): the caller's checks then say what t got, where waiting
- * for a park that never comes would hang the test. */
+ * the event a test that cancels or wakes it needs; or until t ended
+ * without parking (a blocking call that failed at once): the caller's
+ * checks then say what t got, where waiting on would hang the test. In a
+ * task it yields, on a plain thread it calls sched_yield. */
 static inline void await_parked(const struct rook_task *t)
 {
 	while (!rook__task_parked(t) && !rook_done(t))

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/helpers.h"
@@ -224,4 +225,47 @@ Test(stats, stats_socket_never_removes_what_it_did_not_make)
 	cr_assert_eq(r, 0);
 	cr_expect(strstr(served, "# TYPE rook_tasks_spawned_total counter\n"), "%s", served);
 	cr_expect_neq(access(sock_path, F_OK), 0, "the socket was left behind");
+}
+
+/* Another user's live socket (connect: EACCES, not ECONNREFUSED) is not
+ * taken over: a runtime started as nobody leaves it, with one line. */
+static char uid_dir[40];
+
+static void as_nobody(void *arg)
+{
+	(void)arg;
+	if (setgid(65534) != 0 || setuid(65534) != 0)
+		_exit(2);
+	setenv("ROOK_STATS_SOCKET", sock_path, 1);
+	struct rook_config cfg = {.workers = 1, .flags = ROOK_NO_PIN};
+	_exit(rook_run(&cfg, quiet_main, NULL) == 0 ? 0 : 3);
+}
+
+Test(stats, stats_socket_leaves_another_users_live_socket)
+{
+	if (getuid() != 0)
+		cr_skip_test("needs root, to run a runtime as another user");
+	snprintf(uid_dir, sizeof(uid_dir), "/tmp/rook-stats-uid-XXXXXX");
+	cr_assert(mkdtemp(uid_dir));
+	cr_assert_eq(chmod(uid_dir, 0777), 0);
+	snprintf(sock_path, sizeof(sock_path), "%s/s.sock", uid_dir);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock_path);
+	mode_t um = umask(022); /* the socket 0755: others cannot connect */
+	cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	umask(um);
+	cr_assert_eq(listen(l, 4), 0);
+	struct stat st0, st1;
+	cr_assert_eq(lstat(sock_path, &st0), 0);
+	int status;
+	char *err = child_stderr(as_nobody, NULL, &status);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	cr_expect_eq(lstat(sock_path, &st1), 0, "the live socket was removed");
+	cr_expect_eq(st1.st_ino, st0.st_ino, "the live socket was replaced");
+	cr_expect_eq(count_in(err, "ROOK_STATS_SOCKET"), 1, "stderr: %s", err);
+	free(err);
+	close(l);
+	unlink(sock_path);
+	rmdir(uid_dir);
 }
