@@ -312,16 +312,34 @@ static int bind_retry(int fd, const struct resolve *r)
 	return 0;
 }
 
+/* A stream socket for r; a wildcard on a host without IPv6 falls back to
+ * IPv4 only (r becomes 0.0.0.0:port). The fd, or -errno. */
+static int open_for(struct resolve *r, bool wildcard)
+{
+	int fd = socket(r->r_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 && wildcard && errno == EAFNOSUPPORT) {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&r->r_addr;
+		memset(&r->r_addr, 0, sizeof(r->r_addr));
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(r->r_port);
+		r->r_len = sizeof(*a4);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
 /* Per-worker listeners share their port through SO_REUSEPORT, which would
  * as gladly let them join another server's listeners on it (any socket
  * of this uid with the option): first a bind without it, which any
- * listener on the port refuses. 0, or -EADDRINUSE and the like. */
-static int port_free(const struct resolve *r, bool wildcard)
+ * listener on the port refuses. 0, or -EADDRINUSE and the like. A server
+ * that binds the port in the few syscalls between this probe and the
+ * first listener is not seen. */
+static int port_free(struct resolve *r, bool wildcard)
 {
 	int one = 1, zero = 0;
-	int fd = socket(r->r_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = open_for(r, wildcard);
 	if (fd < 0)
-		return errno == EAFNOSUPPORT ? 0 : -errno; /* listen_one falls back */
+		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (r->r_addr.ss_family == AF_INET6 && wildcard)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
@@ -334,17 +352,9 @@ static int port_free(const struct resolve *r, bool wildcard)
 static int listen_one(struct resolve *r, int backlog, bool reuseport, bool wildcard)
 {
 	int one = 1, zero = 0;
-	int fd = socket(r->r_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 && wildcard && errno == EAFNOSUPPORT) { /* no IPv6: IPv4 only */
-		struct sockaddr_in *a4 = (struct sockaddr_in *)&r->r_addr;
-		memset(&r->r_addr, 0, sizeof(r->r_addr));
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons(r->r_port);
-		r->r_len = sizeof(*a4);
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	}
+	int fd = open_for(r, wildcard);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;
