@@ -449,20 +449,25 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
+/* An hour: a longer run without a scheduling point is no stall to watch. */
+#define STALL_MS_MAX 3600000
+
 static void watch_start(struct rtdiag *d)
 {
 	const char *env = getenv("ROOK_STALL_MS");
 	char *end = NULL;
+	errno = 0;
 	long ms = env && *env ? strtol(env, &end, 10) : 0;
-	if (env && *env && (ms <= 0 || *end)) {
+	if (env && *env && (ms <= 0 || ms > STALL_MS_MAX || *end || errno)) {
 		fprintf(stderr,
-			"rook: ROOK_STALL_MS=%s is not a number of ms > 0; no stall watch\n", env);
+			"rook: ROOK_STALL_MS=%s is not a number of ms in 1..%d; no stall watch\n",
+			env, STALL_MS_MAX);
 		return;
 	}
 	if (ms <= 0)
 		return;
 	unsigned n = d->d_rt->rt_nworkers;
-	d->d_stall_ms = ms > 3600000 ? 3600000 : (unsigned)ms;
+	d->d_stall_ms = (unsigned)ms;
 	d->d_last_hb = rook__calloc(n, sizeof(uint64_t));
 	d->d_since = rook__calloc(n, sizeof(uint64_t));
 	d->d_task = rook__calloc(n, sizeof(*d->d_task));

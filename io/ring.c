@@ -8,11 +8,12 @@
  * enter is caught here, not at the first IO), with the setup flags that
  * work and IORING_ASYNC_CANCEL_FD. A success or a permanent refusal
  * (ENOSYS, EPERM, EACCES, EINVAL) is cached; a transient one (EMFILE,
- * ENFILE, ENOMEM, EAGAIN) is not: that start falls back like any other
- * and the next one probes again (ENOMEM is also RLIMIT_MEMLOCK before
- * Linux 5.12, where epoll is the right answer). ROOK_IO=uring|epoll|auto picks the backend; auto
- * falls back to epoll (io/epoll.c) with one line on stderr. Each worker then creates its ring (or
- * epoll instance) on its own thread in rook__park_init.
+ * ENFILE, ENOMEM, EAGAIN) is not, and the next start probes again. Out of
+ * fds (EMFILE, ENFILE) that start fails with it (epoll would need fds
+ * too); ENOMEM and EAGAIN fall back like a refusal (ENOMEM is also
+ * RLIMIT_MEMLOCK before Linux 5.12, where epoll is the right answer). ROOK_IO=uring|epoll|auto
+ * picks the backend; auto falls back to epoll (io/epoll.c) with one line on stderr. Each worker
+ * then creates its ring (or epoll instance) on its own thread in rook__park_init.
  *
  * Batching: ops only prepare SQEs. rook__park_poll (once per scheduling
  * round while SQEs are queued or ops are in flight, every 16th round

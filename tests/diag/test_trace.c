@@ -166,3 +166,27 @@ Test(trace, malformed_diagnostics_variables_get_one_line_each, .timeout = 60)
 	cr_expect_eq(count_in(s, "ROOK_TRACE_EVENTS=-1 is not a count"), 1, "%s", s);
 	free(s);
 }
+
+/* Out of range (past an hour, past a long) is as malformed, not clamped
+ * in silence. */
+static void stall_range_child(void *arg)
+{
+	setenv("ROOK_STALL_MS", arg, 1);
+	struct rook_config one = {.workers = 1, .flags = ROOK_NO_PIN};
+	_exit(rook_run(&one, quiet_main, NULL));
+}
+
+Test(trace, a_stall_bound_out_of_range_gets_its_line, .timeout = 60)
+{
+	const char *bad[] = {"3600001", "99999999999999999999999"};
+	for (int i = 0; i < 2; i++) {
+		int st;
+		char *s = child_stderr(stall_range_child, (void *)bad[i], &st);
+		cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x:\n%s", st, s);
+		char want[96];
+		snprintf(want, sizeof(want), "ROOK_STALL_MS=%s is not a number of ms in 1..3600000",
+			 bad[i]);
+		cr_expect_eq(count_in(s, want), 1, "%s", s);
+		free(s);
+	}
+}
