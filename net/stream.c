@@ -239,6 +239,8 @@ ssize_t rook_stream_readline(struct rook_stream *s, char *buf, size_t len)
 /* Put bytes the caller will not get back in front of the buffer. */
 static int unread(struct rook_stream *s, const char *p, size_t n)
 {
+	if (n == 0)
+		return 0; /* an idle stream keeps holding no buffer */
 	size_t have = s->r_tail - s->r_head;
 	size_t need = n + have;
 	size_t cap = need > s->r_cap ? need : s->r_cap;

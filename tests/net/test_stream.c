@@ -16,6 +16,7 @@
 
 #include <rook.h>
 
+#include "sched/testing.h"
 #include "tests/helpers.h"
 
 static const char req[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
@@ -245,6 +246,38 @@ Test(stream, a_cut_flush_keeps_what_did_not_go_out, .timeout = 60)
 	int fds = fd_count();
 	cr_assert_eq(run_with(1, 0, keep_main, NULL), 0);
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, keep_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* A big read_exactly cut by its deadline before any byte came gives back
+ * nothing, so it takes no buffer: its result is the deadline, never the
+ * -ENOMEM of an allocation (the next one is made to fail). */
+static int big_cut_main(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	struct rook_stream *s;
+	char big[256];
+	T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], 64), 0);
+	/* The first cut also sets up the worker's timer heap; in the second
+	 * the next allocation fails. */
+	for (int i = 0; i < 2; i++) {
+		T_CHECK_EQ(rook_deadline_push(rook_now() + 20 * ROOK_MSEC), 0);
+		rook__alloc_fail_nth(i);
+		T_CHECK_EQ(rook_stream_read_exactly(s, big, sizeof(big)), -ETIMEDOUT);
+		rook__alloc_fail_nth(0);
+		T_CHECK(rook_deadline_pop());
+	}
+	T_CHECK_EQ(rook_stream_close(s), 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	return 0;
+}
+
+Test(stream, a_big_read_cut_before_any_byte_takes_no_buffer)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, big_cut_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
 
