@@ -353,6 +353,29 @@ Test(dump, signal_dumps_to_stderr_and_the_process_goes_on, .timeout = 120)
 	free(s);
 }
 
+/* PARKED tasks blocked on one event: a report longer than a small pipe
+ * holds. */
+#define PARKED 200
+
+static struct rook_event *park_many(struct rook_task **t)
+{
+	struct rook_event *e;
+	T_CHECK_EQ(rook_event_create(&e), 0);
+	for (int i = 0; i < PARKED; i++)
+		T_CHECK_EQ(rook_spawn(&t[i], parked, e), 0);
+	for (int i = 0; i < PARKED; i++)
+		rook_yield();
+	return e;
+}
+
+static void release_many(struct rook_task **t, struct rook_event *e)
+{
+	rook_event_set(e);
+	for (int i = 0; i < PARKED; i++)
+		T_CHECK_EQ(rook_join(t[i], NULL), 0);
+	rook_event_destroy(e);
+}
+
 /* A dump to a pipe whose reader left is -EPIPE, with no SIGPIPE (the
  * default action would kill this process); one to a pipe nobody reads
  * gives up (-ETIMEDOUT) rather than holding its worker for good. */
@@ -365,13 +388,8 @@ static int pipes_main(void *arg)
 	T_CHECK_EQ(rook_dump(p[1]), -EPIPE);
 	T_CHECK_EQ(rook_stats_write(p[1], ROOK_STATS_TEXT), -EPIPE);
 	close(p[1]);
-	struct rook_task *t[200];
-	struct rook_event *e;
-	T_CHECK_EQ(rook_event_create(&e), 0);
-	for (int i = 0; i < 200; i++)
-		T_CHECK_EQ(rook_spawn(&t[i], parked, e), 0);
-	for (int i = 0; i < 200; i++)
-		rook_yield();
+	struct rook_task *t[PARKED];
+	struct rook_event *e = park_many(t);
 	T_CHECK_EQ(pipe(p), 0);
 	T_CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) > 0); /* less than the report */
 	uint64_t t0 = rook_now();
@@ -379,10 +397,7 @@ static int pipes_main(void *arg)
 	T_CHECK(rook_now() - t0 < 60 * ROOK_SEC); /* gross: not for good */
 	close(p[0]);
 	close(p[1]);
-	rook_event_set(e);
-	for (int i = 0; i < 200; i++)
-		T_CHECK_EQ(rook_join(t[i], NULL), 0);
-	rook_event_destroy(e);
+	release_many(t, e);
 	return 0;
 }
 
@@ -452,13 +467,8 @@ static void *pester_thread(void *arg)
 static int pestered_main(void *arg)
 {
 	(void)arg;
-	struct rook_task *t[200];
-	struct rook_event *e;
-	T_CHECK_EQ(rook_event_create(&e), 0);
-	for (int i = 0; i < 200; i++)
-		T_CHECK_EQ(rook_spawn(&t[i], parked, e), 0);
-	for (int i = 0; i < 200; i++)
-		rook_yield();
+	struct rook_task *t[PARKED];
+	struct rook_event *e = park_many(t);
 	int p[2];
 	T_CHECK_EQ(pipe(p), 0);
 	T_CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) > 0);       /* less than the report */
@@ -474,10 +484,7 @@ static int pestered_main(void *arg)
 	sigaction(SIGUSR1, &old, NULL);
 	close(p[0]);
 	close(p[1]);
-	rook_event_set(e);
-	for (int i = 0; i < 200; i++)
-		T_CHECK_EQ(rook_join(t[i], NULL), 0);
-	rook_event_destroy(e);
+	release_many(t, e);
 	return 0;
 }
 

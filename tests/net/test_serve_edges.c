@@ -87,6 +87,23 @@ static int srv_task(void *arg)
 	return rook_serve(&sv->s_o, sv->s_fn, sv->s_arg);
 }
 
+/* Start sv as task *t; its port once bound. */
+static int srv_start(struct srv *sv, struct rook_task **t)
+{
+	T_CHECK_EQ(rook_spawn(t, srv_task, sv), 0);
+	return await_port(&sv->s_port);
+}
+
+/* A connection to 127.0.0.1:port that the server answered. */
+static int connect_pinged(int port)
+{
+	int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
+	T_CHECK(fd >= 0);
+	if (fd >= 0)
+		ping(fd);
+	return fd;
+}
+
 static void srv_stop(struct rook_task *t)
 {
 	int st = 0;
@@ -145,8 +162,7 @@ static int reset_main(void *arg)
 	(void)arg;
 	struct srv sv = {.s_o = {.host = "127.0.0.1"}, .s_fn = big_conn};
 	struct rook_task *t;
-	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
-	int port = await_port(&sv.s_port);
+	int port = srv_start(&sv, &t);
 	for (int i = 0; i < 3; i++) {
 		T_CHECK_EQ(rook_event_create(&reset_seen), 0);
 		int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
@@ -190,11 +206,9 @@ static int backpressure_main(void *arg)
 	atomic_store(&bp_count[0], 0);
 	atomic_store(&bp_count[1], 0);
 	struct rook_task *t;
-	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
-	int port = await_port(&sv.s_port), fd[4];
+	int port = srv_start(&sv, &t), fd[4];
 	for (int i = 0; i < 2; i++) {
-		T_CHECK((fd[i] = rook_tcp_connect("127.0.0.1", (uint16_t)port)) >= 0);
-		ping(fd[i]);
+		fd[i] = connect_pinged(port);
 	}
 	/* The kernel completes the third and fourth handshakes (backlog), but
 	 * the server must not take them while two connections are open. */
@@ -261,11 +275,8 @@ static int emfile_main(void *arg)
 	static _Atomic int cnt[2];
 	struct srv sv = {.s_o = {.host = "127.0.0.1"}, .s_fn = echo_conn, .s_arg = cnt};
 	struct rook_task *t;
-	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
-	int port = await_port(&sv.s_port);
-	int ok = rook_tcp_connect("127.0.0.1", (uint16_t)port);
-	T_CHECK(ok >= 0);
-	ping(ok);
+	int port = srv_start(&sv, &t);
+	int ok = connect_pinged(port);
 	/* Fill all fds but one with dummies and connect with the last one:
 	 * the server's accept has no fd to give. */
 	int dummy[SPARE + 8], nd = 0, fd;
@@ -294,9 +305,7 @@ static int emfile_main(void *arg)
 		T_CHECK_EQ(rook_read_full(c, in, 5), 5);
 		T_CHECK(memcmp(in, "ping\n", 5) == 0);
 	}
-	int d = rook_tcp_connect("127.0.0.1", (uint16_t)port);
-	T_CHECK(d >= 0);
-	ping(d);
+	int d = connect_pinged(port);
 	srv_stop(t);
 	T_CHECK_EQ(rook_close(c), 0);
 	T_CHECK_EQ(rook_close(d), 0);
@@ -405,11 +414,9 @@ static int drain_main(void *arg)
 			 .s_fn = echo_conn,
 			 .s_arg = drain_count};
 	struct rook_task *t;
-	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
-	int port = await_port(&sv.s_port), fd[2];
+	int port = srv_start(&sv, &t), fd[2];
 	for (int i = 0; i < 2; i++) {
-		T_CHECK((fd[i] = rook_tcp_connect("127.0.0.1", (uint16_t)port)) >= 0);
-		ping(fd[i]);
+		fd[i] = connect_pinged(port);
 	}
 	T_CHECK_EQ(rook_cancel(t), 0);
 	await_refused(port);
@@ -443,11 +450,8 @@ static int drain_bound_main(void *arg)
 			 .s_fn = echo_conn,
 			 .s_arg = drain_count};
 	struct rook_task *t;
-	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
-	int port = await_port(&sv.s_port);
-	int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
-	T_CHECK(fd >= 0);
-	ping(fd);
+	int port = srv_start(&sv, &t);
+	int fd = connect_pinged(port);
 	uint64_t t0 = rook_now();
 	srv_stop(t); /* the idle connection outlives the bound: cancelled */
 	T_CHECK(rook_now() - t0 >= bound);
@@ -482,11 +486,8 @@ static int no_drain_flag_main(void *arg)
 	sv.s_arg = drain_count;
 	sv.s_port = 0;
 	struct rook_task *t;
-	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
-	int port = await_port(&sv.s_port);
-	int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
-	T_CHECK(fd >= 0);
-	ping(fd);
+	int port = srv_start(&sv, &t);
+	int fd = connect_pinged(port);
 	srv_stop(t); /* returns: the idle connection is cancelled, not waited for */
 	char c;
 	T_CHECK_EQ(rook_recv(fd, &c, 1, 0), 0);
@@ -520,11 +521,8 @@ static int no_ipv6_main(void *arg)
 	(void)arg;
 	struct srv sv = {.s_o = {.host = NULL}, .s_fn = echo_conn, .s_arg = v4_active};
 	struct rook_task *t;
-	T_CHECK_EQ(rook_spawn(&t, srv_task, &sv), 0);
-	int port = await_port(&sv.s_port);
-	int fd = rook_tcp_connect("127.0.0.1", (uint16_t)port);
-	T_CHECK(fd >= 0);
-	ping(fd);
+	int port = srv_start(&sv, &t);
+	int fd = connect_pinged(port);
 	rook_close(fd);
 	int st = 0;
 	/* A gross bound: the old code served on for good. */
