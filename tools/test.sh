@@ -98,6 +98,8 @@ check_format() {
 	fi
 }
 
+# What ran it, for reading a CI log (io_uring's behaviour is the kernel's).
+echo "== machine: $(uname -srm), $(nproc) CPUs, liburing $(dpkg-query -W -f='${Version}' "liburing-dev:$(dpkg --print-architecture)" 2>/dev/null || echo '?')" >&2
 status=0
 if command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1; then
 	check_format || status=1
