@@ -71,6 +71,7 @@ struct rook__ep_op {
 	struct rook__ep_op *o_next, *o_prev; /* on o_io's list for o_fd (owner) */
 	int o_fd;
 	uint32_t o_events; /* what it waits for */
+	uint32_t o_closes; /* closes[] of o_fd's bucket when its call began */
 	bool o_linked;     /* owner only */
 };
 
@@ -90,6 +91,14 @@ struct rook__ep_fd {
 static _Atomic uint64_t last_gen;
 #define CLOSE_BUCKETS 4096
 static _Atomic uint32_t closes[CLOSE_BUCKETS];
+
+/* fd's bucket count now: taken when a call begins, so that a rook_close
+ * after it ends the call's waits (fd_closed), and a wait on the number's
+ * next file, begun after the close, is left alone. */
+static uint32_t close_tag(int fd)
+{
+	return atomic_load_explicit(&closes[(unsigned)fd % CLOSE_BUCKETS], memory_order_seq_cst);
+}
 
 /* ---- set-up ----------------------------------------------------------------- */
 
@@ -287,19 +296,24 @@ static void fd_ready(struct rook__io *io, int fd, uint32_t revents)
 	}
 }
 
-/* Owner: rook_close(fd) closed fd: every wait on it ends and tries its
- * syscall again, which fails with EBADF (or, if the number was reused
- * meanwhile, works on the new file). */
-static void fd_closed(struct rook__io *io, int fd)
+/* Owner: rook_close(fd) closed fd, its bucket count then at v: every wait
+ * of a call begun before ends with -EBADF (retrying the syscall would act
+ * on whatever file takes the number next). A wait begun after it is on
+ * the number's next file: it stays, and so does that file's registration. */
+static void fd_closed(struct rook__io *io, int fd, uint32_t v)
 {
 	if ((unsigned)fd >= io->i_nfds)
 		return;
 	struct rook__ep_fd *f = &io->i_fds[fd];
 	for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
 		next = op->o_next;
-		unlink_op(io, op);
-		drop(op, 0);
+		if ((int32_t)(op->o_closes - v) < 0) {
+			unlink_op(io, op);
+			drop(op, -EBADF);
+		}
 	}
+	if (f->f_head)
+		return;
 	if (f->f_added)
 		(void)epoll_ctl(io->i_epfd, EPOLL_CTL_DEL, fd, NULL);
 	f->f_added = false;
@@ -313,7 +327,7 @@ void rook__epoll_req(struct rook__io *io, struct rook__ring_req *q)
 {
 	struct rook__ep_op *op = q->q_ep;
 	if (q->q_kind == ROOK__REQ_CANCEL_FD) {
-		fd_closed(io, q->q_fd);
+		fd_closed(io, q->q_fd, q->q_closes);
 	} else if (op->o_linked) {
 		/* The op's own completion: its wait ends here, not by an event. */
 		unlink_op(io, op);
@@ -394,11 +408,12 @@ static int cancel_wait(struct rook__ep_op *op, struct rook__waiter *wt, uint64_t
  * for own (a stream) or NULL. 0: try again; NOT_POLLABLE; or a negative
  * errno: the cancel reason, -EBADF (closed by rook_close), an epoll_ctl
  * error. */
-static int wait_ready(int fd, uint32_t events, struct rook__io_own *own)
+static int wait_ready(int fd, uint32_t events, struct rook__io_own *own, uint32_t tag)
 {
 	struct rook__io *io = rook__io_self();
 	struct rook__waiter *wt = &rook_self()->t_waiter;
-	struct rook__ep_op op = {.o_waiter = wt, .o_io = io, .o_fd = fd, .o_events = events};
+	struct rook__ep_op op = {
+	    .o_waiter = wt, .o_io = io, .o_fd = fd, .o_events = events, .o_closes = tag};
 	rook__ring_lock(io);
 	struct rook__ep_fd *f = fd_slot(io, fd);
 	if (!f) {
@@ -588,6 +603,7 @@ static size_t iov_bytes(const struct iovec *iov, int cnt)
 
 static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 {
+	uint32_t tag = close_tag(rq->r_fd);
 	bool wr = rq->r_kind == ROOK__IO_WRITE || rq->r_kind == ROOK__IO_WRITEV;
 	if (wr && rook__io_write_inline_ok(rq))
 		return rook__io_write_inline(io, rq);
@@ -622,7 +638,7 @@ static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 				break; /* the disk, or no RWF_NOWAIT here */
 		}
 		wait_first = false;
-		int r = wait_ready(rq->r_fd, wr ? EPOLLOUT : EPOLLIN, NULL);
+		int r = wait_ready(rq->r_fd, wr ? EPOLLOUT : EPOLLIN, NULL, tag);
 		if (r == NOT_POLLABLE)
 			return blocking_fn((void *)rq); /* always ready, as poll(2) says */
 		*fast = false;
@@ -648,6 +664,7 @@ static int set_nonblock(int fd)
 /* recv, send, accept: retry after readiness until it does not say EAGAIN. */
 static int do_sock(const struct rook__io_req *rq, bool *fast)
 {
+	uint32_t tag = close_tag(rq->r_fd);
 	if (rq->r_kind == ROOK__IO_ACCEPT) {
 		int r = set_nonblock(rq->r_fd);
 		if (r < 0)
@@ -685,7 +702,7 @@ static int do_sock(const struct rook__io_req *rq, bool *fast)
 			    (rq->r_kind != ROOK__IO_ACCEPT && (rq->r_flags & MSG_DONTWAIT)))
 				return -e;
 		}
-		int r = wait_ready(rq->r_fd, ev, rq->r_own);
+		int r = wait_ready(rq->r_fd, ev, rq->r_own, tag);
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -697,6 +714,7 @@ static int do_sock(const struct rook__io_req *rq, bool *fast)
 
 static int do_connect(const struct rook__io_req *rq, bool *fast)
 {
+	uint32_t tag = close_tag(rq->r_fd);
 	int r = set_nonblock(rq->r_fd);
 	if (r < 0)
 		return r;
@@ -706,7 +724,7 @@ static int do_connect(const struct rook__io_req *rq, bool *fast)
 		int e = errno;
 		if (e != EINPROGRESS && e != EAGAIN && e != EINTR)
 			return -e;
-		r = wait_ready(rq->r_fd, EPOLLOUT, NULL);
+		r = wait_ready(rq->r_fd, EPOLLOUT, NULL, tag);
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -722,6 +740,7 @@ static int do_connect(const struct rook__io_req *rq, bool *fast)
 
 static int do_poll(const struct rook__io_req *rq, bool *fast)
 {
+	uint32_t tag = close_tag(rq->r_fd);
 	for (;;) {
 		struct pollfd p = {.fd = rq->r_fd, .events = (short)rq->r_flags};
 		int n = poll(&p, 1, 0);
@@ -734,7 +753,7 @@ static int do_poll(const struct rook__io_req *rq, bool *fast)
 		int r = wait_ready(rq->r_fd,
 				   (uint32_t)rq->r_flags & (EPOLLIN | EPOLLPRI | EPOLLOUT |
 							    EPOLLRDHUP | EPOLLRDNORM | EPOLLWRNORM),
-				   rq->r_own);
+				   rq->r_own, tag);
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -764,11 +783,18 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 	case ROOK__IO_POLL:
 		r = do_poll(rq, &fast);
 		break;
-	case ROOK__IO_CLOSE:
-		/* Close first, then end the waits (see wait_ready). */
+	case ROOK__IO_CLOSE: {
+		/* Count the close, close, then end the waits begun before it
+		 * (see wait_ready and fd_closed). seq_cst: before the close(2)
+		 * and the in-flight loads in rook__epoll_cancel_fd; pairs with
+		 * own_trusted. */
+		uint32_t v = atomic_fetch_add_explicit(&closes[(unsigned)rq->r_fd % CLOSE_BUCKETS],
+						       1, memory_order_seq_cst) +
+			     1;
 		r = res(close(rq->r_fd));
-		rook__epoll_cancel_fd(io, rq->r_fd);
+		rook__epoll_cancel_fd(io, rq->r_fd, v);
 		break;
+	}
 	default: /* OPEN, FSYNC */
 		r = on_pool(rq);
 		fast = false;
@@ -781,14 +807,11 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 
 /* ---- rook_close ----------------------------------------------------------- */
 
-void rook__epoll_cancel_fd(struct rook__io *self, int fd)
+void rook__epoll_cancel_fd(struct rook__io *self, int fd, uint32_t v)
 {
 	struct rook__io_rt *g = self->i_group;
-	/* seq_cst, after the close(2) and before the loads of the in-flight
-	 * counts below: pairs with own_trusted. */
-	atomic_fetch_add_explicit(&closes[(unsigned)fd % CLOSE_BUCKETS], 1, memory_order_seq_cst);
 	rook__ring_lock(self);
-	fd_closed(self, fd);
+	fd_closed(self, fd, v);
 	rook__ring_unlock(self);
 	struct rook__ring_req local[8], *q = local;
 	if (g->g_nworkers > 8 && !(q = rook__calloc(g->g_nworkers, sizeof(*q))))
@@ -806,7 +829,7 @@ void rook__epoll_cancel_fd(struct rook__io *self, int fd)
 		if (io && io != self &&
 		    atomic_load_explicit(&io->i_inflight, memory_order_seq_cst) > 0) {
 			q[n] = (struct rook__ring_req){
-			    .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd, .q_ep = &op};
+			    .q_kind = ROOK__REQ_CANCEL_FD, .q_fd = fd, .q_closes = v, .q_ep = &op};
 			tp[n++] = io;
 		}
 	}

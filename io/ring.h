@@ -70,6 +70,7 @@ struct rook__ring_req {
 	struct rook__io_op *q_op;      /* counts the request's CQE */
 	int q_kind;                    /* enum rook__ring_req_kind */
 	int q_fd;                      /* ROOK__REQ_CANCEL_FD */
+	uint32_t q_closes;             /* epoll CANCEL_FD: the fd's close count */
 	struct rook__waiter *q_waiter; /* ROOK__REQ_WAKE */
 	struct rook__ep_op *q_ep;      /* epoll ROOK__REQ_CANCEL_OP: the waiting op */
 };
@@ -188,7 +189,7 @@ unsigned rook__epoll_poll(struct rook__io *io, uint64_t timeout_ns);
 /* Owner: perform a remote CANCEL_OP / CANCEL_FD request. */
 void rook__epoll_req(struct rook__io *io, struct rook__ring_req *q);
 int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq);
-void rook__epoll_cancel_fd(struct rook__io *io, int fd);
+void rook__epoll_cancel_fd(struct rook__io *io, int fd, uint32_t v);
 
 /* The owner's hold on its ring's SQ and CQ (no-ops in a one-worker
  * runtime): around every rook__ring_sqe ... rook__ring_queued. Recursive. */
