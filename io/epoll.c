@@ -751,8 +751,9 @@ static int do_poll(const struct rook__io_req *rq, bool *fast)
 		if (n > 0)
 			return (p.revents & POLLNVAL) ? -EBADF : p.revents;
 		int r = wait_ready(rq->r_fd,
-				   (uint32_t)rq->r_flags & (EPOLLIN | EPOLLPRI | EPOLLOUT |
-							    EPOLLRDHUP | EPOLLRDNORM | EPOLLWRNORM),
+				   (uint32_t)rq->r_flags &
+				       (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLRDNORM |
+					EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND),
 				   rq->r_own, tag);
 		*fast = false;
 		if (r < 0)

@@ -163,11 +163,21 @@ static ssize_t file_io(struct rook__io_req *rq)
 		return -errno;
 	rq->r_st = &st;
 	bool stream = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
-	if (S_ISCHR(st.st_mode) && lseek(rq->r_fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
-		stream = true; /* ttys; /dev/null and /dev/zero seek */
+	/* ttys (/dev/null and /dev/zero seek), and anonymous inodes with no
+	 * file type (eventfd, timerfd, signalfd: lseek "works" on some, pread
+	 * on none). */
+	if ((st.st_mode & S_IFMT) == 0 ||
+	    (S_ISCHR(st.st_mode) && lseek(rq->r_fd, 0, SEEK_CUR) < 0 && errno == ESPIPE))
+		stream = true;
 	if (stream) {
 		if (rq->r_off >= 0)
 			return -ESPIPE;
+		if (rq->r_kind == ROOK__IO_READ && rq->r_len == 0) {
+			/* read(2) of nothing returns at once; io_uring would
+			 * wait for input on a tty. */
+			ssize_t n = read(rq->r_fd, rq->r_buf, 0);
+			return n < 0 ? -errno : 0;
+		}
 		if (S_ISSOCK(st.st_mode) && rq->r_kind == ROOK__IO_WRITE) {
 			rq->r_kind = ROOK__IO_SEND;
 			rq->r_flags = MSG_NOSIGNAL;
@@ -322,7 +332,11 @@ int rook__poll_own(int fd, short events, struct rook__io_own *own)
 		return -EINVAL;
 	struct rook__io_req rq = {
 	    .r_kind = ROOK__IO_POLL, .r_fd = fd, .r_flags = (unsigned short)events, .r_own = own};
-	return rook__io_submit(&rq);
+	int r = rook__io_submit(&rq);
+	/* What poll(2) would report: the events asked for and the three it
+	 * always reports (io_uring adds POLLRDHUP unasked). */
+	int mask = r & (events | POLLERR | POLLHUP | POLLNVAL);
+	return r > 0 && mask ? mask : r;
 }
 
 int rook_poll(int fd, short events)
