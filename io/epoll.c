@@ -312,8 +312,20 @@ static void fd_closed(struct rook__io *io, int fd, uint32_t v)
 			drop(op, -EBADF);
 		}
 	}
-	if (f->f_head)
+	if (f->f_head) {
+		/* Waits on the next file: f_armed may have described the closed
+		 * file's registration, which their arm then skipped. Register
+		 * theirs; if that fails too, they retry and see why. */
+		f->f_armed = 0;
+		if (arm(io, f, fd) < 0) {
+			for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
+				next = op->o_next;
+				unlink_op(io, op);
+				drop(op, 0);
+			}
+		}
 		return;
+	}
 	if (f->f_added)
 		(void)epoll_ctl(io->i_epfd, EPOLL_CTL_DEL, fd, NULL);
 	f->f_added = false;
