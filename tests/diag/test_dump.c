@@ -328,24 +328,18 @@ static int sig_main(void *arg)
 	return 7;
 }
 
+static void sig_child(void *arg)
+{
+	(void)arg;
+	setenv("ROOK_DUMP_SIGNAL", "USR1", 1);
+	struct rook_config cfg = {.workers = 2};
+	_exit(rook_run(&cfg, sig_main, NULL));
+}
+
 Test(dump, signal_dumps_to_stderr_and_the_process_goes_on, .timeout = 120)
 {
-	char path[] = "/tmp/rook-dump-XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	unlink(path);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(fd, STDERR_FILENO);
-		setenv("ROOK_DUMP_SIGNAL", "USR1", 1);
-		struct rook_config cfg = {.workers = 2};
-		_exit(rook_run(&cfg, sig_main, NULL));
-	}
 	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	char *s = slurp(fd);
-	close(fd);
+	char *s = child_stderr(sig_child, NULL, &st);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 7, "child status %#x:\n%s", st, s);
 	cr_expect(strstr(s, "rook: tasks of runtime "), "%s", s);
 	cr_expect(strstr(s, "\"sig-sleeper\": suspended in rook_sleep for "), "%s", s);

@@ -13,6 +13,7 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -76,34 +77,33 @@ static int io_main(void *arg)
 	return 0;
 }
 
-/* In a child: deny nr, run io_main on 2 workers; stderr goes to errfd. */
+struct denied {
+	long nr;
+	const char *env;
+};
+
+/* The child: deny nr, run io_main on 2 workers. */
+static void denied_child(void *arg)
+{
+	const struct denied *dn = arg;
+	if (dn->env)
+		setenv("ROOK_IO", dn->env, 1);
+	else
+		unsetenv("ROOK_IO");
+	int d = deny(dn->nr);
+	if (d != 0)
+		_exit(under_qemu() && (d == -ENOSYS || d == -EINVAL) ? 50 : 30);
+	struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
+	int rc = rook_run(&cfg, io_main, NULL);
+	_exit(rc == 0 ? 0 : rc == -ENOSYS ? 40 : rc > 0 ? rc : 31);
+}
+
+/* In a child: deny nr, run io_main on 2 workers; its stderr checked. */
 static void run_denied(long nr, const char *env)
 {
-	char path[] = "/tmp/rook-seccomp-XXXXXX";
-	int errfd = mkstemp(path);
-	cr_assert_geq(errfd, 0);
-	unlink(path);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(errfd, 2);
-		if (env)
-			setenv("ROOK_IO", env, 1);
-		else
-			unsetenv("ROOK_IO");
-		int d = deny(nr);
-		if (d != 0)
-			_exit(under_qemu() && (d == -ENOSYS || d == -EINVAL) ? 50 : 30);
-		struct rook_config cfg = {.workers = 2, .flags = ROOK_NO_PIN};
-		int rc = rook_run(&cfg, io_main, NULL);
-		_exit(rc == 0 ? 0 : rc == -ENOSYS ? 40 : rc > 0 ? rc : 31);
-	}
+	struct denied dn = {nr, env};
 	int status = 0;
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	char msg[1024];
-	ssize_t got = pread(errfd, msg, sizeof(msg) - 1, 0);
-	msg[got > 0 ? got : 0] = '\0';
-	close(errfd);
+	char *msg = child_stderr(denied_child, &dn, &status);
 	cr_assert(WIFEXITED(status), "child died: status %d", status);
 	if (WEXITSTATUS(status) == 50)
 		cr_skip_test("qemu-user does not install seccomp filters (ENOSYS/EINVAL)");
@@ -112,6 +112,7 @@ static void run_denied(long nr, const char *env)
 			     WEXITSTATUS(status), msg);
 		cr_expect(strstr(msg, "rook: io_uring is not available") != NULL, "stderr: %s",
 			  msg);
+		free(msg);
 		return;
 	}
 	cr_expect_eq(WEXITSTATUS(status), 0, "child check %d failed; stderr: %s",
@@ -119,6 +120,7 @@ static void run_denied(long nr, const char *env)
 	cr_expect(strstr(msg, "rook: io_uring is not available (") != NULL, "stderr: %s", msg);
 	cr_expect(strstr(msg, "using epoll") != NULL, "stderr: %s", msg);
 	cr_expect_eq(strchr(msg, '\n'), msg + strlen(msg) - 1, "not one line: %s", msg);
+	free(msg);
 }
 
 Test(seccomp, io_uring_setup_denied_runs_on_epoll, .timeout = 60)
