@@ -805,6 +805,7 @@ int rook__epoll_submit(struct rook__io *io, const struct rook__io_req *rq)
 						       1, memory_order_seq_cst) +
 			     1;
 		r = res(close(rq->r_fd));
+		rook__io_close_window(rq->r_fd);
 		rook__epoll_cancel_fd(io, rq->r_fd, v);
 		break;
 	}

@@ -52,6 +52,7 @@
 #include "io/ring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,30 @@ void rook__io_wake_counts(unsigned long *eventfd, unsigned long *msg_ring)
 unsigned long rook__io_rescues(void)
 {
 	return atomic_load_explicit(&rescues, memory_order_relaxed);
+}
+
+static void (*_Atomic close_hook)(int fd, void *arg);
+static void *_Atomic close_hook_arg;
+
+void rook__io_on_close_window(void (*fn)(int fd, void *arg), void *arg)
+{
+	atomic_store_explicit(&close_hook_arg, arg, memory_order_relaxed);
+	atomic_store_explicit(&close_hook, fn, memory_order_release);
+}
+
+void rook__io_close_window(int fd)
+{
+	void (*fn)(int, void *) = atomic_load_explicit(&close_hook, memory_order_acquire);
+	if (fn)
+		fn(fd, atomic_load_explicit(&close_hook_arg, memory_order_relaxed));
+}
+
+unsigned rook__io_unflushed(void)
+{
+	struct rook__io *io = rook__io_self();
+	if (!io || io->i_backend != ROOK__BACKEND_URING)
+		return 0;
+	return io_uring_sq_ready(&io->i_ring);
 }
 
 /* ---- type-stable pool of ring states ----------------------------------- */
@@ -709,12 +734,17 @@ int rook__io_rt_init(struct rook__io_rt **out, unsigned nworkers, unsigned entri
 	g->g_backend = backend;
 	g->g_entries = entries ? entries : DEFAULT_ENTRIES;
 	g->g_nworkers = nworkers;
+	/* Without it (out of fds) rook_close frees the number before its
+	 * sweep, as it did before the tombstone. */
+	g->g_tomb = backend == ROOK__BACKEND_URING ? open("/", O_PATH | O_CLOEXEC) : -1;
 	*out = g;
 	return 0;
 }
 
 void rook__io_rt_fini(struct rook__io_rt *g)
 {
+	if (g && g->g_tomb >= 0)
+		close(g->g_tomb);
 	rook__free(g);
 }
 

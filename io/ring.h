@@ -130,6 +130,7 @@ struct rook__io_rt {
 	int g_backend;
 	unsigned g_entries;
 	unsigned g_nworkers;
+	int g_tomb; /* io_uring: an O_PATH fd that rook_close parks on a number (uring.c) */
 	_Atomic bool g_reported;            /* a ring init failure was printed */
 	_Atomic(struct rook__io *) g_ios[]; /* set by each worker's park init */
 };
@@ -162,6 +163,10 @@ static inline bool rook__inj_due(enum rook__inj kind)
 }
 /* The errno (negative) an armed kind injects. */
 int rook__inj_err(enum rook__inj kind);
+
+/* rook_close: the number no longer names the file and the sweep of the
+ * ops on it has not begun (the hook of io/testing.h, if one is set). */
+void rook__io_close_window(int fd);
 
 /* The calling worker thread's IO state; NULL elsewhere. Never inlined: a
  * task may move to another thread across a suspension. */

@@ -70,6 +70,15 @@ void rook__io_inject_setup(int err, unsigned nth, int stage);
 void rook__io_inject_epoll_wait_eintr(unsigned every);
 void rook__io_inject_epoll_ctl(int err, unsigned every);
 
+/* rook_close calls fn(fd, arg) once fd's number no longer names the file
+ * being closed and before the operations on that file are ended: the
+ * moment another thread's open could take the number. NULL: off. */
+void rook__io_on_close_window(void (*fn)(int fd, void *arg), void *arg);
+
+/* SQEs the calling worker's ring has prepared and not yet submitted (0
+ * on epoll and outside a worker). */
+unsigned rook__io_unflushed(void);
+
 /* Failures injected so far (every kind, process-wide). */
 unsigned long rook__io_injected(void);
 

@@ -339,13 +339,16 @@ static void cancel_on_rings(struct rook__io *self, struct rook_task *me, int fd)
 /*
  * A cancel before the close leaves a window: an op prepared on another
  * worker in between reaches the kernel, takes the file, and waits forever
- * on a file nobody can name. So the fd is duplicated, closed, and the
- * cancel names the duplicate (ASYNC_CANCEL_FD matches the file, not the
- * number): an op that took the file before the close counted itself in
- * i_inflight before it was submitted (rook__ring_queued, seq_cst), so the
- * sweep after the fence sees its ring; one submitted after the close gets
- * EBADF from the kernel. Ops on a new file that reuses the number are not
- * touched. Without a spare fd (EMFILE) it falls back to cancel-then-close.
+ * on a file nobody can name. So the fd is duplicated, the number detached
+ * from the file, and the cancel names the duplicate (ASYNC_CANCEL_FD
+ * matches the file, not the number): an op that took the file before
+ * counted itself in i_inflight before it was submitted (rook__ring_queued,
+ * seq_cst), so the sweep after the fence sees its ring. An SQE still
+ * queued names the number, and reaches the kernel at the latest with the
+ * sweep's cancel on its ring: until the sweep ends the number holds the
+ * runtime's O_PATH tombstone, on which every op fails with EBADF, so no
+ * file opened meanwhile by another thread can take the number and the op.
+ * Without a spare fd (EMFILE) it falls back to cancel-then-close.
  */
 int rook__io_cancel_fd(int fd)
 {
@@ -362,8 +365,15 @@ int rook__io_cancel_fd(int fd)
 		cancel_on_rings(self, me, fd);
 		return fd;
 	}
-	(void)close(fd); /* not the last reference: it neither blocks nor fails */
+	/* Neither drops the last reference: neither blocks nor fails. */
+	int tomb = self->i_group->g_tomb;
+	bool parked = tomb >= 0 && tomb != fd && dup3(tomb, fd, O_CLOEXEC) == fd;
+	if (!parked)
+		(void)close(fd);
+	rook__io_close_window(fd);
 	atomic_thread_fence(memory_order_seq_cst);
 	cancel_on_rings(self, me, dup);
+	if (parked)
+		(void)close(fd);
 	return dup;
 }

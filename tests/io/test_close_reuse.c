@@ -9,12 +9,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <rook.h>
 
+#include "io/testing.h"
 #include "sched/testing.h"
 #include "tests/helpers.h"
 
@@ -158,4 +160,80 @@ Test(close_reuse, a_stream_read_ends_and_reads_nothing_of_the_next_file, .timeou
 Test(close_reuse, an_accept_ends_and_takes_nothing_of_the_next_listener, .timeout = 120)
 {
 	on_1_2_4(K_ACCEPT);
+}
+
+/* io_uring prepares an op's SQE and submits it later (every few rounds,
+ * or when the worker has nothing else to run): a recv still queued when
+ * rook_close runs names the fd's number. A thread's file that takes the
+ * number in the close's window must not get that recv. */
+struct grab {
+	int fd, peer;
+};
+
+static void grab_number(int fd, void *arg)
+{
+	struct grab *g = arg;
+	int nsv[2];
+	(void)fd;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, nsv) < 0)
+		return;
+	g->fd = nsv[0];
+	g->peer = nsv[1];
+	(void)send(g->peer, "LEAK", 4, MSG_DONTWAIT);
+}
+
+static int busy_fn(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 4; i++)
+		rook_yield();
+	return 0;
+}
+
+static int queued_main(void *arg)
+{
+	(void)arg;
+	bool uring = strcmp(rook_io_backend(), "io_uring") == 0;
+	int tested = 0;
+	for (int round = 0; round < 200 && tested < 20; round++) {
+		int sv[2];
+		T_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		struct waiter w = {.kind = K_RECV, .fd = sv[0], .res = 1};
+		struct rook_task *t, *busy;
+		/* With another task runnable the worker does not flush after
+		 * the waiter parks, so the main task runs with the SQE queued. */
+		T_CHECK_EQ(rook_spawn(&busy, busy_fn, NULL), 0);
+		T_CHECK_EQ(rook_spawn(&t, waiter_fn, &w), 0);
+		T_CHECK_EQ(rook_yield(), 0);
+		/* epoll: the recv waits for readiness; its retry after the
+		 * close must not reach the number's next file either. */
+		bool queued = rook__task_parked(t) && (!uring || rook__io_unflushed() > 0);
+		struct grab g = {-1, -1};
+		if (queued)
+			rook__io_on_close_window(grab_number, &g);
+		T_CHECK_EQ(rook_close(sv[0]), 0);
+		rook__io_on_close_window(NULL, NULL);
+		T_CHECK_EQ(join_or_dump(t, 20 * ROOK_SEC), 0);
+		T_CHECK_EQ(rook_join(busy, NULL), 0);
+		T_CHECK_EQ(w.res, -EBADF);
+		if (queued) {
+			tested++;
+			char in[8];
+			T_CHECK(g.fd >= 0);
+			/* The new file kept its data. */
+			T_CHECK_EQ(recv(g.fd, in, sizeof(in), MSG_DONTWAIT), 4);
+			close(g.fd);
+			close(g.peer);
+		}
+		T_CHECK_EQ(rook_close(sv[1]), 0);
+	}
+	T_CHECK(tested > 0);
+	return 0;
+}
+
+Test(close_reuse, a_queued_recv_does_not_reach_a_file_opened_during_the_close, .timeout = 120)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, ROOK_NO_PIN, queued_main, NULL), 0);
+	expect_clean_shutdown(fds);
 }
