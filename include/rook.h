@@ -587,7 +587,11 @@ ROOK_API void rook_cond_destroy(struct rook_cond *c);
  * 4 KiB or more to a regular file on a disk filesystem (not O_DIRECT or
  * O_DSYNC) is done by the calling worker without suspending (a page-cache
  * copy; the task yields after 2 ms of such writes in a row); every other
- * call suspends the task until the kernel completes it.
+ * call suspends the task until the kernel completes it. A read from a tty
+ * keeps its deadline; a write to a tty or another character device, once
+ * begun, waits until the device has taken its bytes, past a deadline or a
+ * cancellation (it has no nonblocking write that leaves alone the file
+ * description it shares with the shell).
  */
 ROOK_API ssize_t rook_read(int fd, void *buf, size_t len, int64_t off);
 ROOK_API ssize_t rook_write(int fd, const void *buf, size_t len, int64_t off);
@@ -604,7 +608,9 @@ ROOK_API ssize_t rook_writev(int fd, const struct iovec *iov, int cnt, int64_t o
 
 /* rook_open — openat(AT_FDCWD, path, flags, mode): the new fd, or -errno
  * (-ENOENT, -EACCES, -EMFILE, ...). -EINVAL path NULL. Add O_CLOEXEC
- * yourself if you want it. */
+ * yourself if you want it. A FIFO opened without O_NONBLOCK waits for its
+ * other end, as open(2) does, on the blocking pool (rook_blocking): that
+ * wait, once begun, outlasts a deadline or a cancellation. */
 ROOK_API int rook_open(const char *path, int flags, mode_t mode);
 
 /*

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -613,6 +614,42 @@ static size_t iov_bytes(const struct iovec *iov, int cnt)
 	return n;
 }
 
+/*
+ * A tty has no nonblocking read of its own (RWF_NOWAIT: EOPNOTSUPP), and
+ * O_NONBLOCK would change the file description the shell shares: read at
+ * most what FIONREAD says is there (a complete line in canonical mode),
+ * which read(2) returns without waiting, and wait for readiness again if
+ * another reader took it. A hang-up or error reads at once. false: not a
+ * tty (the pool reads it); else *out is read(2)'s result, or -EAGAIN: wait
+ * again.
+ */
+static bool tty_read(const struct rook__io_req *rq, const struct iovec *iov, ssize_t *out)
+{
+	int avail;
+	if ((rq->r_st && !S_ISCHR(rq->r_st->st_mode)) || !isatty(rq->r_fd))
+		return false;
+	if (ioctl(rq->r_fd, FIONREAD, &avail) < 0) {
+		*out = -errno;
+		return true;
+	}
+	if (avail <= 0) {
+		struct pollfd p = {.fd = rq->r_fd, .events = POLLIN};
+		if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+			*out = -EAGAIN;
+			return true;
+		}
+		avail = 1; /* read(2) says why without waiting */
+	}
+	/* readv: the first buffer only, a short read as readv may make. */
+	size_t len = iov[0].iov_len < (size_t)avail ? iov[0].iov_len : (size_t)avail;
+	ssize_t n;
+	do
+		n = read(rq->r_fd, iov[0].iov_base, len);
+	while (n < 0 && errno == EINTR);
+	*out = n < 0 ? -errno : n;
+	return true;
+}
+
 static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 {
 	uint32_t tag = close_tag(rq->r_fd);
@@ -656,6 +693,12 @@ static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 		*fast = false;
 		if (r < 0)
 			return r;
+		ssize_t n;
+		if (e == EOPNOTSUPP && !wr && off < 0 && tty_read(rq, iov, &n)) {
+			if (n != -EAGAIN)
+				return (int)n;
+			continue; /* another reader took it */
+		}
 		if (e == EOPNOTSUPP)
 			break; /* ready now; the call itself cannot be nonblocking */
 	}

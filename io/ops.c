@@ -237,13 +237,49 @@ ssize_t rook_writev(int fd, const struct iovec *iov, int cnt, int64_t off)
 	return rwv(ROOK__IO_WRITEV, fd, iov, cnt, off);
 }
 
+/* On the blocking pool: open(2) of a FIFO, which waits for the other end. */
+static int fifo_open_fn(void *arg)
+{
+	const struct rook__io_req *rq = arg;
+	int fd;
+	do
+		fd = openat(AT_FDCWD, rq->r_path, rq->r_flags, rq->r_mode);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
 int rook_open(const char *path, int flags, mode_t mode)
 {
 	if (!path)
 		return -EINVAL;
 	struct rook__io_req rq = {
 	    .r_kind = ROOK__IO_OPEN, .r_path = path, .r_flags = flags, .r_mode = mode};
-	return rook__io_submit(&rq);
+	int fd = rook__io_submit(&rq);
+	/* io_uring opens as if O_NONBLOCK were given (a FIFO's writer without
+	 * a reader gets -ENXIO, a reader does not wait for a writer); open(2)
+	 * and the epoll backend's pool open wait for the other end. */
+	int acc = flags & O_ACCMODE;
+	const char *be = rook_io_backend(); /* NULL outside a runtime */
+	if ((flags & O_NONBLOCK) || !be || strcmp(be, "io_uring") != 0)
+		return fd;
+	if (fd == -ENXIO && acc == O_WRONLY)
+		return rook_blocking(fifo_open_fn, &rq); /* -ENXIO again if not a FIFO */
+	struct stat st;
+	if (fd >= 0 && acc == O_RDONLY && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		/* Keep this reader (closing it would fail a writer it let in)
+		 * and wait for a writer with a second one, on the same FIFO
+		 * even if the path was replaced meanwhile. */
+		char self[40];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		struct rook__io_req again = {
+		    .r_kind = ROOK__IO_OPEN, .r_path = self, .r_flags = O_RDONLY | O_CLOEXEC};
+		/* Cancelled or timed out: the fd made is returned all the
+		 * same (rook.h), and the next blocking call reports it. */
+		int r = rook_blocking(fifo_open_fn, &again);
+		if (r >= 0)
+			close(r);
+	}
+	return fd;
 }
 
 int rook_close(int fd)

@@ -4,15 +4,23 @@
  * and read(2): rook_poll for POLLWRBAND wakes when room comes (epoll
  * dropped the bit), rook_poll reports what poll(2) does (io_uring added
  * POLLRDHUP), a read of 0 bytes from a tty returns 0 at once (io_uring
- * waited for input), and an offset on an eventfd is -ESPIPE (pread's).
+ * waited for input), a tty reader left without input keeps its deadline
+ * (epoll read on the pool), and an offset on an eventfd is -ESPIPE.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <rook.h>
@@ -109,6 +117,164 @@ Test(fd_kinds, a_read_of_nothing_from_a_tty_returns_at_once, .timeout = 60)
 {
 	int fds = fd_count();
 	cr_assert_eq(run_with(1, 0, tty_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* Two readers of a tty, one byte: the one that finds nothing when its
+ * turn comes waits again, and its deadline ends that wait (the epoll
+ * backend once read(2) on the blocking pool, past any deadline). */
+struct tty_reader {
+	int fd;
+	long res;
+};
+
+static int tty_reader_fn(void *arg)
+{
+	struct tty_reader *r = arg;
+	char buf[16];
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 300 * ROOK_MSEC), 0);
+	r->res = rook_read(r->fd, buf, sizeof(buf), -1);
+	(void)rook_deadline_pop();
+	return 0;
+}
+
+struct feeder {
+	int master;
+	_Atomic bool done;
+};
+
+/* Frees a reader stuck in read(2) (the old code) after 5 s. */
+static void *feeder_fn(void *arg)
+{
+	struct feeder *f = arg;
+	for (int i = 0; i < 500 && !atomic_load(&f->done); i++)
+		usleep(10000);
+	if (!atomic_load(&f->done))
+		(void)write(f->master, "late", 4);
+	return NULL;
+}
+
+static int tty_two_main(void *arg)
+{
+	(void)arg;
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	T_CHECK(m >= 0);
+	if (m < 0)
+		return 0;
+	T_CHECK_EQ(grantpt(m), 0);
+	T_CHECK_EQ(unlockpt(m), 0);
+	int s = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	T_CHECK(s >= 0);
+	struct termios tio;
+	T_CHECK_EQ(tcgetattr(s, &tio), 0);
+	cfmakeraw(&tio);
+	T_CHECK_EQ(tcsetattr(s, TCSANOW, &tio), 0);
+	struct feeder f = {.master = m};
+	pthread_t th;
+	T_CHECK_EQ(pthread_create(&th, NULL, feeder_fn, &f), 0);
+	struct tty_reader r[2] = {{.fd = s, .res = 1}, {.fd = s, .res = 1}};
+	struct rook_task *t[2];
+	for (int i = 0; i < 2; i++) {
+		T_CHECK_EQ(rook_spawn(&t[i], tty_reader_fn, &r[i]), 0);
+		await_parked(t[i]);
+	}
+	T_CHECK_EQ(write(m, "x", 1), 1);
+	for (int i = 0; i < 2; i++)
+		T_CHECK_EQ(join_or_dump(t[i], 20 * ROOK_SEC), 0);
+	atomic_store(&f.done, true);
+	pthread_join(th, NULL);
+	T_CHECK((r[0].res == 1 && r[1].res == -ETIMEDOUT) ||
+		(r[1].res == 1 && r[0].res == -ETIMEDOUT));
+	close(s);
+	close(m);
+	return 0;
+}
+
+Test(fd_kinds, a_tty_reader_left_without_input_keeps_its_deadline, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, tty_two_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, tty_two_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* rook_open of a FIFO waits for the other end, as open(2) does, on both
+ * backends (io_uring once opened it as if O_NONBLOCK were given: a
+ * writer got -ENXIO, a reader a pipe whose first read was end of file). */
+struct fifo_peer {
+	const char *path;
+	int flags;
+};
+
+/* The other end, opened by a plain thread once the task is opening;
+ * nonblocking and bounded, so that a wrong rook_open fails the test
+ * instead of hanging it. */
+static void *fifo_peer_fn(void *arg)
+{
+	struct fifo_peer *p = arg;
+	usleep(100 * 1000);
+	int fd = -1;
+	for (int i = 0; i < 500 && fd < 0; i++) {
+		fd = open(p->path, p->flags | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			usleep(10 * 1000); /* a writer: no reader yet (ENXIO) */
+	}
+	if (fd < 0)
+		return NULL;
+	if ((p->flags & O_ACCMODE) == O_WRONLY) {
+		(void)write(fd, "hi", 2);
+	} else {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		char buf[2];
+		if (poll(&pf, 1, 5000) > 0)
+			(void)read(fd, buf, sizeof(buf));
+	}
+	close(fd);
+	return NULL;
+}
+
+static int fifo_main(void *arg)
+{
+	(void)arg;
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/rook-fifo-%d", getpid());
+	unlink(path);
+	T_CHECK_EQ(mkfifo(path, 0600), 0);
+	/* A writer: the reader comes later. */
+	struct fifo_peer reader = {.path = path, .flags = O_RDONLY};
+	pthread_t th;
+	T_CHECK_EQ(pthread_create(&th, NULL, fifo_peer_fn, &reader), 0);
+	int w = rook_open(path, O_WRONLY | O_CLOEXEC, 0);
+	T_CHECK(w >= 0);
+	if (w >= 0) {
+		T_CHECK_EQ(rook_write(w, "hi", 2, -1), 2);
+		T_CHECK_EQ(rook_close(w), 0);
+	}
+	pthread_join(th, NULL);
+	/* A reader: the writer comes later, and its bytes are read, not an
+	 * end of file before it. */
+	struct fifo_peer writer = {.path = path, .flags = O_WRONLY};
+	T_CHECK_EQ(pthread_create(&th, NULL, fifo_peer_fn, &writer), 0);
+	int r = rook_open(path, O_RDONLY | O_CLOEXEC, 0);
+	T_CHECK(r >= 0);
+	if (r >= 0) {
+		char buf[4];
+		T_CHECK_EQ(rook_read_full(r, buf, 2), 2);
+		T_CHECK_EQ(memcmp(buf, "hi", 2), 0);
+		T_CHECK_EQ(rook_close(r), 0);
+	}
+	pthread_join(th, NULL);
+	/* O_NONBLOCK: at once, as open(2). */
+	T_CHECK_EQ(rook_open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0), -ENXIO);
+	unlink(path);
+	return 0;
+}
+
+Test(fd_kinds, a_fifo_open_waits_for_the_other_end, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, fifo_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, fifo_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
 
