@@ -73,6 +73,7 @@ struct rook__ep_op {
 	int o_fd;
 	uint32_t o_events; /* what it waits for */
 	uint32_t o_closes; /* closes[] of o_fd's bucket when its call began */
+	bool o_tries;      /* its call tries the syscall next (not rook_poll) */
 	bool o_linked;     /* owner only */
 };
 
@@ -282,7 +283,10 @@ static void fd_ready(struct rook__io *io, int fd, uint32_t revents)
 	for (struct rook__ep_op *op = f->f_head, *next; op; op = next) {
 		next = op->o_next;
 		if (all || (op->o_events & revents)) {
-			f->f_ready &= ~op->o_events; /* it tries them now */
+			/* A recv or send tries them now; a poll's poll(2) takes
+			 * nothing, so the call after it still needs the edge. */
+			if (op->o_tries)
+				f->f_ready &= ~op->o_events;
 			unlink_op(io, op);
 			drop(op, 0);
 		}
@@ -418,15 +422,20 @@ static int cancel_wait(struct rook__ep_op *op, struct rook__waiter *wt, uint64_t
 }
 
 /* Wait until fd may be ready for events (EPOLLIN / EPOLLOUT / poll bits),
- * for own (a stream) or NULL. 0: try again; NOT_POLLABLE; or a negative
- * errno: the cancel reason, -EBADF (closed by rook_close), an epoll_ctl
- * error. */
-static int wait_ready(int fd, uint32_t events, struct rook__io_own *own, uint32_t tag)
+ * for own (a stream) or NULL; tries: the caller's syscall next consumes
+ * the readiness (false for rook_poll). 0: try again; NOT_POLLABLE; or a
+ * negative errno: the cancel reason, -EBADF (closed by rook_close), an
+ * epoll_ctl error. */
+static int wait_ready(int fd, uint32_t events, struct rook__io_own *own, uint32_t tag, bool tries)
 {
 	struct rook__io *io = rook__io_self();
 	struct rook__waiter *wt = &rook_self()->t_waiter;
-	struct rook__ep_op op = {
-	    .o_waiter = wt, .o_io = io, .o_fd = fd, .o_events = events, .o_closes = tag};
+	struct rook__ep_op op = {.o_waiter = wt,
+				 .o_io = io,
+				 .o_fd = fd,
+				 .o_events = events,
+				 .o_closes = tag,
+				 .o_tries = tries};
 	rook__ring_lock(io);
 	struct rook__ep_fd *f = fd_slot(io, fd);
 	if (!f) {
@@ -447,7 +456,8 @@ static int wait_ready(int fd, uint32_t events, struct rook__io_own *own, uint32_
 		 * error stays: a short read before it does not consume it. */
 		uint32_t sticky = EPOLLERR | EPOLLHUP | (events & EPOLLIN ? EPOLLRDHUP : 0);
 		if (f->f_ready & (events | sticky)) {
-			f->f_ready &= ~events;
+			if (tries)
+				f->f_ready &= ~events;
 			unlink_op(io, &op);
 			rook__ring_unlock(io);
 			return 0;
@@ -687,7 +697,7 @@ static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 				break; /* the disk, or no RWF_NOWAIT here */
 		}
 		wait_first = false;
-		int r = wait_ready(rq->r_fd, wr ? EPOLLOUT : EPOLLIN, NULL, tag);
+		int r = wait_ready(rq->r_fd, wr ? EPOLLOUT : EPOLLIN, NULL, tag, true);
 		if (r == NOT_POLLABLE)
 			return blocking_fn((void *)rq); /* always ready, as poll(2) says */
 		*fast = false;
@@ -757,7 +767,7 @@ static int do_sock(const struct rook__io_req *rq, bool *fast)
 			    (rq->r_kind != ROOK__IO_ACCEPT && (rq->r_flags & MSG_DONTWAIT)))
 				return -e;
 		}
-		int r = wait_ready(rq->r_fd, ev, rq->r_own, tag);
+		int r = wait_ready(rq->r_fd, ev, rq->r_own, tag, true);
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -779,7 +789,7 @@ static int do_connect(const struct rook__io_req *rq, bool *fast)
 		int e = errno;
 		if (e != EINPROGRESS && e != EAGAIN && e != EINTR)
 			return -e;
-		r = wait_ready(rq->r_fd, EPOLLOUT, NULL, tag);
+		r = wait_ready(rq->r_fd, EPOLLOUT, NULL, tag, true);
 		*fast = false;
 		if (r < 0)
 			return r;
@@ -809,7 +819,7 @@ static int do_poll(const struct rook__io_req *rq, bool *fast)
 				   (uint32_t)rq->r_flags &
 				       (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLRDNORM |
 					EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND),
-				   rq->r_own, tag);
+				   rq->r_own, tag, false);
 		*fast = false;
 		if (r < 0)
 			return r;

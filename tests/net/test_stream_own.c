@@ -341,3 +341,54 @@ Test(stream_own, a_deadline_on_a_trusted_wait_loses_nothing, .timeout = 60)
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, deadline_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
+
+/* ---- a stream's first read after a short read on its fd number ----------- */
+
+/* A recv that read less than it asked leaves a hint (epoll: the socket is
+ * drained, wait before the next try) on the fd's number; close(2) does not
+ * clear it. A stream's first read on the number's next socket polls, which
+ * takes the readiness edge, then reads: that read must not wait for an
+ * edge that was already taken. */
+static int hinted_reader(void *arg)
+{
+	struct reuse *u = arg;
+	u->got = rook_stream_read(u->s, u->buf, sizeof(u->buf));
+	return 0;
+}
+
+static int hint_main(void *arg)
+{
+	(void)arg;
+	for (int round = 0; round < 20; round++) {
+		int a[2], b[2];
+		char c[8];
+		T_CHECK_EQ(pair(a), 0);
+		T_CHECK_EQ(send(a[1], "x", 1, 0), 1);
+		T_CHECK_EQ(rook_recv(a[0], c, sizeof(c), 0), 1); /* short */
+		int n = a[0];
+		close(a[0]); /* plain close(2): the hint stays */
+		close(a[1]);
+		T_CHECK_EQ(pair(b), 0);
+		int mine = b[0] == n ? b[0] : b[1], peer = b[0] == n ? b[1] : b[0];
+		T_CHECK_EQ(mine, n); /* else the case was not tested */
+		struct reuse u = {.fd = mine};
+		T_CHECK_EQ(rook_stream_open(&u.s, mine, 0), 0);
+		struct rook_task *t;
+		T_CHECK_EQ(rook_spawn(&t, hinted_reader, &u), 0);
+		await_parked(t); /* in its poll */
+		T_CHECK_EQ(send(peer, "hello", 5, 0), 5);
+		T_CHECK_EQ(join_or_dump(t, 20 * ROOK_SEC), 0);
+		T_CHECK_EQ(u.got, 5);
+		T_CHECK_EQ(rook_stream_close(u.s), 0);
+		T_CHECK_EQ(rook_close(peer), 0);
+	}
+	return 0;
+}
+
+Test(stream_own, a_first_read_after_a_short_read_on_its_number_wakes, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, hint_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, hint_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
