@@ -888,9 +888,14 @@ ROOK_API int rook_signal_block(const sigset_t *set);
  * in the kernel (a standard signal sent again while pending merges into
  * one, real-time signals queue), or, once read, is counted per signal
  * until a wait for it takes it. A wait that is cancelled (-ECANCELED) or
- * whose deadline passes (-ETIMEDOUT) consumes nothing. -EINVAL set NULL,
- * empty, holding SIGKILL/SIGSTOP, or a signal not blocked in the calling
- * thread (see rook_signal_block); -EPERM not in a task; -EMFILE/-ENOMEM.
+ * whose deadline passes (-ETIMEDOUT) consumes nothing. Signals sent to
+ * the process (kill(2), a terminal's ^C, a child's SIGCHLD) are seen
+ * whichever worker the waiter runs on; a signal sent to one thread
+ * (raise(3), pthread_kill, tgkill) stays pending on that thread and is
+ * seen only by a wait that runs there: send kill(getpid(), sig) instead.
+ * -EINVAL set NULL, empty, holding SIGKILL/SIGSTOP, or a signal not
+ * blocked in the calling thread (see rook_signal_block); -EPERM not in a
+ * task; -EMFILE/-ENOMEM.
  */
 ROOK_API int rook_signal_wait(const sigset_t *set);
 

@@ -48,6 +48,7 @@ struct rook_process {
 	ino_t p_ino[3];
 	pthread_mutex_t p_lock; /* p_reaped, p_status, and reaping itself */
 	bool p_reaped;
+	bool p_lost; /* reaped elsewhere: its status is gone (-ECHILD) */
 	int p_status;
 };
 
@@ -186,11 +187,14 @@ static void pipes_close(struct rook_process *p)
 	}
 }
 
+static void unreaped_sweep(void);
+
 int rook_process_spawn(struct rook_process **pp, const struct rook_process_opts *o)
 {
 	int r = check_opts(pp, o);
 	if (r)
 		return r;
+	unreaped_sweep();
 	struct rook_process *p = rook__alloc(sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -263,10 +267,12 @@ static int try_reap(struct rook_process *p, int *wstatus)
 			/* ECHILD: reaped behind our back (SIGCHLD set to SIG_IGN);
 			 * the pid is no longer ours to signal. */
 			r = -errno;
-			p->p_reaped = r == -ECHILD;
+			p->p_reaped = p->p_lost = r == -ECHILD;
 		} else {
 			r = 0;
 		}
+	} else if (p->p_lost) {
+		r = -ECHILD; /* every wait after it too: no status to give */
 	}
 	if (r == 1 && wstatus)
 		*wstatus = p->p_status;
@@ -333,7 +339,30 @@ int rook_process_kill(struct rook_process *p, int sig)
 struct orphan {
 	pid_t o_pid;
 	int o_pidfd;
+	struct orphan *o_next; /* on unreaped, while no reaper could start */
 };
+
+/* Children whose reaper thread could not start (out of threads): swept
+ * with WNOHANG by every later spawn and free. */
+static pthread_mutex_t unreaped_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct orphan *unreaped;
+
+static void unreaped_sweep(void)
+{
+	pthread_mutex_lock(&unreaped_lock);
+	for (struct orphan **pp = &unreaped, *o; (o = *pp);) {
+		pid_t got = waitpid(o->o_pid, NULL, WNOHANG);
+		if (got == o->o_pid || (got < 0 && errno == ECHILD)) {
+			*pp = o->o_next;
+			if (o->o_pidfd >= 0)
+				close(o->o_pidfd);
+			free(o);
+		} else {
+			pp = &o->o_next;
+		}
+	}
+	pthread_mutex_unlock(&unreaped_lock);
+}
 
 static void *reaper_main(void *arg)
 {
@@ -347,29 +376,47 @@ static void *reaper_main(void *arg)
 	return NULL;
 }
 
-/* A reaper thread for a child still running. It blocks every signal, so it
- * never takes one meant for rook_signal_wait. false if none could start. */
-static bool reaper_start(pid_t pid, int pidfd)
+static int reaper_create(pthread_t *t, struct orphan *o, size_t stack)
 {
-	struct orphan *o = malloc(sizeof(*o));
-	if (!o)
-		return false;
-	*o = (struct orphan){pid, pidfd};
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&a, 64 * 1024);
+	if (stack)
+		pthread_attr_setstacksize(&a, stack);
 	rook__cpus_attr(&a);
+	int r = pthread_create(t, &a, reaper_main, o);
+	pthread_attr_destroy(&a);
+	return r;
+}
+
+/* A reaper thread for a child still running. It blocks every signal, so it
+ * never takes one meant for rook_signal_wait. Without a thread (a small
+ * stack refused, as glibc does when static TLS needs more; then no thread
+ * at all) the child waits on the unreaped list instead. */
+static void reaper_start(pid_t pid, int pidfd)
+{
+	struct orphan *o = malloc(sizeof(*o));
+	if (!o) {
+		/* Not even that: the child stays a zombie until we exit. */
+		if (pidfd >= 0)
+			close(pidfd);
+		return;
+	}
+	*o = (struct orphan){pid, pidfd, NULL};
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
-	int r = pthread_create(&t, &a, reaper_main, o);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&a);
+	int r = reaper_create(&t, o, 64 * 1024);
 	if (r)
-		free(o);
-	return r == 0;
+		r = reaper_create(&t, o, 0);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		pthread_mutex_lock(&unreaped_lock);
+		o->o_next = unreaped;
+		unreaped = o;
+		pthread_mutex_unlock(&unreaped_lock);
+	}
 }
 
 void rook_process_free(struct rook_process *p)
@@ -377,8 +424,11 @@ void rook_process_free(struct rook_process *p)
 	if (!p)
 		return;
 	pipes_close(p);
-	if (try_reap(p, NULL) == 0 && reaper_start(p->p_pid, p->p_pidfd))
+	unreaped_sweep();
+	if (try_reap(p, NULL) == 0) {
+		reaper_start(p->p_pid, p->p_pidfd);
 		p->p_pidfd = -1; /* the reaper's now */
+	}
 	if (p->p_pidfd >= 0)
 		close(p->p_pidfd);
 	pthread_mutex_destroy(&p->p_lock);

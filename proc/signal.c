@@ -54,9 +54,14 @@ static unsigned long sig_count[_NSIG]; /* read, not yet taken */
 /* Valid set for block/wait: non-empty, no SIGKILL/SIGSTOP. */
 static bool set_ok(const sigset_t *set)
 {
-	if (!set || sigisemptyset(set))
+	if (!set || sigismember(set, SIGKILL) || sigismember(set, SIGSTOP))
 		return false;
-	return !sigismember(set, SIGKILL) && !sigismember(set, SIGSTOP);
+	/* Not sigisemptyset: glibc 2.36's misses signals 33-64 on 64-bit
+	 * (the real-time ones), so a set of those alone looked empty. */
+	for (int s = 1; s < _NSIG; s++)
+		if (sigismember(set, s) == 1)
+			return true;
+	return false;
 }
 
 int rook_signal_block(const sigset_t *set)
@@ -101,8 +106,17 @@ static void dispatch(int signo)
 		if (sigismember(&w->sw_set, signo)) {
 			w->sw_signo = signo;
 			unlink_waiter(w);
-			if (w != sig_leader)
+			if (w != sig_leader) {
 				rook_event_set(w->sw_ev);
+			} else {
+				/* The leader polls the signalfd (a waiter that was
+				 * interrupted hands it on): wake its poll. When the
+				 * leader itself drains, it sees sw_signo anyway. */
+				uint64_t one = 1;
+				if (write(sig_kick, &one, sizeof(one)) < 0) {
+					/* EAGAIN: already kicked */
+				}
+			}
 			return;
 		}
 	}

@@ -136,6 +136,19 @@ static inline int run_with(unsigned workers, unsigned flags, rook_fn fn, void *a
 	return r;
 }
 
+/* run_with for a forked child, which must not report to Criterion (its
+ * messages from a fork hang): 0 if rook_run returned 0 and every check
+ * held, else the first failure on stderr and 91 (for _exit). */
+static inline int run_in_child(unsigned workers, unsigned flags, rook_fn fn, void *arg)
+{
+	struct rook_config cfg = {.workers = workers, .flags = flags};
+	int r = rook_run(&cfg, fn, arg);
+	int n = atomic_load_explicit(&t_failures, memory_order_acquire);
+	if (n)
+		fprintf(stderr, "%d check(s) failed inside tasks; first: %s\n", n, t_fail_msg);
+	return r == 0 && n == 0 ? 0 : 91;
+}
+
 /* fn as main at 1 and at 2 workers; nothing may be left behind. */
 static inline void run_on_1_and_2(rook_fn fn)
 {

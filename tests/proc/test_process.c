@@ -373,3 +373,71 @@ Test(process, out_of_fds_while_piping_is_emfile_and_leaks_none, .timeout = 60)
 	cr_assert_eq(run_with(1, 0, emfile_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
+
+/* Reaped behind rook's back (SIGCHLD ignored, so the kernel reaps): the
+ * status is gone, and every wait says so, not only the first (the second
+ * once returned 0 with status 0, "exited 0"). In a forked child: SIGCHLD's
+ * disposition is process-wide. */
+static int lost_status(void *arg)
+{
+	(void)arg;
+	struct rook_process *p;
+	T_CHECK_EQ(spawn_sh(&p, "exit 7", ROOK_STDIO_NULL), 0);
+	int st = 12345;
+	T_CHECK_EQ(rook_process_wait(p, &st), -ECHILD);
+	T_CHECK_EQ(rook_process_wait(p, &st), -ECHILD);
+	T_CHECK_EQ(st, 12345); /* never a made-up status */
+	T_CHECK_EQ(rook_process_kill(p, SIGTERM), -ESRCH);
+	rook_process_free(p);
+	return 0;
+}
+
+Test(process, a_status_reaped_elsewhere_is_echild_on_every_wait, .timeout = 60)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGCHLD, SIG_IGN);
+		_exit(run_in_child(1, 0, lost_status, NULL));
+	}
+	int st = -1;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
+/* Static TLS larger than the reaper's 64 KiB stack: glibc refuses that
+ * stack, and a child freed while running was left a zombie. */
+static _Thread_local char big_tls[128 << 10];
+
+static int freed_running(void *arg)
+{
+	pid_t *pid = arg;
+	big_tls[0] = 1;
+	struct rook_process *p;
+	T_CHECK_EQ(spawn_sh(&p, "exec sleep 0.2", ROOK_STDIO_NULL), 0);
+	*pid = rook_process_pid(p);
+	rook_process_free(p); /* running: handed to a reaper */
+	return 0;
+}
+
+Test(process, a_child_freed_while_running_is_reaped_with_big_tls, .timeout = 60)
+{
+	pid_t pid = -1;
+	cr_assert_eq(run_with(1, 0, freed_running, &pid), 0);
+	cr_assert(pid > 0);
+	/* Reaped once it exits: its /proc entry goes. Not waitpid here, which
+	 * would reap it for the reaper. A gross bound; it lives 0.2 s. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char state = 'R';
+	for (int i = 0; i < 1000 && state; i++) {
+		FILE *f = fopen(path, "r");
+		state = 0;
+		if (f) {
+			if (fscanf(f, "%*d %*s %c", &state) != 1)
+				state = 0;
+			fclose(f);
+			usleep(10 * 1000);
+		}
+	}
+	cr_assert(state == 0, "pid %d still there, state %c", (int)pid, state);
+}
