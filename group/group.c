@@ -39,6 +39,12 @@ struct rook_group {
 	bool g_failed, g_cancelled;
 	int g_first_status;
 	struct rook__waitq g_waitq; /* rook_group_wait/next callers */
+	/* rook_group_wait/next calls not yet returned; the destroyer waits on
+	 * g_idleq until there are none (the last child's end wakes them all
+	 * at once, and the destroyer may run first). */
+	long g_active;
+	bool g_destroying;
+	struct rook__waitq g_idleq;
 };
 
 int rook_group_create(struct rook_group **out)
@@ -182,6 +188,14 @@ static void drain(struct rook_group *g)
 	rook__spin_unlock(&g->g_lock);
 }
 
+/* g_lock held: a wait or next call leaves; the last one out of a group
+ * being destroyed lets the destroyer go on. */
+static void call_end(struct rook_group *g, struct rook__waiter **wake)
+{
+	if (--g->g_active == 0 && g->g_destroying)
+		rook__waitq_claim_all(&g->g_idleq, 0, wake);
+}
+
 int rook_group_wait(struct rook_group *g)
 {
 	ROOK__DIAG_CALL("rook_group_wait");
@@ -189,6 +203,7 @@ int rook_group_wait(struct rook_group *g)
 		return -EINVAL;
 	int r = rook__wait_check();
 	rook__spin_lock(&g->g_lock);
+	g->g_active++;
 	while (r == 0 && g->g_nlive > 0)
 		r = wait_change(g, true);
 	if (r == 0)
@@ -196,6 +211,11 @@ int rook_group_wait(struct rook_group *g)
 	rook__spin_unlock(&g->g_lock);
 	if (r == -ECANCELED || r == -ETIMEDOUT || r == -ENOMEM)
 		drain(g); /* the waiter was cancelled or timed out: so is the group */
+	struct rook__waiter *wake = NULL;
+	rook__spin_lock(&g->g_lock);
+	call_end(g, &wake);
+	rook__spin_unlock(&g->g_lock);
+	rook__waitq_wake_all(wake);
 	return r;
 }
 
@@ -204,23 +224,26 @@ int rook_group_next(struct rook_group *g, void **arg, int *status)
 	if (!g)
 		return -EINVAL;
 	rook__spin_lock(&g->g_lock);
+	g->g_active++;
 	int r = 0;
+	struct rook__waiter *wake = NULL;
 	while (rook__list_empty(&g->g_done)) {
-		if (g->g_nlive == 0) {
-			rook__spin_unlock(&g->g_lock);
-			return -ENOENT;
-		}
-		r = rook__wait_check();
-		if (r == 0)
+		if (g->g_nlive == 0)
+			r = -ENOENT;
+		else if ((r = rook__wait_check()) == 0)
 			r = wait_change(g, true);
 		if (r) {
+			call_end(g, &wake);
 			rook__spin_unlock(&g->g_lock);
+			rook__waitq_wake_all(wake);
 			return r;
 		}
 	}
 	struct rook__gchild *c =
 	    rook__list_entry(rook__list_pop_front(&g->g_done), struct rook__gchild, c_link);
+	call_end(g, &wake);
 	rook__spin_unlock(&g->g_lock);
+	rook__waitq_wake_all(wake);
 	if (arg)
 		*arg = c->c_arg;
 	if (status)
@@ -234,6 +257,21 @@ void rook_group_destroy(struct rook_group *g)
 	if (!g)
 		return;
 	drain(g);
+	/* Callers woken with us must be out before g goes (not cancellable:
+	 * they return at once, nothing being left to wait for). */
+	rook__spin_lock(&g->g_lock);
+	g->g_destroying = true;
+	while (g->g_active > 0) {
+		struct rook__wnode n;
+		struct rook__waiter *w = rook__waiter_self();
+		rook__waitq_push(&g->g_idleq, &n, w, false, NULL);
+		rook__spin_unlock(&g->g_lock);
+		(void)rook__wait_park(w, n.n_token);
+		rook__spin_lock(&g->g_lock);
+		if (n.n_linked)
+			rook__waitq_unlink(&g->g_idleq, &n);
+	}
+	rook__spin_unlock(&g->g_lock);
 	struct rook__link *l;
 	while ((l = rook__list_pop_front(&g->g_done)) != NULL)
 		rook__free(rook__list_entry(l, struct rook__gchild, c_link));

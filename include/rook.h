@@ -301,7 +301,11 @@ struct rook_group;
  * rook_group_cancel: any thread; cancels every child, running or not yet
  *   started; their -ECANCELED is not a failure.
  * rook_group_destroy: cancels the children still running, waits for them
- *   (blocking, uninterruptible), then frees the group. NULL: no-op.
+ *   (blocking, uninterruptible), then frees the group. Calls of
+ *   rook_group_wait and rook_group_next blocked in it at that moment
+ *   return first (wait with the group's result; next with a child that
+ *   ended, else -ENOENT); a call made after destroy returned is a use
+ *   after free. NULL: no-op.
  */
 ROOK_API int rook_group_create(struct rook_group **g);
 ROOK_API int rook_group_spawn(struct rook_group *g, rook_fn fn, void *arg);

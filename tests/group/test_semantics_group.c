@@ -675,3 +675,73 @@ Test(semantics, case57_group_cancel_from_inside_and_from_plain_thread, .timeout 
 	cr_assert_eq(rook_rt_stop(rt), 0);
 	expect_clean_shutdown(fds);
 }
+
+/* rook_group_destroy with other tasks blocked in rook_group_wait and
+ * rook_group_next: the last child's end wakes them all at once, and the
+ * destroyer, woken too, freed the group under them (ASan: a use after
+ * free at two workers). Each must return as rook.h says. */
+struct gd {
+	struct rook_group *g;
+	int res;
+};
+
+static int gd_sleeper(void *arg)
+{
+	(void)arg;
+	return rook_sleep(60 * ROOK_SEC); /* until the destroy cancels it */
+}
+
+static int gd_wait(void *arg)
+{
+	struct gd *d = arg;
+	d->res = rook_group_wait(d->g);
+	return 0;
+}
+
+static int gd_next(void *arg)
+{
+	struct gd *d = arg;
+	int st = 1;
+	d->res = rook_group_next(d->g, NULL, &st);
+	if (d->res == 0)
+		d->res = st == -ECANCELED ? 1 : st; /* the sleeper, cancelled */
+	return 0;
+}
+
+static int destroy_main(void *arg)
+{
+	(void)arg;
+	for (int round = 0; round < 30; round++) {
+		struct rook_group *g;
+		T_CHECK_EQ(rook_group_create(&g), 0);
+		T_CHECK_EQ(rook_group_spawn(g, gd_sleeper, NULL), 0);
+		struct gd d[8];
+		struct rook_task *t[8];
+		for (int i = 0; i < 8; i++) {
+			d[i] = (struct gd){.g = g, .res = 99};
+			T_CHECK_EQ(rook_spawn(&t[i], i % 2 ? gd_next : gd_wait, &d[i]), 0);
+		}
+		for (int i = 0; i < 8; i++)
+			await_parked(t[i]);
+		rook_group_destroy(g);
+		for (int i = 0; i < 8; i++) {
+			T_CHECK_EQ(rook_join(t[i], NULL), 0);
+			/* wait: the group's result (a cancelled child is no failure);
+			 * next: the cancelled sleeper, or -ENOENT once another
+			 * caller took it. */
+			if (i % 2)
+				T_CHECK(d[i].res == 1 || d[i].res == -ENOENT);
+			else
+				T_CHECK_EQ(d[i].res, 0);
+		}
+	}
+	return 0;
+}
+
+Test(semantics, group_destroy_with_callers_blocked_in_wait_and_next, .timeout = 120)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, destroy_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, destroy_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
