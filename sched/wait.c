@@ -28,7 +28,18 @@ static _Thread_local struct rook__waiter tls_waiter __attribute__((tls_model("in
 struct rook__waiter *rook__waiter_self(void)
 {
 	struct rook_task *t = rook_self();
-	return t ? &t->t_waiter : &tls_waiter;
+	if (t)
+		return &t->t_waiter;
+	/* A thread's waiter may sit where an exited thread's was: a number of
+	 * its own tells them apart (a mutex it owned is not the new one's). */
+	if (!tls_waiter.w_thread_gen) {
+		static _Atomic uint32_t thread_gens;
+		uint32_t g;
+		while (!(g = atomic_fetch_add_explicit(&thread_gens, 1, memory_order_relaxed) + 1))
+			;
+		tls_waiter.w_thread_gen = g;
+	}
+	return &tls_waiter;
 }
 
 uint32_t rook__wait_begin(struct rook__waiter *w, bool cancellable)

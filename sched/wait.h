@@ -35,6 +35,7 @@ struct rook__waiter {
 	_Atomic uint32_t w_state;         /* seq << 2 | phase */
 	_Atomic uint32_t w_wake;          /* plain threads: futex word, 1 when woken */
 	int w_result;                     /* written by the claimer before the wake */
+	uint32_t w_thread_gen;            /* plain threads: unique per thread (sync.c) */
 	struct rook_task *w_task;         /* NULL for a plain thread */
 	struct rook__waiter *w_next_wake; /* claimer's private wake list */
 	void *w_data;                     /* the granted item / index, by contract */

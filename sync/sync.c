@@ -109,13 +109,15 @@ static inline uintptr_t self_id(void)
 
 /* A task's waiter address outlives it (the slot is reused), so ownership
  * is the address plus the generation: a task in a dead owner's slot does
- * not own its mutexes. The generation is written by whoever makes a task
- * the owner; read only where m_owner names the reader, so either the
- * reader wrote it or the owner it names is gone. */
+ * not own its mutexes (a plain thread's: a number of its own, as a new
+ * thread's waiter may take an exited one's address). The generation is written by whoever makes a
+ * task the owner; read only where m_owner names the reader, so either the reader wrote it or the
+ * owner it names is gone. */
 static uint32_t gen_of(uintptr_t w)
 {
 	struct rook_task *t = ((struct rook__waiter *)w)->w_task;
-	return t ? atomic_load_explicit(&t->t_gen, memory_order_relaxed) / ROOK__GEN_ONE : 0;
+	return t ? atomic_load_explicit(&t->t_gen, memory_order_relaxed) / ROOK__GEN_ONE
+		 : ((struct rook__waiter *)w)->w_thread_gen;
 }
 
 static void own(struct rook_mutex *m, uintptr_t me)

@@ -215,6 +215,44 @@ Test(sync, case73_unlock_by_non_owner_eperm_and_relock_edeadlk, .timeout = 30)
 	rook_mutex_destroy(m);
 }
 
+/* A thread that exits holding a mutex: a later thread (its waiter may sit
+ * at the same TLS address) is not the owner; it gets -EBUSY, not
+ * -EDEADLK, and its unlock is -EPERM. */
+static void *lock_and_exit(void *arg)
+{
+	return (void *)(intptr_t)rook_mutex_lock(arg);
+}
+
+static void *not_the_owner(void *arg)
+{
+	struct rook_mutex *m = arg;
+	if (rook_mutex_trylock(m) != -EBUSY)
+		return (void *)1;
+	if (rook_mutex_unlock(m) != -EPERM)
+		return (void *)2;
+	return NULL;
+}
+
+Test(sync, a_thread_after_an_exited_owner_does_not_own_its_mutex, .timeout = 30)
+{
+	struct rook_mutex *m;
+	cr_assert_eq(rook_mutex_create(&m), 0);
+	for (int i = 0; i < 20; i++) {
+		pthread_t th;
+		void *r;
+		if (i == 0) {
+			cr_assert_eq(pthread_create(&th, NULL, lock_and_exit, m), 0);
+			cr_assert_eq(pthread_join(th, &r), 0);
+			cr_assert_eq(r, NULL);
+		}
+		cr_assert_eq(pthread_create(&th, NULL, not_the_owner, m), 0);
+		cr_assert_eq(pthread_join(th, &r), 0);
+		cr_assert_eq(r, NULL, "thread %d: step %d", i, (int)(intptr_t)r);
+	}
+	/* The mutex stays locked by the dead owner: only destroy remains. */
+	rook_mutex_destroy(m);
+}
+
 /* Ownership is the task's, not the worker thread's. */
 static int task_unlocks(void *arg)
 {
