@@ -109,10 +109,10 @@ static inline uintptr_t self_id(void)
 
 /* A task's waiter address outlives it (the slot is reused), so ownership
  * is the address plus the generation: a task in a dead owner's slot does
- * not own its mutexes (a plain thread's: a number of its own, as a new
- * thread's waiter may take an exited one's address). The generation is written by whoever makes a
- * task the owner; read only where m_owner names the reader, so either the reader wrote it or the
- * owner it names is gone. */
+ * not own its mutexes. A plain thread's generation is a number of its own
+ * (a new thread's waiter may take an exited one's address). It is written
+ * by whoever makes a task the owner; read only where m_owner names the
+ * reader, so either the reader wrote it or the owner it names is gone. */
 static uint32_t gen_of(uintptr_t w)
 {
 	struct rook_task *t = ((struct rook__waiter *)w)->w_task;
