@@ -91,17 +91,28 @@ Test(fd_kinds, a_poll_reports_what_poll_2_reports)
 	expect_clean_shutdown(fds);
 }
 
+/* A pty: its master in *m, its slave returned; -1 (checked) if none. */
+static int open_pty(int *m)
+{
+	*m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	T_CHECK(*m >= 0);
+	if (*m < 0)
+		return -1;
+	T_CHECK_EQ(grantpt(*m), 0);
+	T_CHECK_EQ(unlockpt(*m), 0);
+	int s = open(ptsname(*m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	T_CHECK(s >= 0);
+	if (s < 0)
+		close(*m);
+	return s;
+}
+
 static int tty_main(void *arg)
 {
 	(void)arg;
-	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	T_CHECK(m >= 0);
-	if (m < 0)
+	int m, s = open_pty(&m);
+	if (s < 0)
 		return 0;
-	T_CHECK_EQ(grantpt(m), 0);
-	T_CHECK_EQ(unlockpt(m), 0);
-	int s = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
-	T_CHECK(s >= 0);
 	char c;
 	/* A gross bound: the old io_uring path waited for input for good. */
 	T_CHECK_EQ(rook_deadline_push(rook_now() + 20 * ROOK_SEC), 0);
@@ -157,14 +168,9 @@ static void *feeder_fn(void *arg)
 static int tty_two_main(void *arg)
 {
 	(void)arg;
-	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	T_CHECK(m >= 0);
-	if (m < 0)
+	int m, s = open_pty(&m);
+	if (s < 0)
 		return 0;
-	T_CHECK_EQ(grantpt(m), 0);
-	T_CHECK_EQ(unlockpt(m), 0);
-	int s = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
-	T_CHECK(s >= 0);
 	struct termios tio;
 	T_CHECK_EQ(tcgetattr(s, &tio), 0);
 	cfmakeraw(&tio);
