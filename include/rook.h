@@ -439,7 +439,10 @@ ROOK_API void rook_queue_destroy(struct rook_queue *q);
  * what it waited for even if the caller was cancelled meanwhile.
  *
  * Destroying an object that is locked or has waiters is undefined: destroy
- * only after every call on it has returned. Destroy of NULL is a no-op.
+ * only after every call on it has returned. One exception: an event may be
+ * destroyed as soon as a wait on it (or rook_event_is_set) saw it set, even
+ * while the rook_event_set that set it is still returning. Destroy of NULL
+ * is a no-op.
  */
 struct rook_mutex;
 struct rook_sem;

@@ -373,10 +373,23 @@ void rook_event_clear(struct rook_event *e)
 	rook__spin_unlock(&e->e_lock);
 }
 
+/* e was seen set: return only once the set that did it has let go of e
+ * (it unlocks after its store), so that the caller may destroy e at once,
+ * as a waiter woken by it may. Acquire: pairs with that unlock. */
+static void set_done(const struct rook_event *e)
+{
+	struct rook_event *m = (struct rook_event *)e;
+	while (atomic_load_explicit(&m->e_lock.s_held, memory_order_acquire))
+		rook__cpu_relax();
+}
+
 bool rook_event_is_set(const struct rook_event *e)
 {
 	/* Acquire: pairs with the release store in set. */
-	return e && atomic_load_explicit(&((struct rook_event *)e)->e_set, memory_order_acquire);
+	if (!e || !atomic_load_explicit(&((struct rook_event *)e)->e_set, memory_order_acquire))
+		return false;
+	set_done(e);
+	return true;
 }
 
 int rook_event_wait(struct rook_event *e)
@@ -387,8 +400,10 @@ int rook_event_wait(struct rook_event *e)
 	if (r)
 		return r;
 	/* Acquire: pairs with the release store in set. */
-	if (atomic_load_explicit(&e->e_set, memory_order_acquire))
+	if (atomic_load_explicit(&e->e_set, memory_order_acquire)) {
+		set_done(e);
 		return 0;
+	}
 	rook__spin_lock(&e->e_lock);
 	if (atomic_load_explicit(&e->e_set, memory_order_relaxed)) {
 		rook__spin_unlock(&e->e_lock);

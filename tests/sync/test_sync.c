@@ -1226,3 +1226,37 @@ Test(sync, cond_producer_consumer_moves_every_item, .timeout = 120)
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, cpc_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
+
+/* An event destroyed as soon as a wait on it saw it set, while the set
+ * that did it may still be returning (its unlock came after its store):
+ * rook.h allows it. ASan and TSan saw the set's unlock on freed memory. */
+static int set_it(void *arg)
+{
+	rook_event_set(arg);
+	return 0;
+}
+
+static int destroy_after_wait(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < (int)scaled(5000, 10); i++) {
+		struct rook_event *e;
+		struct rook_task *t;
+		T_CHECK_EQ(rook_event_create(&e), 0);
+		T_CHECK_EQ(rook_spawn(&t, set_it, e), 0);
+		if (i % 2) {
+			T_CHECK_EQ(rook_event_wait(e), 0);
+		} else {
+			while (!rook_event_is_set(e))
+				T_CHECK_EQ(rook_yield(), 0);
+		}
+		rook_event_destroy(e);
+		T_CHECK_EQ(rook_join(t, NULL), 0);
+	}
+	return 0;
+}
+
+Test(sync, an_event_destroyed_once_seen_set_while_its_set_returns, .timeout = 120)
+{
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, destroy_after_wait, NULL), 0);
+}
