@@ -456,8 +456,11 @@ static int wait_ready(int fd, uint32_t events, struct rook__io_own *own, uint32_
 		 * error stays: a short read before it does not consume it. */
 		uint32_t sticky = EPOLLERR | EPOLLHUP | (events & EPOLLIN ? EPOLLRDHUP : 0);
 		if (f->f_ready & (events | sticky)) {
-			if (tries)
-				f->f_ready &= ~events;
+			/* The caller tried just before (EAGAIN, or poll(2)
+			 * found nothing) or is told to try now: either way
+			 * these bits are spent, or a poll would spin on them.
+			 * Only a wake leaves them to a poll's next call. */
+			f->f_ready &= ~events;
 			unlink_op(io, &op);
 			rook__ring_unlock(io);
 			return 0;
@@ -643,18 +646,29 @@ static bool tty_read(const struct rook__io_req *rq, const struct iovec *iov, ssi
 		return true;
 	}
 	if (avail <= 0) {
+		/* Readable with nothing counted: an end of file (^D, which
+		 * FIONREAD leaves out), a hang-up or an error, each of which
+		 * read(2) reports at once. Else another reader took it. */
 		struct pollfd p = {.fd = rq->r_fd, .events = POLLIN};
-		if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+		if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
 			*out = -EAGAIN;
 			return true;
 		}
-		avail = 1; /* read(2) says why without waiting */
+		avail = 1;
 	}
-	/* readv: the first buffer only, a short read as readv may make. */
-	size_t len = iov[0].iov_len < (size_t)avail ? iov[0].iov_len : (size_t)avail;
+	/* readv: the first buffer with room only, a short read as readv may
+	 * make; none with room: 0, as readv(2) of nothing. */
+	int cnt = rq->r_kind == ROOK__IO_READV ? (int)rq->r_len : 1, i = 0;
+	while (i < cnt && iov[i].iov_len == 0)
+		i++;
+	if (i == cnt) {
+		*out = 0;
+		return true;
+	}
+	size_t len = iov[i].iov_len < (size_t)avail ? iov[i].iov_len : (size_t)avail;
 	ssize_t n;
 	do
-		n = read(rq->r_fd, iov[0].iov_base, len);
+		n = read(rq->r_fd, iov[i].iov_base, len);
 	while (n < 0 && errno == EINTR);
 	*out = n < 0 ? -errno : n;
 	return true;

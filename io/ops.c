@@ -260,24 +260,19 @@ int rook_open(const char *path, int flags, mode_t mode)
 	 * and the epoll backend's pool open wait for the other end. */
 	int acc = flags & O_ACCMODE;
 	const char *be = rook_io_backend(); /* NULL outside a runtime */
-	if ((flags & O_NONBLOCK) || !be || strcmp(be, "io_uring") != 0)
+	if ((flags & (O_NONBLOCK | O_PATH)) || !be || strcmp(be, "io_uring") != 0)
 		return fd;
 	if (fd == -ENXIO && acc == O_WRONLY)
 		return rook_blocking(fifo_open_fn, &rq); /* -ENXIO again if not a FIFO */
 	struct stat st;
 	if (fd >= 0 && acc == O_RDONLY && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
-		/* Keep this reader (closing it would fail a writer it let in)
-		 * and wait for a writer with a second one, on the same FIFO
-		 * even if the path was replaced meanwhile. */
-		char self[40];
-		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-		struct rook__io_req again = {
-		    .r_kind = ROOK__IO_OPEN, .r_path = self, .r_flags = O_RDONLY | O_CLOEXEC};
-		/* Cancelled or timed out: the fd made is returned all the
-		 * same (rook.h), and the next blocking call reports it. */
-		int r = rook_blocking(fifo_open_fn, &again);
-		if (r >= 0)
-			close(r);
+		/* Keep this reader: closing it would lose what a writer it let
+		 * in wrote. Return once a writer has written or come and gone
+		 * (POLLHUP): later than open(2), which returns as the writer
+		 * opens, but before a read could see a false end of file, and
+		 * cancellable. Cancelled or timed out: the fd made is returned
+		 * (rook.h), and the next blocking call reports it. */
+		(void)rook_poll(fd, POLLIN);
 	}
 	return fd;
 }

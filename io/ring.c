@@ -52,7 +52,6 @@
 #include "io/ring.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -734,17 +733,12 @@ int rook__io_rt_init(struct rook__io_rt **out, unsigned nworkers, unsigned entri
 	g->g_backend = backend;
 	g->g_entries = entries ? entries : DEFAULT_ENTRIES;
 	g->g_nworkers = nworkers;
-	/* Without it (out of fds) rook_close frees the number before its
-	 * sweep, as it did before the tombstone. */
-	g->g_tomb = backend == ROOK__BACKEND_URING ? open("/", O_PATH | O_CLOEXEC) : -1;
 	*out = g;
 	return 0;
 }
 
 void rook__io_rt_fini(struct rook__io_rt *g)
 {
-	if (g && g->g_tomb >= 0)
-		close(g->g_tomb);
 	rook__free(g);
 }
 

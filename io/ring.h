@@ -130,7 +130,6 @@ struct rook__io_rt {
 	int g_backend;
 	unsigned g_entries;
 	unsigned g_nworkers;
-	int g_tomb; /* io_uring: an O_PATH fd that rook_close parks on a number (uring.c) */
 	_Atomic bool g_reported;            /* a ring init failure was printed */
 	_Atomic(struct rook__io *) g_ios[]; /* set by each worker's park init */
 };

@@ -345,8 +345,8 @@ static void cancel_on_rings(struct rook__io *self, struct rook_task *me, int fd)
  * counted itself in i_inflight before it was submitted (rook__ring_queued,
  * seq_cst), so the sweep after the fence sees its ring. An SQE still
  * queued names the number, and reaches the kernel at the latest with the
- * sweep's cancel on its ring: until the sweep ends the number holds the
- * runtime's O_PATH tombstone, on which every op fails with EBADF, so no
+ * sweep's cancel on its ring: until the sweep ends the number holds an
+ * O_PATH tombstone, on which every op fails with EBADF, so no
  * file opened meanwhile by another thread can take the number and the op.
  * Without a spare fd (EMFILE) it falls back to cancel-then-close.
  */
@@ -365,9 +365,13 @@ int rook__io_cancel_fd(int fd)
 		cancel_on_rings(self, me, fd);
 		return fd;
 	}
-	/* Neither drops the last reference: neither blocks nor fails. */
-	int tomb = self->i_group->g_tomb;
-	bool parked = tomb >= 0 && tomb != fd && dup3(tomb, fd, O_CLOEXEC) == fd;
+	/* Neither drops the last reference: neither blocks nor fails. The
+	 * tombstone is opened for this close: one kept by the runtime could
+	 * be closed by user code, and its number taken by a live file. */
+	int tomb = open("/", O_PATH | O_CLOEXEC);
+	bool parked = tomb >= 0 && dup3(tomb, fd, O_CLOEXEC) == fd;
+	if (tomb >= 0)
+		(void)close(tomb);
 	if (!parked)
 		(void)close(fd);
 	rook__io_close_window(fd);

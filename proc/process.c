@@ -351,8 +351,18 @@ static void unreaped_sweep(void)
 {
 	pthread_mutex_lock(&unreaped_lock);
 	for (struct orphan **pp = &unreaped, *o; (o = *pp);) {
-		pid_t got = waitpid(o->o_pid, NULL, WNOHANG);
-		if (got == o->o_pid || (got < 0 && errno == ECHILD)) {
+		/* By the pidfd where there is one: with SIGCHLD ignored the
+		 * kernel reaps, and the pid may already name a new child. */
+		bool gone;
+		if (o->o_pidfd >= 0) {
+			siginfo_t si = {0};
+			int r = waitid(P_PIDFD, (id_t)o->o_pidfd, &si, WEXITED | WNOHANG);
+			gone = (r == 0 && si.si_pid != 0) || (r < 0 && errno == ECHILD);
+		} else {
+			pid_t got = waitpid(o->o_pid, NULL, WNOHANG);
+			gone = got == o->o_pid || (got < 0 && errno == ECHILD);
+		}
+		if (gone) {
 			*pp = o->o_next;
 			if (o->o_pidfd >= 0)
 				close(o->o_pidfd);

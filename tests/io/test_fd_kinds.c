@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -205,6 +207,123 @@ Test(fd_kinds, a_tty_reader_left_without_input_keeps_its_deadline, .timeout = 60
 	int fds = fd_count();
 	cr_assert_eq(run_with(1, 0, tty_two_main, NULL), 0);
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, tty_two_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* A canonical tty's end of file (^D at a line's start: FIONREAD leaves it
+ * out) reads as 0, and a readv whose first buffer is empty reads into
+ * the next (epoll read ttys by FIONREAD; it spun on the first, and
+ * returned 0 for the second). */
+static int tty_eof_main(void *arg)
+{
+	(void)arg;
+	int m, s = open_pty(&m);
+	if (s < 0)
+		return 0;
+	char buf[64];
+	T_CHECK_EQ(write(m, "\x04", 1), 1);
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 20 * ROOK_SEC), 0); /* gross bound */
+	T_CHECK_EQ(rook_read(s, buf, sizeof(buf), -1), 0);
+	T_CHECK_EQ(write(m, "hi\n", 3), 3);
+	struct iovec iov[2] = {{buf, 0}, {buf + 8, 16}};
+	T_CHECK_EQ(rook_readv(s, iov, 2, -1), 3);
+	T_CHECK(!rook_deadline_pop());
+	T_CHECK_EQ(memcmp(buf + 8, "hi\n", 3), 0);
+	close(s);
+	close(m);
+	return 0;
+}
+
+Test(fd_kinds, a_tty_end_of_file_and_a_readv_past_an_empty_buffer, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, tty_eof_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
+/* A writer already waiting in open(2) when the reader comes, which writes
+ * and closes at once: the reader's open returns and reads it (io_uring
+ * once waited in a second open for a writer that had come and gone). And
+ * O_PATH opens a FIFO at once, as open(2) does. */
+static void *quick_writer(void *arg)
+{
+	int fd = open(arg, O_WRONLY | O_CLOEXEC); /* waits for the reader */
+	if (fd >= 0) {
+		(void)write(fd, "hi", 2);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Until the thread is inside openat(2) (its syscall number, 257 on x86-64,
+ * 56 on aarch64, in /proc). */
+static void await_in_open(pid_t tid)
+{
+	char path[64], line[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	for (int i = 0; i < 20000; i++) {
+		FILE *f = fopen(path, "r");
+		long nr = -1;
+		if (f) {
+			if (fgets(line, sizeof(line), f))
+				nr = strtol(line, NULL, 10);
+			fclose(f);
+		}
+		if (nr == SYS_openat)
+			return;
+		usleep(100);
+	}
+}
+
+struct tid_arg {
+	const char *path;
+	_Atomic pid_t tid;
+};
+
+static void *quick_writer_tid(void *arg)
+{
+	struct tid_arg *a = arg;
+	atomic_store(&a->tid, gettid());
+	return quick_writer((void *)a->path);
+}
+
+static int fifo_quick_main(void *arg)
+{
+	(void)arg;
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/rook-fifo-q-%d", getpid());
+	unlink(path);
+	T_CHECK_EQ(mkfifo(path, 0600), 0);
+	int p = rook_open(path, O_PATH | O_CLOEXEC, 0);
+	T_CHECK(p >= 0);
+	if (p >= 0)
+		T_CHECK_EQ(rook_close(p), 0);
+	for (int round = 0; round < 5; round++) {
+		struct tid_arg a = {.path = path};
+		pthread_t th;
+		T_CHECK_EQ(pthread_create(&th, NULL, quick_writer_tid, &a), 0);
+		while (!atomic_load(&a.tid))
+			T_CHECK_EQ(rook_yield(), 0);
+		await_in_open(atomic_load(&a.tid));
+		int r = rook_open(path, O_RDONLY | O_CLOEXEC, 0);
+		T_CHECK(r >= 0);
+		if (r >= 0) {
+			char buf[4];
+			T_CHECK_EQ(rook_read_full(r, buf, 2), 2);
+			T_CHECK_EQ(rook_read(r, buf, sizeof(buf), -1), 0); /* the writer left */
+			T_CHECK_EQ(rook_close(r), 0);
+		}
+		pthread_join(th, NULL);
+	}
+	unlink(path);
+	return 0;
+}
+
+Test(fd_kinds, a_fifo_reader_after_a_waiting_writer_and_o_path, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, fifo_quick_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, fifo_quick_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
 

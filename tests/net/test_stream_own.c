@@ -392,3 +392,56 @@ Test(stream_own, a_first_read_after_a_short_read_on_its_number_wakes, .timeout =
 	cr_assert_eq(run_with(2, ROOK_NO_PIN, hint_main, NULL), 0);
 	expect_clean_shutdown(fds);
 }
+
+/* ---- a read after a long line -------------------------------------------- */
+
+/* A long line leaves the stream without a buffer, so the next read polls
+ * first; an edge whose data a read took without waiting must not keep
+ * that poll from parking (epoll: it spun at full CPU past its deadline). */
+struct long_line {
+	struct rook_stream *s;
+	ssize_t got;
+	char buf[256];
+};
+
+static int long_line_reader(void *arg)
+{
+	struct long_line *l = arg;
+	l->got = rook_stream_readline(l->s, l->buf, sizeof(l->buf));
+	return 0;
+}
+
+static int long_line_main(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	T_CHECK_EQ(pair(sv), 0);
+	struct rook_stream *s;
+	T_CHECK_EQ(rook_stream_open(&s, sv[0], 16), 0);
+	char buf[256];
+	static const char line[] = "0123456789012345678901234567890123456789\n";
+	/* The line comes while the first read waits in its poll. */
+	struct long_line l = {.s = s};
+	struct rook_task *t;
+	T_CHECK_EQ(rook_spawn(&t, long_line_reader, &l), 0);
+	await_parked(t);
+	T_CHECK_EQ(rook_send(sv[1], line, sizeof(line) - 1, 0), (ssize_t)sizeof(line) - 1);
+	T_CHECK_EQ(join_or_dump(t, 20 * ROOK_SEC), 0);
+	T_CHECK_EQ(l.got, (ssize_t)sizeof(line) - 1);
+	T_CHECK_EQ(rook_deadline_push(rook_now() + 200 * ROOK_MSEC), 0);
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), -ETIMEDOUT);
+	T_CHECK(rook_deadline_pop()); /* it expired */
+	T_CHECK_EQ(rook_send(sv[1], "x\n", 2, 0), 2);
+	T_CHECK_EQ(rook_stream_readline(s, buf, sizeof(buf)), 2);
+	T_CHECK_EQ(rook_stream_close(s), 0);
+	T_CHECK_EQ(rook_close(sv[1]), 0);
+	return 0;
+}
+
+Test(stream_own, a_read_after_a_long_line_parks_and_keeps_its_deadline, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, long_line_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, long_line_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
