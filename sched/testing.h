@@ -65,6 +65,13 @@ void rook__queue_unfinished_hook(void (*fn)(struct rook_queue *q));
 enum { ROOK__HOOK_NOTIFY_CLAIMED = 1, ROOK__HOOK_NOTIFY_EMPTY, ROOK__HOOK_PARK_SLEEP };
 void rook__worker_hook(void (*fn)(int point));
 
+/* Called, when set (ROOK_TESTING builds), each time a pinned worker
+ * samples its run-queue wait for the contention check of sched/topo.c:
+ * gets the worker's index, the time (rook__now) and the wait read from
+ * schedstat (ns, cumulative) and returns the wait to use instead. Lets a
+ * test play a quiet, noisy or busy core. NULL: none. */
+void rook__topo_wait_hook(uint64_t (*fn)(unsigned worker, uint64_t now, uint64_t wait));
+
 /* Make guard pages with mprotect even where the kernel has guard markers
  * (MADV_GUARD_INSTALL), to test the older kernels' path. */
 void rook__stack_guard_force_mprotect(bool on);

@@ -20,6 +20,7 @@
 #include "sched/alloc.h"
 #include "sched/cpus.h"
 #include "sched/runtime.h"
+#include "sched/testing.h"
 #include "sched/worker.h"
 
 #define DEFAULT_STACK ((size_t)64 * 1024)
@@ -256,14 +257,33 @@ out:
  * while other cores idle (a load generator, a sidecar, softirqs): served
  * wrk -t1 -c100 on 2 shared cores, 2 pinned workers did 115k req/s and 2
  * unpinned ones 193k. Pinned otherwise: fib at 2 workers ran 1.25x and
- * skynet 1.16x as fast pinned (perf/NOTES.md, issue 14). Contended: waited
- * for the CPU more than 1/CT_RATIO of a CT_WINDOW_NS window. A re-pin that
- * is undone within CT_FLAP_NS doubles the quiet time the next one needs. */
+ * skynet 1.16x as fast pinned (perf/NOTES.md, issue 14). Contended: the
+ * share of time spent waiting for the CPU, averaged over about CT_AVG
+ * windows of CT_WINDOW_NS, is above 1/CT_RATIO. The average, not one
+ * window, so that light background load (a 3 ms burst every 30 ms on each
+ * core) neither lifts the pinning nor keeps it from coming back. A re-pin
+ * that is undone within CT_FLAP_NS doubles the quiet time the next one
+ * needs. */
 #define CT_WINDOW_NS ((uint64_t)20 * 1000 * 1000)
+#define CT_AVG       8
 #define CT_RATIO     16
+#define CT_ONE       65536u
 #define CT_REPIN_NS  ((uint64_t)1000 * 1000 * 1000)
 #define CT_REPIN_MAX (64 * CT_REPIN_NS)
 #define CT_FLAP_NS   (5 * CT_WINDOW_NS)
+
+#ifdef ROOK_TESTING
+static _Atomic(uint64_t (*)(unsigned, uint64_t, uint64_t)) ct_hook;
+#endif
+
+void rook__topo_wait_hook(uint64_t (*fn)(unsigned worker, uint64_t now, uint64_t wait))
+{
+#ifdef ROOK_TESTING
+	atomic_store_explicit(&ct_hook, fn, memory_order_release);
+#else
+	(void)fn;
+#endif
+}
 
 void rook__topo_worker_start(struct rook__worker *w)
 {
@@ -307,18 +327,37 @@ static void pin_self(struct rook__worker *w, bool pin)
 	w->w_unpinned = !pin;
 }
 
+/* Fold one sample (dw waited in dt) into the average, weighted by dt: a
+ * sample spanning CT_AVG windows or more (a long park) replaces it. */
+static void ct_average(struct rook__worker *w, uint64_t dt, uint64_t dw)
+{
+	int64_t f = (int64_t)((dw >= dt ? dt : dw) * CT_ONE / dt);
+	int64_t span = (int64_t)(CT_AVG * CT_WINDOW_NS),
+		k = dt >= (uint64_t)span ? span : (int64_t)dt;
+	w->w_ct_avg = (uint32_t)((int64_t)w->w_ct_avg + (f - (int64_t)w->w_ct_avg) * k / span);
+}
+
 void rook__topo_contention(struct rook__worker *w)
 {
 	uint64_t now, wait;
 	if (w->w_ct_fd < 0 || (now = rook__now()) - w->w_ct_at < CT_WINDOW_NS ||
 	    !runq_wait(w->w_ct_fd, &wait))
 		return;
+#ifdef ROOK_TESTING
+	uint64_t (*hook)(unsigned, uint64_t, uint64_t) =
+	    atomic_load_explicit(&ct_hook, memory_order_acquire);
+	if (hook)
+		wait = hook(w->w_index, now, wait);
+#endif
 	uint64_t dt = now - w->w_ct_at, dw = wait - w->w_ct_wait;
-	bool first = w->w_ct_at == 0, contended = dw * CT_RATIO > dt;
+	/* The first sample, or a wait that went back (a test hook). */
+	bool skip = w->w_ct_at == 0 || wait < w->w_ct_wait;
 	w->w_ct_at = now;
 	w->w_ct_wait = wait;
-	if (first)
+	if (skip)
 		return;
+	ct_average(w, dt, dw);
+	bool contended = (uint64_t)w->w_ct_avg * CT_RATIO > CT_ONE;
 	if (!w->w_unpinned) {
 		if (!contended)
 			return;

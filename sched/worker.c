@@ -899,6 +899,8 @@ static void poll_siblings(struct rook__worker *w, uint64_t now)
 		}
 		w->w_starve_hb = hb;
 		w->w_starve_at = now;
+		/* A worker that never parks is where a shared core costs most. */
+		rook__topo_contention(w);
 	}
 }
 

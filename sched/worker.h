@@ -90,6 +90,7 @@ struct rook__worker {
 	int w_ct_fd;             /* its /proc/thread-self/schedstat, or -1 */
 	uint64_t w_ct_at;        /* last sample (rook__now), 0 before the first */
 	uint64_t w_ct_wait;      /* run-queue wait (ns) at that sample */
+	uint32_t w_ct_avg;       /* recent share of time waited, 1/65536ths */
 	uint64_t w_ct_quiet;     /* uncontended ns since the pinning was lifted */
 	uint64_t w_ct_repin;     /* quiet ns needed to pin again (backs off) */
 	uint64_t w_ct_pinned_at; /* when it was last pinned again */

@@ -3,8 +3,12 @@
  * Pinning under contention (sched/topo.c): a pinned worker whose core
  * another thread keeps busy lifts its pinning, and pins itself again once
  * the core is free for long enough. The hog is a plain thread pinned to
- * worker 0's core; the main task sleeps in short steps so that the workers
- * park (where they sample their run-queue wait).
+ * worker 0's core. Busy tasks keep the workers wanting more than a fair
+ * share of a core (a worker that mostly sleeps gets its core on demand
+ * and is not contended), parking every few ms (where workers sample their
+ * run-queue wait). How quiet a shared
+ * machine's cores are is not the test's to choose, so the cases after a
+ * real hog play worker 0's run-queue wait through rook__topo_wait_hook.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -82,6 +86,75 @@ static bool wait_w0(bool pinned)
 	return false;
 }
 
+/* The core worker 0's samples see: each sample waited a share of the time
+ * since the last one, in 1/1000ths; NOISY waits 140 every 7th sample and
+ * 10 otherwise (about the light background load of a 3 ms burst every
+ * 30 ms per core). */
+enum { PLAY_REAL, PLAY_QUIET, PLAY_NOISY, PLAY_BUSY };
+static _Atomic int play = PLAY_REAL;
+static _Atomic unsigned long w0_samples;
+static uint64_t w0_wait, w0_at; /* written by worker 0 only */
+
+static uint64_t played_wait(unsigned worker, uint64_t now, uint64_t wait)
+{
+	int mode = atomic_load(&play);
+	if (worker != 0)
+		return wait;
+	unsigned long n = atomic_fetch_add(&w0_samples, 1) + 1;
+	if (mode == PLAY_REAL || w0_at == 0) {
+		w0_at = now;
+		w0_wait = wait > w0_wait ? wait : w0_wait;
+		return w0_wait;
+	}
+	uint64_t share = mode == PLAY_QUIET ? 0 : mode == PLAY_BUSY ? 250 : n % 7 == 0 ? 140 : 10;
+	w0_wait += (now - w0_at) * share / 1000;
+	w0_at = now;
+	return w0_wait;
+}
+
+/* Let worker 0 take n more samples (sleeping 2 ms steps); false if it took
+ * none for 30 s. */
+static bool w0_sample(unsigned long n)
+{
+	unsigned long want = atomic_load(&w0_samples) + n;
+	uint64_t t0 = rook_now();
+	while (atomic_load(&w0_samples) < want) {
+		if (rook_now() - t0 > 30 * ROOK_SEC || rook_sleep(2 * ROOK_MSEC) < 0)
+			return false;
+	}
+	return true;
+}
+
+/* While worker 0 takes n samples, is its pinning ever other than pinned? */
+static bool w0_stays(bool pinned, unsigned long n)
+{
+	unsigned long want = atomic_load(&w0_samples) + n;
+	uint64_t t0 = rook_now();
+	while (atomic_load(&w0_samples) < want) {
+		int c = w0_cpus();
+		if (pinned ? c != 1 : c == 1)
+			return false;
+		if (rook_now() - t0 > 30 * ROOK_SEC || rook_sleep(2 * ROOK_MSEC) < 0)
+			return false;
+	}
+	return true;
+}
+
+static _Atomic int busy_stop;
+
+static int busy(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&busy_stop)) {
+		uint64_t t0 = rook_now();
+		while (rook_now() - t0 < 10 * ROOK_MSEC)
+			;
+		if (rook_sleep(ROOK_MSEC) < 0)
+			break;
+	}
+	return 0;
+}
+
 static int pin_main(void *arg)
 {
 	(void)arg;
@@ -89,6 +162,9 @@ static int pin_main(void *arg)
 	T_CHECK(cpu >= 0);
 	if (cpu < 0)
 		return 0;
+	struct rook_task *b[4] = {NULL};
+	for (int i = 0; i < 4; i++)
+		T_CHECK_EQ(rook_spawn(&b[i], busy, NULL), 0);
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	cpu_set_t set;
@@ -102,7 +178,29 @@ static int pin_main(void *arg)
 	T_CHECK(wait_w0(false)); /* contended: its pinning is lifted */
 	atomic_store(&hog_stop, 1);
 	pthread_join(th, NULL);
+	atomic_store(&busy_stop, 1);
+	for (int i = 0; i < 4; i++)
+		if (b[i])
+			T_CHECK_EQ(rook_join(b[i], NULL), 0);
+	atomic_store(&play, PLAY_QUIET);
 	T_CHECK(wait_w0(true)); /* quiet again: pinned again */
+	return 0;
+}
+
+/* Light background load neither lifts the pinning nor keeps it from
+ * coming back; a busy core lifts it and keeps it lifted. */
+static int noise_main(void *arg)
+{
+	(void)arg;
+	T_CHECK_EQ(w0_cpus(), 1);
+	T_CHECK(w0_sample(1));
+	atomic_store(&play, PLAY_NOISY);
+	T_CHECK(w0_stays(true, 100)); /* about 2 s */
+	atomic_store(&play, PLAY_BUSY);
+	T_CHECK(wait_w0(false));
+	T_CHECK(w0_stays(false, 100));
+	atomic_store(&play, PLAY_NOISY);
+	T_CHECK(wait_w0(true));
 	return 0;
 }
 
@@ -112,5 +210,18 @@ Test(pin, contended_worker_lifts_its_pinning_then_pins_again, .timeout = 120)
 	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
 	if (CPU_COUNT(&set) < 2 || under_qemu())
 		cr_skip_test("needs 2 CPUs and a real /proc/thread-self/schedstat");
+	rook__topo_wait_hook(played_wait);
 	cr_assert_eq(run_with(2, 0, pin_main, NULL), 0);
+	rook__topo_wait_hook(NULL);
+}
+
+Test(pin, light_noise_keeps_the_pinning_a_busy_core_lifts_it, .timeout = 120)
+{
+	cpu_set_t set;
+	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+	if (CPU_COUNT(&set) < 2 || under_qemu())
+		cr_skip_test("needs 2 CPUs and a real /proc/thread-self/schedstat");
+	rook__topo_wait_hook(played_wait);
+	cr_assert_eq(run_with(2, 0, noise_main, NULL), 0);
+	rook__topo_wait_hook(NULL);
 }
