@@ -595,7 +595,9 @@ ROOK_API void rook_cond_destroy(struct rook_cond *c);
  * O_DSYNC) is done by the calling worker without suspending (a page-cache
  * copy; the task yields after 2 ms of such writes in a row); every other
  * call suspends the task until the kernel completes it. A read from a tty
- * keeps its deadline; a write to a tty or another character device, once
+ * keeps its deadline and returns what is there (tasks reading one tty
+ * never block each other's workers; another process reading it may take
+ * the input first); a write to a tty or another character device, once
  * begun, waits until the device has taken its bytes, past a deadline or a
  * cancellation (it has no nonblocking write that leaves alone the file
  * description it shares with the shell).

@@ -84,6 +84,14 @@ static inline const struct stat *rook__io_req_stat(const struct rook__io_req *rq
  */
 int rook__io_submit(const struct rook__io_req *rq);
 
+/* Whether the calling worker's backend is epoll (false outside a worker). */
+bool rook__io_on_epoll(void);
+
+/* Read a tty without blocking (io/ops.c): false if rq's fd is not a tty;
+ * else *out is the result, -EAGAIN when there is nothing to read now. */
+struct iovec;
+bool rook__io_tty_read(const struct rook__io_req *rq, const struct iovec *iov, ssize_t *out);
+
 /*
  * For close: cancel every operation in flight on fd's file in the caller's
  * runtime, and wait (not cancellable) until the kernel has answered each

@@ -627,53 +627,6 @@ static size_t iov_bytes(const struct iovec *iov, int cnt)
 	return n;
 }
 
-/*
- * A tty has no nonblocking read of its own (RWF_NOWAIT: EOPNOTSUPP), and
- * O_NONBLOCK would change the file description the shell shares: read at
- * most what FIONREAD says is there (a complete line in canonical mode),
- * which read(2) returns without waiting, and wait for readiness again if
- * another reader took it. A hang-up or error reads at once. false: not a
- * tty (the pool reads it); else *out is read(2)'s result, or -EAGAIN: wait
- * again.
- */
-static bool tty_read(const struct rook__io_req *rq, const struct iovec *iov, ssize_t *out)
-{
-	int avail;
-	if ((rq->r_st && !S_ISCHR(rq->r_st->st_mode)) || !isatty(rq->r_fd))
-		return false;
-	if (ioctl(rq->r_fd, FIONREAD, &avail) < 0) {
-		*out = -errno;
-		return true;
-	}
-	if (avail <= 0) {
-		/* Readable with nothing counted: an end of file (^D, which
-		 * FIONREAD leaves out), a hang-up or an error, each of which
-		 * read(2) reports at once. Else another reader took it. */
-		struct pollfd p = {.fd = rq->r_fd, .events = POLLIN};
-		if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
-			*out = -EAGAIN;
-			return true;
-		}
-		avail = 1;
-	}
-	/* readv: the first buffer with room only, a short read as readv may
-	 * make; none with room: 0, as readv(2) of nothing. */
-	int cnt = rq->r_kind == ROOK__IO_READV ? (int)rq->r_len : 1, i = 0;
-	while (i < cnt && iov[i].iov_len == 0)
-		i++;
-	if (i == cnt) {
-		*out = 0;
-		return true;
-	}
-	size_t len = iov[i].iov_len < (size_t)avail ? iov[i].iov_len : (size_t)avail;
-	ssize_t n;
-	do
-		n = read(rq->r_fd, iov[i].iov_base, len);
-	while (n < 0 && errno == EINTR);
-	*out = n < 0 ? -errno : n;
-	return true;
-}
-
 static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 {
 	uint32_t tag = close_tag(rq->r_fd);
@@ -718,7 +671,7 @@ static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 		if (r < 0)
 			return r;
 		ssize_t n;
-		if (e == EOPNOTSUPP && !wr && off < 0 && tty_read(rq, iov, &n)) {
+		if (e == EOPNOTSUPP && !wr && off < 0 && rook__io_tty_read(rq, iov, &n)) {
 			if (n != -EAGAIN)
 				return (int)n;
 			continue; /* another reader took it */

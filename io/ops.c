@@ -26,7 +26,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <rook.h>
@@ -154,6 +156,93 @@ static ssize_t at_position(struct rook__io_req *rq, const struct stat *st)
  * at offset 0 may be anything); a write to a socket is a send with
  * MSG_NOSIGNAL, so a peer that is gone is -EPIPE, not a SIGPIPE.
  */
+/*
+ * A tty has no nonblocking read of its own (RWF_NOWAIT: EOPNOTSUPP), and
+ * O_NONBLOCK would change the file description the shell shares: read at
+ * most what FIONREAD says is there (a complete line in canonical mode),
+ * which read(2) returns without waiting, and wait for readiness again if
+ * another reader took it. A hang-up or error reads at once. false: not a
+ * tty; else *out is read(2)'s result, or -EAGAIN: wait again. Both
+ * backends read ttys so: io_uring reads a pollable file that lacks
+ * FMODE_NOWAIT with a blocking read once a poll says ready, so of two
+ * readers woken for one byte the loser blocked its worker thread in
+ * n_tty_read (seen as a worker in wait_woken, its ring's requests unserved
+ * until more input came).
+ */
+/* Readers of one tty on different workers: FIONREAD and the read are one
+ * step under its stripe, so a reader never reads what another took (its
+ * read(2) would block the worker). Readers in other processes are not
+ * ours to order. */
+static pthread_mutex_t tty_locks[16] = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER};
+
+static ssize_t tty_read_locked(int fd, const struct iovec *iov, int cnt)
+{
+	int avail;
+	if (ioctl(fd, FIONREAD, &avail) < 0)
+		return -errno;
+	if (avail <= 0) {
+		/* Readable with nothing counted: an end of file (^D, which
+		 * FIONREAD leaves out), a hang-up or an error, each of which
+		 * read(2) reports at once. Else another reader took it. */
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
+			return -EAGAIN;
+		avail = 1;
+	}
+	/* readv: the first buffer with room only, a short read as readv may
+	 * make; none with room: 0, as readv(2) of nothing. */
+	int i = 0;
+	while (i < cnt && iov[i].iov_len == 0)
+		i++;
+	if (i == cnt)
+		return 0;
+	size_t len = iov[i].iov_len < (size_t)avail ? iov[i].iov_len : (size_t)avail;
+	ssize_t n;
+	do
+		n = read(fd, iov[i].iov_base, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+bool rook__io_tty_read(const struct rook__io_req *rq, const struct iovec *iov, ssize_t *out)
+{
+	if ((rq->r_st && !S_ISCHR(rq->r_st->st_mode)) || !isatty(rq->r_fd))
+		return false;
+	struct stat own;
+	const struct stat *st = rook__io_req_stat(rq, &own);
+	unsigned key = st ? (unsigned)st->st_rdev : (unsigned)rq->r_fd;
+	pthread_mutex_t *l = &tty_locks[(key ^ (key >> 8)) % 16];
+	pthread_mutex_lock(l);
+	*out = tty_read_locked(rq->r_fd, iov, rq->r_kind == ROOK__IO_READV ? (int)rq->r_len : 1);
+	pthread_mutex_unlock(l);
+	return true;
+}
+
+/* io_uring: a tty read is a ring poll (deadline and cancellation as any
+ * op) and then rook__io_tty_read, again while another reader took it. */
+static ssize_t tty_read_polled(struct rook__io_req *rq)
+{
+	struct iovec one = {.iov_base = rq->r_buf, .iov_len = rq->r_len};
+	const struct iovec *iov = rq->r_kind == ROOK__IO_READV ? rq->r_buf : &one;
+	for (;;) {
+		struct rook__io_req p = {
+		    .r_kind = ROOK__IO_POLL, .r_fd = rq->r_fd, .r_flags = POLLIN};
+		int r = rook__io_submit(&p);
+		if (r < 0)
+			return r;
+		ssize_t n;
+		(void)rook__io_tty_read(rq, iov, &n);
+		if (n != -EAGAIN)
+			return n;
+	}
+}
+
 static ssize_t file_io(struct rook__io_req *rq)
 {
 	if (!rook_self())
@@ -178,6 +267,9 @@ static ssize_t file_io(struct rook__io_req *rq)
 			ssize_t n = read(rq->r_fd, rq->r_buf, 0);
 			return n < 0 ? -errno : 0;
 		}
+		if ((rq->r_kind == ROOK__IO_READ || rq->r_kind == ROOK__IO_READV) &&
+		    S_ISCHR(st.st_mode) && !rook__io_on_epoll() && isatty(rq->r_fd))
+			return tty_read_polled(rq);
 		if (S_ISSOCK(st.st_mode) && rq->r_kind == ROOK__IO_WRITE) {
 			rq->r_kind = ROOK__IO_SEND;
 			rq->r_flags = MSG_NOSIGNAL;

@@ -635,6 +635,12 @@ void rook__ring_prep_req(struct rook__io *io, const struct rook__ring_req *q)
 	rook__ring_unlock(io);
 }
 
+bool rook__io_on_epoll(void)
+{
+	struct rook__io *io = rook__io_self();
+	return io && io->i_backend == ROOK__BACKEND_EPOLL;
+}
+
 void rook__ring_post(struct rook__io *io, struct rook__ring_req *q)
 {
 	rook__spin_lock(&io->i_req_lock);
