@@ -204,24 +204,25 @@ static int noise_main(void *arg)
 	return 0;
 }
 
-Test(pin, contended_worker_lifts_its_pinning_then_pins_again, .timeout = 120)
+/* Run fn on 2 pinned workers with worker 0's samples played; skipped
+ * where pinning cannot be watched. */
+static void run_pinned(rook_fn fn)
 {
 	cpu_set_t set;
 	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
 	if (CPU_COUNT(&set) < 2 || under_qemu())
 		cr_skip_test("needs 2 CPUs and a real /proc/thread-self/schedstat");
 	rook__topo_wait_hook(played_wait);
-	cr_assert_eq(run_with(2, 0, pin_main, NULL), 0);
+	cr_assert_eq(run_with(2, 0, fn, NULL), 0);
 	rook__topo_wait_hook(NULL);
+}
+
+Test(pin, contended_worker_lifts_its_pinning_then_pins_again, .timeout = 120)
+{
+	run_pinned(pin_main);
 }
 
 Test(pin, light_noise_keeps_the_pinning_a_busy_core_lifts_it, .timeout = 120)
 {
-	cpu_set_t set;
-	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
-	if (CPU_COUNT(&set) < 2 || under_qemu())
-		cr_skip_test("needs 2 CPUs and a real /proc/thread-self/schedstat");
-	rook__topo_wait_hook(played_wait);
-	cr_assert_eq(run_with(2, 0, noise_main, NULL), 0);
-	rook__topo_wait_hook(NULL);
+	run_pinned(noise_main);
 }
