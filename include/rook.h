@@ -596,8 +596,9 @@ ROOK_API void rook_cond_destroy(struct rook_cond *c);
  * copy; the task yields after 2 ms of such writes in a row); every other
  * call suspends the task until the kernel completes it. A read from a tty
  * keeps its deadline and returns what is there (tasks reading one tty
- * never block each other's workers; another process reading it may take
- * the input first); a write to a tty or another character device, once
+ * never block each other's workers; a reader in another process may take
+ * the input first, and the worker then waits in read(2) for more); a
+ * write to a tty or another character device, once
  * begun, waits until the device has taken its bytes, past a deadline or a
  * cancellation (it has no nonblocking write that leaves alone the file
  * description it shares with the shell).

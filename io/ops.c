@@ -185,7 +185,7 @@ static ssize_t tty_read_locked(int fd, const struct iovec *iov, int cnt)
 {
 	int avail;
 	if (ioctl(fd, FIONREAD, &avail) < 0)
-		return -errno;
+		avail = 0; /* a hang-up (EIO) reads at once: the poll below */
 	if (avail <= 0) {
 		/* Readable with nothing counted: an end of file (^D, which
 		 * FIONREAD leaves out), a hang-up or an error, each of which
@@ -214,9 +214,13 @@ bool rook__io_tty_read(const struct rook__io_req *rq, const struct iovec *iov, s
 {
 	if ((rq->r_st && !S_ISCHR(rq->r_st->st_mode)) || !isatty(rq->r_fd))
 		return false;
-	struct stat own;
-	const struct stat *st = rook__io_req_stat(rq, &own);
-	unsigned key = st ? (unsigned)st->st_rdev : (unsigned)rq->r_fd;
+	/* The tty itself: /dev/tty and /dev/pts/N name one (TIOCGDEV). */
+	unsigned key;
+	if (ioctl(rq->r_fd, TIOCGDEV, &key) < 0) {
+		struct stat own;
+		const struct stat *st = rook__io_req_stat(rq, &own);
+		key = st ? (unsigned)st->st_rdev : 0;
+	}
 	pthread_mutex_t *l = &tty_locks[(key ^ (key >> 8)) % 16];
 	pthread_mutex_lock(l);
 	*out = tty_read_locked(rq->r_fd, iov, rq->r_kind == ROOK__IO_READV ? (int)rq->r_len : 1);
@@ -236,8 +240,11 @@ static ssize_t tty_read_polled(struct rook__io_req *rq)
 		int r = rook__io_submit(&p);
 		if (r < 0)
 			return r;
-		ssize_t n;
-		(void)rook__io_tty_read(rq, iov, &n);
+		ssize_t n = 0;
+		/* No longer a tty (hung up: TCGETS fails with EIO), or closed:
+		 * the read answers at once. */
+		if (!rook__io_tty_read(rq, iov, &n))
+			return rook__io_submit(rq);
 		if (n != -EAGAIN)
 			return n;
 	}

@@ -302,15 +302,23 @@ void rook__topo_worker_stop(struct rook__worker *w)
  * field); false if unreadable. */
 static bool runq_wait(int fd, uint64_t *ns)
 {
-	char buf[96];
+	/* Parsed by hand: busy workers sample on a task's stack, where
+	 * sscanf's frame (~2 KiB) is too much. */
+	char buf[96], *p = buf;
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
-	unsigned long long run, wait;
-	if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
-		return false;
-	*ns = wait;
+	for (int field = 0; field < 2; field++) {
+		while (*p == ' ')
+			p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		uint64_t v = 0;
+		while (*p >= '0' && *p <= '9')
+			v = v * 10 + (uint64_t)(*p++ - '0');
+		*ns = v;
+	}
 	return true;
 }
 
@@ -331,9 +339,14 @@ static void pin_self(struct rook__worker *w, bool pin)
  * sample spanning CT_AVG windows or more (a long park) replaces it. */
 static void ct_average(struct rook__worker *w, uint64_t dt, uint64_t dw)
 {
-	int64_t f = (int64_t)((dw >= dt ? dt : dw) * CT_ONE / dt);
 	int64_t span = (int64_t)(CT_AVG * CT_WINDOW_NS),
 		k = dt >= (uint64_t)span ? span : (int64_t)dt;
+	uint64_t d = dw >= dt ? dt : dw;
+	while (dt >> 40) { /* days parked: keep d * CT_ONE in range */
+		dt >>= 1;
+		d >>= 1;
+	}
+	int64_t f = (int64_t)(d * CT_ONE / dt);
 	w->w_ct_avg = (uint32_t)((int64_t)w->w_ct_avg + (f - (int64_t)w->w_ct_avg) * k / span);
 }
 

@@ -224,6 +224,34 @@ Test(fd_kinds, tty_readers_racing_for_a_byte_never_block_a_worker, .timeout = 12
 	expect_clean_shutdown(fds);
 }
 
+/* A reader waiting on a tty whose other side hangs up reads the hang-up
+ * at once: 0 or -EIO, as read(2) (the io_uring tty read returned an
+ * uninitialised count: the tty stops being one, isatty fails). */
+static int tty_hup_main(void *arg)
+{
+	(void)arg;
+	int m, s = open_pty(&m);
+	if (s < 0)
+		return 0;
+	struct tty_reader r = {.fd = s, .res = 12345, .wait = 20 * ROOK_SEC}; /* gross bound */
+	struct rook_task *t;
+	T_CHECK_EQ(rook_spawn(&t, tty_reader_fn, &r), 0);
+	await_parked(t);
+	close(m);
+	T_CHECK_EQ(join_or_dump(t, 30 * ROOK_SEC), 0);
+	T_CHECK(r.res == 0 || r.res == -EIO);
+	close(s);
+	return 0;
+}
+
+Test(fd_kinds, a_tty_reader_reads_a_hang_up_at_once, .timeout = 60)
+{
+	int fds = fd_count();
+	cr_assert_eq(run_with(1, 0, tty_hup_main, NULL), 0);
+	cr_assert_eq(run_with(2, ROOK_NO_PIN, tty_hup_main, NULL), 0);
+	expect_clean_shutdown(fds);
+}
+
 /* A canonical tty's end of file (^D at a line's start: FIONREAD leaves it
  * out) reads as 0, and a readv whose first buffer is empty reads into
  * the next (epoll read ttys by FIONREAD; it spun on the first, and

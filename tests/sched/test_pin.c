@@ -86,28 +86,39 @@ static bool wait_w0(bool pinned)
 	return false;
 }
 
-/* The core worker 0's samples see: each sample waited a share of the time
- * since the last one, in 1/1000ths; NOISY waits 140 every 7th sample and
- * 10 otherwise (about the light background load of a 3 ms burst every
- * 30 ms per core). */
+/* The core worker 0's samples see, as a cumulative wait W(t) that each
+ * sample differences, so a sample of any length sees the share of the
+ * time it spans: QUIET waits nothing, BUSY 25% of the time, NOISY 1%
+ * plus 13% more in one 20 ms slot of every 140 ms (about the light
+ * background load of a 3 ms burst every 30 ms per core). */
 enum { PLAY_REAL, PLAY_QUIET, PLAY_NOISY, PLAY_BUSY };
 static _Atomic int play = PLAY_REAL;
 static _Atomic unsigned long w0_samples;
 static uint64_t w0_wait, w0_at; /* written by worker 0 only */
+
+static uint64_t played(int mode, uint64_t t)
+{
+	if (mode == PLAY_BUSY)
+		return t / 4;
+	if (mode != PLAY_NOISY)
+		return 0;
+	uint64_t slot = 20 * ROOK_MSEC, period = 7 * slot, in = t % period;
+	uint64_t spiked = t / period * slot + (in < slot ? in : slot);
+	return t / 100 + spiked * 13 / 100;
+}
 
 static uint64_t played_wait(unsigned worker, uint64_t now, uint64_t wait)
 {
 	int mode = atomic_load(&play);
 	if (worker != 0)
 		return wait;
-	unsigned long n = atomic_fetch_add(&w0_samples, 1) + 1;
+	atomic_fetch_add(&w0_samples, 1);
 	if (mode == PLAY_REAL || w0_at == 0) {
 		w0_at = now;
 		w0_wait = wait > w0_wait ? wait : w0_wait;
 		return w0_wait;
 	}
-	uint64_t share = mode == PLAY_QUIET ? 0 : mode == PLAY_BUSY ? 250 : n % 7 == 0 ? 140 : 10;
-	w0_wait += (now - w0_at) * share / 1000;
+	w0_wait += played(mode, now) - played(mode, w0_at);
 	w0_at = now;
 	return w0_wait;
 }
