@@ -149,14 +149,6 @@ static ssize_t at_position(struct rook__io_req *rq, const struct stat *st)
 }
 
 /*
- * Every read and write looks at the fd once (fstat, ~0.2 us; perf/NOTES.md):
- * a seekable file at the current position goes through at_position; an
- * offset on a pipe or socket is -ESPIPE, as for pread/pwrite (io_uring
- * would ignore it and read at the stream's head: data a caller believes is
- * at offset 0 may be anything); a write to a socket is a send with
- * MSG_NOSIGNAL, so a peer that is gone is -EPIPE, not a SIGPIPE.
- */
-/*
  * A tty has no nonblocking read of its own (RWF_NOWAIT: EOPNOTSUPP), and
  * O_NONBLOCK would change the file description the shell shares: read at
  * most what FIONREAD says is there (a complete line in canonical mode),
@@ -167,12 +159,11 @@ static ssize_t at_position(struct rook__io_req *rq, const struct stat *st)
  * FMODE_NOWAIT with a blocking read once a poll says ready, so of two
  * readers woken for one byte the loser blocked its worker thread in
  * n_tty_read (seen as a worker in wait_woken, its ring's requests unserved
- * until more input came).
+ * until more input came). Readers of one tty on different workers:
+ * FIONREAD and the read are one step under its stripe, so a reader never
+ * reads what another took. Readers in other processes are not ours to
+ * order.
  */
-/* Readers of one tty on different workers: FIONREAD and the read are one
- * step under its stripe, so a reader never reads what another took (its
- * read(2) would block the worker). Readers in other processes are not
- * ours to order. */
 static pthread_mutex_t tty_locks[16] = {
     PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
     PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
@@ -250,6 +241,14 @@ static ssize_t tty_read_polled(struct rook__io_req *rq)
 	}
 }
 
+/*
+ * Every read and write looks at the fd once (fstat, ~0.2 us; perf/NOTES.md):
+ * a seekable file at the current position goes through at_position; an
+ * offset on a pipe or socket is -ESPIPE, as for pread/pwrite (io_uring
+ * would ignore it and read at the stream's head: data a caller believes is
+ * at offset 0 may be anything); a write to a socket is a send with
+ * MSG_NOSIGNAL, so a peer that is gone is -EPIPE, not a SIGPIPE.
+ */
 static ssize_t file_io(struct rook__io_req *rq)
 {
 	if (!rook_self())

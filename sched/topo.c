@@ -302,23 +302,18 @@ void rook__topo_worker_stop(struct rook__worker *w)
  * field); false if unreadable. */
 static bool runq_wait(int fd, uint64_t *ns)
 {
-	/* Parsed by hand: busy workers sample on a task's stack, where
-	 * sscanf's frame (~2 KiB) is too much. */
-	char buf[96], *p = buf;
+	/* strtoull, not sscanf: busy workers sample on a task's stack, and
+	 * sscanf's frame is ~2 KiB. */
+	char buf[96], *end;
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
-	for (int field = 0; field < 2; field++) {
-		while (*p == ' ')
-			p++;
-		if (*p < '0' || *p > '9')
-			return false;
-		uint64_t v = 0;
-		while (*p >= '0' && *p <= '9')
-			v = v * 10 + (uint64_t)(*p++ - '0');
-		*ns = v;
-	}
+	(void)strtoull(buf, &end, 10); /* time run */
+	char *p = end;
+	*ns = strtoull(p, &end, 10);
+	if (end == p)
+		return false;
 	return true;
 }
 
@@ -363,11 +358,10 @@ void rook__topo_contention(struct rook__worker *w)
 		wait = hook(w->w_index, now, wait);
 #endif
 	uint64_t dt = now - w->w_ct_at, dw = wait - w->w_ct_wait;
-	/* The first sample, or a wait that went back (a test hook). */
-	bool skip = w->w_ct_at == 0 || wait < w->w_ct_wait;
+	bool first = w->w_ct_at == 0;
 	w->w_ct_at = now;
 	w->w_ct_wait = wait;
-	if (skip)
+	if (first)
 		return;
 	ct_average(w, dt, dw);
 	bool contended = (uint64_t)w->w_ct_avg * CT_RATIO > CT_ONE;
