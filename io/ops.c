@@ -241,6 +241,20 @@ static ssize_t tty_read_polled(struct rook__io_req *rq)
 	}
 }
 
+/* A read, or a readv whose buffers are all empty (or none). */
+static bool reads_nothing(const struct rook__io_req *rq)
+{
+	if (rq->r_kind == ROOK__IO_READ)
+		return rq->r_len == 0;
+	if (rq->r_kind != ROOK__IO_READV)
+		return false;
+	const struct iovec *iov = rq->r_buf;
+	for (size_t i = 0; i < rq->r_len; i++)
+		if (iov[i].iov_len)
+			return false;
+	return true;
+}
+
 /*
  * Every read and write looks at the fd once (fstat, ~0.2 us; perf/NOTES.md):
  * a seekable file at the current position goes through at_position; an
@@ -267,10 +281,12 @@ static ssize_t file_io(struct rook__io_req *rq)
 	if (stream) {
 		if (rq->r_off >= 0)
 			return -ESPIPE;
-		if (rq->r_kind == ROOK__IO_READ && rq->r_len == 0) {
-			/* read(2) of nothing returns at once; io_uring would
-			 * wait for input on a tty. */
-			ssize_t n = read(rq->r_fd, rq->r_buf, 0);
+		if (reads_nothing(rq)) {
+			/* read(2) and readv(2) of nothing return at once;
+			 * io_uring would wait for input on a tty. */
+			ssize_t n = rq->r_kind == ROOK__IO_READ
+					? read(rq->r_fd, rq->r_buf, 0)
+					: readv(rq->r_fd, rq->r_buf, (int)rq->r_len);
 			return n < 0 ? -errno : 0;
 		}
 		if ((rq->r_kind == ROOK__IO_READ || rq->r_kind == ROOK__IO_READV) &&
