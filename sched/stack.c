@@ -266,6 +266,7 @@ static struct rook__stack *slot_setup(struct rook__stack_pool *p, char *slot)
 	s->s_top = (char *)s;
 	s->s_guarded = guarded;
 	s->s_san_fiber = NULL;
+	s->s_san_tasks = 0;
 	s->s_next = NULL;
 	atomic_fetch_add_explicit(guarded ? &rook__stat_guarded : &rook__stat_unguarded, 1,
 				  memory_order_relaxed);
