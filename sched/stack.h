@@ -34,9 +34,9 @@ struct rook__stack {
 	char *s_lo;  /* lowest usable byte */
 	char *s_top; /* one past the highest usable byte (this struct) */
 	bool s_guarded;
+	unsigned s_san_tasks; /* tasks that ended on s_san_fiber (in the padding) */
 	struct rook__stack *s_next;
 	void *s_san_fiber;         /* TSan fiber, reused by the tasks on this stack */
-	unsigned s_san_tasks;      /* tasks that ended on s_san_fiber */
 	uint64_t s_task_id;        /* the running task's id, for overflow reports */
 	struct rook__tdiag s_diag; /* name, current wait (diag/tdiag.h) */
 };
