@@ -609,7 +609,8 @@ ROOK_API ssize_t rook_write(int fd, const void *buf, size_t len, int64_t off);
 /* rook_readv / rook_writev — scatter/gather forms (preadv/pwritev, or the
  * current position when off < 0, kept as for rook_read). iov and the
  * buffers it names are borrowed until the call returns. -EINVAL iov NULL
- * with cnt > 0, or cnt outside [0, IOV_MAX]; -EBADF; -ESPIPE as above.
+ * with cnt > 0, or cnt outside [0, IOV_MAX]; -EBADF; -ESPIPE as above. A
+ * readv of nothing (cnt 0, or only empty buffers) returns 0 at once.
  * rook_writev to a socket whose peer is gone raises SIGPIPE as writev(2)
  * does on io_uring (no flags to pass); the epoll backend sends with
  * MSG_NOSIGNAL and only returns -EPIPE. Use rook_send, or ignore SIGPIPE. */
