@@ -84,12 +84,20 @@ static inline const struct stat *rook__io_req_stat(const struct rook__io_req *rq
  */
 int rook__io_submit(const struct rook__io_req *rq);
 
+/* The bytes a readv or writev of iov[0..cnt) asks for. */
+static inline size_t rook__iov_bytes(const struct iovec *iov, size_t cnt)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
 /* Whether the calling worker's backend is epoll (false outside a worker). */
 bool rook__io_on_epoll(void);
 
 /* Read a tty without blocking (io/ops.c): false if rq's fd is not a tty;
  * else *out is the result, -EAGAIN when there is nothing to read now. */
-struct iovec;
 bool rook__io_tty_read(const struct rook__io_req *rq, const struct iovec *iov, ssize_t *out);
 
 /*

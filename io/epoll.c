@@ -619,14 +619,6 @@ static ssize_t try_rw(const struct rook__io_req *rq, const struct iovec *iov, in
 
 /* read, readv, write, writev: pipes and sockets wait for readiness, files
  * go inline (page cache) or to the pool. *fast: no wait was needed. */
-static size_t iov_bytes(const struct iovec *iov, int cnt)
-{
-	size_t n = 0;
-	for (int i = 0; i < cnt; i++)
-		n += iov[i].iov_len;
-	return n;
-}
-
 static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 {
 	uint32_t tag = close_tag(rq->r_fd);
@@ -648,7 +640,7 @@ static int do_rw(struct rook__io *io, const struct rook__io_req *rq, bool *fast)
 			ssize_t n = try_rw(rq, iov, cnt, off, wr, &sock);
 			if (n >= 0) {
 				if (stream)
-					note_read(rq->r_fd, n, iov_bytes(iov, cnt));
+					note_read(rq->r_fd, n, rook__iov_bytes(iov, (size_t)cnt));
 				return (int)n;
 			}
 			e = errno;

@@ -241,18 +241,13 @@ static ssize_t tty_read_polled(struct rook__io_req *rq)
 	}
 }
 
-/* A read, or a readv whose buffers are all empty (or none). */
+/* A read, or a readv whose buffers are all empty (or none). A sum that
+ * wraps to 0 goes to readv(2) too, which answers -EINVAL. */
 static bool reads_nothing(const struct rook__io_req *rq)
 {
 	if (rq->r_kind == ROOK__IO_READ)
 		return rq->r_len == 0;
-	if (rq->r_kind != ROOK__IO_READV)
-		return false;
-	const struct iovec *iov = rq->r_buf;
-	for (size_t i = 0; i < rq->r_len; i++)
-		if (iov[i].iov_len)
-			return false;
-	return true;
+	return rq->r_kind == ROOK__IO_READV && rook__iov_bytes(rq->r_buf, rq->r_len) == 0;
 }
 
 /*

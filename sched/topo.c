@@ -336,12 +336,8 @@ static void ct_average(struct rook__worker *w, uint64_t dt, uint64_t dw)
 {
 	int64_t span = (int64_t)(CT_AVG * CT_WINDOW_NS),
 		k = dt >= (uint64_t)span ? span : (int64_t)dt;
-	uint64_t d = dw >= dt ? dt : dw;
-	while (dt >> 40) { /* days parked: keep d * CT_ONE in range */
-		dt >>= 1;
-		d >>= 1;
-	}
-	int64_t f = (int64_t)(d * CT_ONE / dt);
+	/* 128 bits: a park of days would overflow d * CT_ONE in 64. */
+	int64_t f = (int64_t)((unsigned __int128)(dw >= dt ? dt : dw) * CT_ONE / dt);
 	w->w_ct_avg = (uint32_t)((int64_t)w->w_ct_avg + (f - (int64_t)w->w_ct_avg) * k / span);
 }
 

@@ -251,10 +251,7 @@ static int tty_hup_main(void *arg)
 
 Test(fd_kinds, a_tty_reader_reads_a_hang_up_at_once, .timeout = 60)
 {
-	int fds = fd_count();
-	cr_assert_eq(run_with(1, 0, tty_hup_main, NULL), 0);
-	cr_assert_eq(run_with(2, ROOK_NO_PIN, tty_hup_main, NULL), 0);
-	expect_clean_shutdown(fds);
+	run_on_1_and_2(tty_hup_main);
 }
 
 /* A canonical tty's end of file (^D at a line's start: FIONREAD leaves it
